@@ -5,9 +5,17 @@
 // corpus package applies the project's one text rule before any text reaches
 // a tokenizer. Special-token strings such as <|endoftext|> are ordinary text.
 //
+// CL100K (what Default returns) is a hand-written scanner for cl100k_base's
+// pre-tokenization regex over generated Unicode 16.0 tables (the official
+// tokenizer's version; Go 1.26's unicode package is 15.0), followed by the
+// byte-pair merge and a bounded piece cache. Reference wraps
+// github.com/pkoukk/tiktoken-go, the baseline CL100K is tested against.
+//
 // The BPE ranks come from github.com/pkoukk/tiktoken-go-loader, which embeds
 // them, so nothing is downloaded at run time. It imports nothing of ours.
 package tokenizer
+
+//go:generate sh internal/gen/gen.sh
 
 import (
 	"fmt"
@@ -80,10 +88,11 @@ var (
 	defaultErr  error
 )
 
-// Default returns the tokenizer the rest of reembed uses, loaded once.
+// Default returns the tokenizer the rest of reembed uses, loaded once: the
+// fast, exact CL100K. Safe for concurrent use.
 func Default() (Tokenizer, error) {
 	defaultOnce.Do(func() {
-		defaultTok, defaultErr = NewReference()
+		defaultTok, defaultErr = NewCL100K()
 	})
 	return defaultTok, defaultErr
 }

@@ -1,0 +1,53 @@
+package tokenizer
+
+import (
+	"hash/maphash"
+	"sync/atomic"
+)
+
+const (
+	// cacheSlots is the number of entries the piece cache holds at most.
+	cacheSlots = 1 << 15
+	// cacheMaxPiece is the longest piece (bytes) the cache stores.
+	cacheMaxPiece = 64
+)
+
+// pieceCache maps pieces that are not single tokens to their tokens. It is
+// direct-mapped: a piece's hash picks one slot, and a new entry replaces
+// whatever was there, so it holds at most cacheSlots entries of at most
+// cacheMaxPiece bytes (a few MB). Safe for concurrent use: entries are
+// immutable and slots are atomic pointers.
+type pieceCache struct {
+	seed  maphash.Seed
+	slots []atomic.Pointer[cacheEntry]
+}
+
+type cacheEntry struct {
+	key  string
+	toks []uint32
+}
+
+func newPieceCache() *pieceCache {
+	return &pieceCache{seed: maphash.MakeSeed(), slots: make([]atomic.Pointer[cacheEntry], cacheSlots)}
+}
+
+// get returns the cached tokens of p, or nil.
+func (c *pieceCache) get(p []byte) []uint32 {
+	e := c.slots[maphash.Bytes(c.seed, p)&(cacheSlots-1)].Load()
+	if e != nil && e.key == string(p) {
+		return e.toks
+	}
+	return nil
+}
+
+// put stores toks as the tokens of p when p is short enough.
+func (c *pieceCache) put(p []byte, toks []int) {
+	if len(p) > cacheMaxPiece {
+		return
+	}
+	e := &cacheEntry{key: string(p), toks: make([]uint32, len(toks))}
+	for i, t := range toks {
+		e.toks[i] = uint32(t)
+	}
+	c.slots[maphash.Bytes(c.seed, p)&(cacheSlots-1)].Store(e)
+}
