@@ -1,0 +1,323 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/reembed/reembed/corpus"
+	"github.com/reembed/reembed/corpus/sample"
+	"github.com/reembed/reembed/corpus/tokenizer"
+	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/pricing"
+)
+
+// stringList is a flag that may be repeated or given as a comma-separated list.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*s = append(*s, part)
+		}
+	}
+	return nil
+}
+
+// corpusFlags are the flags every command that reads a corpus shares.
+type corpusFlags struct {
+	plainText    bool
+	strict       bool
+	textField    string
+	idField      string
+	chunkTokens  int
+	chunkOverlap int
+	jobs         int
+}
+
+func (c *corpusFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&c.plainText, "plain-text", false, "read every file as plain text, with no HTML/JSONL/CSV/Parquet extraction")
+	fs.BoolVar(&c.strict, "strict", false, "fail (exit 2) instead of skipping a binary or unreadable file or record")
+	fs.StringVar(&c.textField, "text-field", "text", "JSONL field, CSV column or Parquet column holding the text")
+	fs.StringVar(&c.idField, "id-field", "id", "JSONL field, CSV column or Parquet column holding a record's id")
+	fs.IntVar(&c.chunkTokens, "chunk-tokens", planner.DefaultChunkTokens, "tokens per chunk; 0 = one input per document, split at the model's input limit")
+	fs.IntVar(&c.chunkOverlap, "chunk-overlap", planner.DefaultChunkOverlap, "tokens shared by consecutive chunks (must be < --chunk-tokens; 0 with --chunk-tokens 0)")
+	fs.IntVar(&c.jobs, "jobs", 0, "reader and tokenizer workers (default GOMAXPROCS)")
+}
+
+func (c *corpusFlags) options() corpus.Options {
+	return corpus.Options{PlainText: c.plainText, Strict: c.strict, TextField: c.textField, IDField: c.idField}
+}
+
+// setOverlapDefault makes --chunk-tokens 0 imply --chunk-overlap 0 unless the
+// overlap was given explicitly.
+func (c *corpusFlags) setOverlapDefault(fs *flag.FlagSet) {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "chunk-overlap" })
+	if !given && c.chunkTokens == 0 {
+		c.chunkOverlap = 0
+	}
+}
+
+// loadCatalog returns the built-in catalog plus the --pricing file, if any.
+func loadCatalog(pricingFile string) (*pricing.Catalog, error) {
+	cat, err := pricing.Builtin()
+	if err != nil {
+		return nil, err
+	}
+	if pricingFile != "" {
+		if err := cat.LoadOverrides(pricingFile); err != nil {
+			return nil, &usageError{fmt.Errorf("--pricing: %w", err)}
+		}
+	}
+	return cat, nil
+}
+
+// corpusPaths returns the paths, or extracts the bundled sample when none is
+// given; cleanup removes the extracted copy.
+func corpusPaths(args []string) (paths []string, cleanup func(), err error) {
+	if len(args) > 0 {
+		for _, p := range args {
+			if _, err := os.Stat(p); err != nil {
+				return nil, nil, usagef("corpus path %q: %v", p, errors.Unwrap(err))
+			}
+		}
+		return args, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "reembed-sample-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating a temporary directory for the sample corpus: %w", err)
+	}
+	root, err := sample.Extract(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return []string{root}, func() { os.RemoveAll(dir) }, nil
+}
+
+func runEstimate(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet(e, "estimate", "estimate [flags] [PATH...]\n\nPrices and times a rebuild of the corpus at PATH (files or directories; default: the bundled\nsample corpus), or of a what-if corpus (--documents N --tokens-per-document T).")
+	var (
+		cf          corpusFlags
+		models      stringList
+		pricingFile string
+		perDoc      string
+		format      string
+		rpm, tpm    int
+		concurrency int
+		batchSize   int
+		latency     time.Duration
+		rto         time.Duration
+		sampleF     float64
+		seed        int64
+		documents   int64
+		tokensPer   int64
+	)
+	cf.register(fs)
+	fs.Var(&models, "model", "embedding model; repeat or comma-separate for several, or 'all' (default text-embedding-3-small)")
+	fs.StringVar(&pricingFile, "pricing", "", "YAML or JSON file of models that add to or replace the built-in catalog")
+	fs.StringVar(&perDoc, "per-document", "", "write a TSV of doc_id, tokens, chunks, billed_tokens per document to FILE")
+	fs.StringVar(&format, "format", "table", "output format: table, json or csv")
+	fs.IntVar(&rpm, "rpm", planner.DefaultRPM, "requests per minute allowed (0 = unlimited)")
+	fs.IntVar(&tpm, "tpm", planner.DefaultTPM, "tokens per minute allowed (0 = unlimited)")
+	fs.IntVar(&concurrency, "concurrency", planner.DefaultConcurrency, "requests in flight at once")
+	fs.DurationVar(&latency, "latency", planner.DefaultLatency, "expected latency of one request")
+	fs.DurationVar(&rto, "rto", 0, "recovery time objective, e.g. 4h (0 = none)")
+	fs.IntVar(&batchSize, "batch-size", 0, "inputs per request (default: the model's maximum)")
+	fs.Float64Var(&sampleF, "sample", 0, "read only this fraction of documents, e.g. 0.05, and extrapolate with a 95% interval")
+	fs.Int64Var(&seed, "seed", 1, "seed choosing the --sample documents")
+	fs.Int64Var(&documents, "documents", 0, "what-if: number of documents (with --tokens-per-document; reads no corpus)")
+	fs.Int64Var(&tokensPer, "tokens-per-document", 0, "what-if: tokens per document")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cf.setOverlapDefault(fs)
+	if format != "table" && format != "json" && format != "csv" {
+		return usagef("--format %q: want table, json or csv", format)
+	}
+	if len(models) == 0 {
+		models = stringList{"text-embedding-3-small"}
+	}
+	cat, err := loadCatalog(pricingFile)
+	if err != nil {
+		return err
+	}
+	ms, err := cat.Resolve(models)
+	if err != nil {
+		return usagef("--model: %v", err)
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if given["sample"] && (sampleF <= 0 || sampleF > 1) {
+		return usagef("--sample %v: want a fraction in (0, 1], e.g. 0.05", sampleF)
+	}
+	req := planner.EstimateRequest{
+		Corpus: cf.options(), Models: ms,
+		ChunkTokens: cf.chunkTokens, ChunkOverlap: cf.chunkOverlap,
+		Limits: planner.Limits{RPM: rpm, TPM: tpm, Concurrency: concurrency, Latency: latency, BatchSize: batchSize},
+		RTO:    rto, Jobs: cf.jobs,
+	}
+	req.Corpus.Sample, req.Corpus.Seed = sampleF, seed
+	if given["documents"] || given["tokens-per-document"] {
+		req.WhatIf = &planner.WhatIf{Documents: documents, TokensPerDocument: tokensPer}
+		req.Paths = fs.Args()
+		if err := req.Validate(); err != nil {
+			return &usageError{err}
+		}
+	} else {
+		paths, cleanup, err := corpusPaths(fs.Args())
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		req.Paths = paths
+		if err := req.Validate(); err != nil {
+			return &usageError{err}
+		}
+	}
+	if perDoc != "" {
+		f, err := os.Create(perDoc)
+		if err != nil {
+			return usagef("--per-document: %v", err)
+		}
+		defer f.Close()
+		req.PerDocument = f
+	}
+	tok, err := tokenizer.Default()
+	if err != nil {
+		return err
+	}
+	est, err := planner.Run(ctx, tok, req)
+	if err != nil {
+		if errors.Is(err, corpus.ErrSkipped) {
+			return &usageError{err}
+		}
+		return fmt.Errorf("estimating: %w", err)
+	}
+	if len(fs.Args()) == 0 && req.WhatIf == nil {
+		est.Corpus.Roots = []string{sample.Name}
+	}
+	return writeEstimate(e.stdout, est, format)
+}
+
+func writeEstimate(w io.Writer, est *planner.Estimate, format string) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(est)
+	case "csv":
+		return writeEstimateCSV(w, est)
+	}
+	return writeEstimateTable(w, est)
+}
+
+func writeEstimateCSV(w io.Writer, est *planner.Estimate) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"model", "provider", "token_count", "documents", "chunks", "tokens", "requests", "cost_usd", "batch_cost_usd",
+		"duration_seconds", "bottleneck", "meets_rto", "price_per_1m", "batch_price_per_1m", "price_as_of", "sampled"})
+	for _, m := range est.Estimates {
+		cw.Write([]string{m.Model, m.Provider, m.TokenCount, strconv.FormatInt(est.Corpus.Documents, 10),
+			strconv.FormatInt(m.Chunks, 10), strconv.FormatInt(m.Tokens, 10), strconv.FormatInt(m.Requests, 10),
+			m.CostUSD.String(), optMicros(m.BatchCostUSD), strconv.FormatFloat(m.DurationSeconds, 'f', 1, 64),
+			m.Bottleneck, optBool(m.MeetsRTO), m.PricePer1M.String(), optMicros(m.BatchPricePer1M), m.PriceAsOf,
+			strconv.FormatBool(est.Corpus.Sampled)})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func optMicros(m *pricing.Micros) string {
+	if m == nil {
+		return ""
+	}
+	return m.String()
+}
+
+func optBool(b *bool) string {
+	if b == nil {
+		return ""
+	}
+	return strconv.FormatBool(*b)
+}
+
+func writeEstimateTable(w io.Writer, est *planner.Estimate) error {
+	c := est.Corpus
+	if c.WhatIf {
+		fmt.Fprintf(w, "What-if: %d documents, %d tokens in all\n", c.Documents, c.Tokens)
+	} else {
+		fmt.Fprintf(w, "Corpus: %s\n", strings.Join(c.Roots, ", "))
+		fmt.Fprintf(w, "  %d files, %d documents, %.1f MB, %d tokens (cl100k_base, exact), read in %.2fs\n",
+			c.Files, c.Documents, float64(c.Bytes)/1e6, c.Tokens, c.ReadSeconds)
+		if c.Sampled {
+			fmt.Fprintf(w, "  sampled: %.4g of documents read; figures extrapolated, 95%% intervals below\n", c.SampleFraction)
+		}
+		if c.InvalidUTF8Documents > 0 {
+			fmt.Fprintf(w, "  %d documents held invalid UTF-8 (each bad sequence counted as U+FFFD), e.g. %s\n",
+				c.InvalidUTF8Documents, strings.Join(c.InvalidUTF8Examples, ", "))
+		}
+		if c.SkippedCount > 0 {
+			fmt.Fprintf(w, "  %d skipped:", c.SkippedCount)
+			for i, s := range c.Skipped {
+				if i == 5 {
+					fmt.Fprintf(w, " ... (--format json lists all)")
+					break
+				}
+				fmt.Fprintf(w, " %s (%s);", s.Path, s.Reason)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	l := est.Limits
+	fmt.Fprintf(w, "Chunking: %d tokens, overlap %d.  Limits: %d RPM, %d TPM, concurrency %d, latency %dms",
+		est.Chunking.ChunkTokens, est.Chunking.ChunkOverlap, l.RPM, l.TPM, l.Concurrency, l.LatencyMS)
+	if l.RTOSeconds != nil {
+		fmt.Fprintf(w, ", RTO %s", time.Duration(*l.RTOSeconds*float64(time.Second)))
+	}
+	fmt.Fprintf(w, "\n\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "MODEL\tTOKENS\tCHUNKS\tREQUESTS\tCOST\tBATCH COST\tDURATION\tBOTTLENECK\tMEETS RTO\t\n")
+	for _, m := range est.Estimates {
+		name := m.Model
+		if m.TokenCount == "estimated" {
+			name += " (est.)"
+		}
+		batch := "-"
+		if m.BatchCostUSD != nil {
+			batch = "$" + m.BatchCostUSD.String()
+		}
+		rto := "-"
+		if m.MeetsRTO != nil {
+			rto = map[bool]string{true: "yes", false: "NO"}[*m.MeetsRTO]
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t$%s\t%s\t%s\t%s\t%s\t\n", name, m.Tokens, m.Chunks, m.Requests, m.CostUSD, batch, m.Duration, m.Bottleneck, rto)
+	}
+	tw.Flush()
+	for _, m := range est.Estimates {
+		if m.SplitDocuments > 0 {
+			fmt.Fprintf(w, "\n%s: %d documents exceeded the model's input limit and were split.", m.Model, m.SplitDocuments)
+		}
+		if m.ReusedChunks > 0 {
+			fmt.Fprintf(w, "\n%s: %d chunks (%d tokens) are already checkpointed and were not priced.", m.Model, m.ReusedChunks, m.ReusedTokens)
+		}
+		if iv := m.Intervals; iv != nil {
+			fmt.Fprintf(w, "\n%s: 95%% interval: tokens %.0f–%.0f, cost $%.4f–$%.4f", m.Model, iv.Tokens.Low, iv.Tokens.High, iv.CostUSD.Low, iv.CostUSD.High)
+		}
+		for _, r := range m.Recommendations {
+			fmt.Fprintf(w, "\n%s: %s", m.Model, r)
+		}
+	}
+	fmt.Fprintln(w)
+	return nil
+}

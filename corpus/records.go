@@ -1,0 +1,224 @@
+package corpus
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// recordID names a record: "<file>#<id>" with the record's id field, or
+// "<file>#<where>" (L12 for line 12, R3 for data row 3) without one.
+func recordID(rel, id, where string) string {
+	if id != "" {
+		return rel + "#" + id
+	}
+	return rel + "#" + where
+}
+
+// emitRecord applies the UTF-8 rule and the filters to one record's text.
+func (s *Source) emitRecord(rel, id, where string, text []byte, emit func(Document) error) error {
+	docID := recordID(rel, id, where)
+	if !s.opts.keeps(docID) {
+		return nil
+	}
+	valid, invalid := ToValidUTF8(text)
+	return emit(Document{ID: docID, Text: valid, Bytes: int64(len(text)), InvalidUTF8: invalid})
+}
+
+// readJSONL reads one document per non-empty line: a JSON object whose text
+// field is a string. A line that is not such an object is skipped and listed.
+func (s *Source) readJSONL(ctx context.Context, ref fileRef, r io.Reader, emit func(Document) error, skip func(Skip) error) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	textField, idField := s.opts.textField(), s.opts.idField()
+	for line := 1; ; line++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		raw, err := br.ReadBytes('\n')
+		if len(strings.TrimSpace(string(raw))) > 0 {
+			valid, invalid := ToValidUTF8(raw)
+			var rec map[string]json.RawMessage
+			where := "L" + strconv.Itoa(line)
+			if jerr := json.Unmarshal(valid, &rec); jerr != nil {
+				if serr := skip(Skip{Path: displayPath(ref.root, ref.rel) + ":" + strconv.Itoa(line), Reason: "not a JSON object: " + jerr.Error()}); serr != nil {
+					return serr
+				}
+			} else {
+				var text string
+				if terr := json.Unmarshal(rec[textField], &text); rec[textField] == nil || terr != nil {
+					if serr := skip(Skip{Path: displayPath(ref.root, ref.rel) + ":" + strconv.Itoa(line), Reason: fmt.Sprintf("no string field %q", textField)}); serr != nil {
+						return serr
+					}
+				} else {
+					id := jsonID(rec[idField])
+					docID := recordID(ref.rel, id, where)
+					if s.opts.keeps(docID) {
+						if eerr := emit(Document{ID: docID, Text: []byte(text), Bytes: int64(len(raw)), InvalidUTF8: invalid}); eerr != nil {
+							return eerr
+						}
+					}
+				}
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading %q line %d: %w", displayPath(ref.root, ref.rel), line, err)
+		}
+	}
+}
+
+// jsonID renders a JSON id field (string or number) as text, or "" when absent.
+func jsonID(raw json.RawMessage) string {
+	if raw == nil {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		return n.String()
+	}
+	return ""
+}
+
+// readCSV reads one document per data row of a CSV (or TSV) file with a header
+// row naming the text and id columns.
+func (s *Source) readCSV(ctx context.Context, ref fileRef, r io.Reader, tsv bool, emit func(Document) error, skip func(Skip) error) (*Skip, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.LazyQuotes = true
+	cr.ReuseRecord = true
+	if tsv {
+		cr.Comma = '\t'
+	}
+	header, err := cr.Read()
+	if err != nil {
+		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "no CSV header row: " + errReason(err)}, nil
+	}
+	header = slices.Clone(header)
+	textCol := slices.Index(header, s.opts.textField())
+	if textCol < 0 && len(header) > 0 { // a BOM before the first column name
+		header[0] = strings.TrimPrefix(header[0], "\uFEFF")
+		textCol = slices.Index(header, s.opts.textField())
+	}
+	if textCol < 0 {
+		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: fmt.Sprintf("no column %q (columns: %s)", s.opts.textField(), strings.Join(header, ", "))}, nil
+	}
+	idCol := slices.Index(header, s.opts.idField())
+	for row := 1; ; row++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return nil, nil
+		}
+		line, _ := cr.FieldPos(0)
+		where := displayPath(ref.root, ref.rel) + ":" + strconv.Itoa(line)
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			if serr := skip(Skip{Path: where, Reason: "malformed CSV row: " + pe.Err.Error()}); serr != nil {
+				return nil, serr
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %q: %w", displayPath(ref.root, ref.rel), err)
+		}
+		if textCol >= len(rec) {
+			if serr := skip(Skip{Path: where, Reason: fmt.Sprintf("row has no column %q", s.opts.textField())}); serr != nil {
+				return nil, serr
+			}
+			continue
+		}
+		id := ""
+		if idCol >= 0 && idCol < len(rec) {
+			id, _ = ToValidUTF8String(rec[idCol])
+		}
+		if err := s.emitRecord(ref.rel, id, "R"+strconv.Itoa(row), []byte(rec[textCol]), emit); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// ToValidUTF8String is [ToValidUTF8] for strings.
+func ToValidUTF8String(s string) (string, int) {
+	b, n := ToValidUTF8([]byte(s))
+	if n == 0 {
+		return s, 0
+	}
+	return string(b), n
+}
+
+// readParquet reads one document per row of a Parquet file, from the text
+// column (a string) and the optional id column.
+func (s *Source) readParquet(ctx context.Context, ref fileRef, f io.ReaderAt, size int64, emit func(Document) error, skip func(Skip) error) (*Skip, error) {
+	pf, err := parquet.OpenFile(f, size)
+	if err != nil {
+		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "not a readable Parquet file: " + err.Error()}, nil
+	}
+	textLeaf, ok := pf.Schema().Lookup(s.opts.textField())
+	if !ok {
+		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: fmt.Sprintf("no column %q", s.opts.textField())}, nil
+	}
+	idLeaf, hasID := pf.Schema().Lookup(s.opts.idField())
+	buf := make([]parquet.Row, 128)
+	row := 0
+	for _, rg := range pf.RowGroups() {
+		rows := rg.Rows()
+		for {
+			if err := ctx.Err(); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			n, err := rows.ReadRows(buf)
+			for _, r := range buf[:n] {
+				row++
+				var text []byte
+				var id string
+				haveText := false
+				for _, v := range r {
+					switch {
+					case v.Column() == textLeaf.ColumnIndex && !v.IsNull():
+						text, haveText = v.ByteArray(), true
+					case hasID && v.Column() == idLeaf.ColumnIndex && !v.IsNull():
+						id, _ = ToValidUTF8String(v.String())
+					}
+				}
+				if !haveText {
+					if serr := skip(Skip{Path: displayPath(ref.root, ref.rel) + ":row " + strconv.Itoa(row), Reason: fmt.Sprintf("null column %q", s.opts.textField())}); serr != nil {
+						rows.Close()
+						return nil, serr
+					}
+					continue
+				}
+				if eerr := s.emitRecord(ref.rel, id, "R"+strconv.Itoa(row), text, emit); eerr != nil {
+					rows.Close()
+					return nil, eerr
+				}
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				rows.Close()
+				return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read Parquet rows: " + err.Error()}, nil
+			}
+		}
+		rows.Close()
+	}
+	return nil, nil
+}

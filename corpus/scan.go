@@ -1,0 +1,166 @@
+package corpus
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// MaxInvalidExamples is how many documents with invalid UTF-8 a [Stats] names.
+const MaxInvalidExamples = 10
+
+// Stats describes what a [Scan] read.
+type Stats struct {
+	// Files is the number of files read (not skipped).
+	Files int `json:"files"`
+	// Documents is the number of documents passed to work (after sampling).
+	Documents int64 `json:"documents"`
+	// Bytes is the source size of those documents.
+	Bytes int64 `json:"bytes"`
+	// InvalidUTF8Documents counts documents that held invalid UTF-8.
+	InvalidUTF8Documents int64 `json:"invalid_utf8_documents"`
+	// InvalidUTF8Examples names the first few of them, in corpus order.
+	InvalidUTF8Examples []string `json:"invalid_utf8_examples"`
+	// Skipped lists files and records that were not read, and why.
+	Skipped []Skip `json:"skipped"`
+}
+
+// item is one unit of ordered output: a document's result or a skip.
+type item[R any] struct {
+	r    R
+	doc  *docMeta
+	skip *Skip
+}
+
+type docMeta struct {
+	id      string
+	bytes   int64
+	invalid int
+}
+
+// Scan reads every document of s in corpus order with jobs worker goroutines
+// (GOMAXPROCS when jobs ≤ 0). work runs on the workers, concurrently; it must
+// not keep doc.Text after it returns. emit runs on the calling goroutine, once
+// per document, in corpus order, so its output is deterministic. Memory is
+// bounded: at most about 2×jobs files are in flight and each file's results
+// stream through a bounded channel.
+//
+// In strict mode the first skip ends the scan with an error wrapping
+// [ErrSkipped]. The first error from work or emit ends it too.
+func Scan[R any](ctx context.Context, s *Source, jobs int, work func(doc Document) (R, error), emit func(R) error) (*Stats, error) {
+	if jobs <= 0 {
+		jobs = runtime.GOMAXPROCS(0)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	type job struct {
+		ref fileRef
+		out chan item[R]
+	}
+	jobsCh := make(chan job, jobs)
+	order := make(chan chan item[R], 2*jobs)
+
+	// The walker hands files to workers and their output channels to the collector, in order.
+	g.Go(func() error {
+		defer close(jobsCh)
+		defer close(order)
+		return s.walk(ctx, func(ref fileRef) error {
+			out := make(chan item[R], 64)
+			if ref.skip != nil {
+				out <- item[R]{skip: ref.skip}
+				close(out)
+				select {
+				case order <- out:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			select {
+			case order <- out:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			select {
+			case jobsCh <- job{ref, out}:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	})
+	for range jobs {
+		g.Go(func() error {
+			for j := range jobsCh {
+				if err := runJob(ctx, s, j.ref, j.out, work); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	st := &Stats{}
+	g.Go(func() error {
+		for out := range order {
+			read := false
+			for it := range out {
+				if it.skip != nil {
+					if s.opts.Strict {
+						return fmt.Errorf("%w: %s: %s (strict mode)", ErrSkipped, it.skip.Path, it.skip.Reason)
+					}
+					st.Skipped = append(st.Skipped, *it.skip)
+					continue
+				}
+				read = true
+				st.Documents++
+				st.Bytes += it.doc.bytes
+				if it.doc.invalid > 0 {
+					st.InvalidUTF8Documents++
+					if len(st.InvalidUTF8Examples) < MaxInvalidExamples {
+						st.InvalidUTF8Examples = append(st.InvalidUTF8Examples, it.doc.id)
+					}
+				}
+				if err := emit(it.r); err != nil {
+					return err
+				}
+			}
+			if read {
+				st.Files++
+			}
+		}
+		return nil
+	})
+	err := g.Wait()
+	return st, err
+}
+
+// runJob reads one file, sends each document's result (or skip) to out in
+// order, and closes out.
+func runJob[R any](ctx context.Context, s *Source, ref fileRef, out chan<- item[R], work func(Document) (R, error)) error {
+	defer close(out)
+	send := func(it item[R]) error {
+		select {
+		case out <- it:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	fileSkip, err := s.readFile(ctx, ref, func(d Document) error {
+		r, err := work(d)
+		if err != nil {
+			return fmt.Errorf("processing document %q: %w", d.ID, err)
+		}
+		return send(item[R]{r: r, doc: &docMeta{id: d.ID, bytes: d.Bytes, invalid: d.InvalidUTF8}})
+	}, func(sk Skip) error {
+		return send(item[R]{skip: &sk})
+	})
+	if err != nil {
+		return err
+	}
+	if fileSkip != nil {
+		return send(item[R]{skip: fileSkip})
+	}
+	return nil
+}

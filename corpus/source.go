@@ -1,0 +1,311 @@
+package corpus
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Options selects how a corpus is read.
+type Options struct {
+	// PlainText reads every file as plain text, with no format-specific extraction.
+	PlainText bool
+	// Strict makes any skipped file or record an error (wrapping [ErrSkipped]).
+	Strict bool
+	// TextField is the JSONL field, CSV column or Parquet column holding the
+	// text. Default "text".
+	TextField string
+	// IDField is the field or column holding a record's id. Default "id"; a
+	// record without one is named by its line (JSONL) or row (CSV, Parquet).
+	IDField string
+	// Sample, when in (0, 1), keeps each document with that probability,
+	// chosen by a hash of Seed and the document ID (so a sample is repeatable).
+	Sample float64
+	// Seed varies which documents a sample keeps.
+	Seed int64
+	// Keep, when set, is a further filter on document IDs (shards use it).
+	Keep func(docID string) bool
+}
+
+func (o *Options) textField() string {
+	if o.TextField == "" {
+		return "text"
+	}
+	return o.TextField
+}
+
+func (o *Options) idField() string {
+	if o.IDField == "" {
+		return "id"
+	}
+	return o.IDField
+}
+
+// keeps reports whether the document passes the sample and Keep filters.
+func (o *Options) keeps(docID string) bool {
+	if o.Sample > 0 && o.Sample < 1 && !SampleKeeps(o.Seed, docID, o.Sample) {
+		return false
+	}
+	return o.Keep == nil || o.Keep(docID)
+}
+
+// SampleKeeps reports whether a sample of the given fraction and seed keeps
+// docID. The choice is a stable hash (FNV-1a 64 of the seed and the ID), so the
+// same seed picks the same documents on every run and machine.
+func SampleKeeps(seed int64, docID string, fraction float64) bool {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d\x00%s", seed, docID)
+	return float64(h.Sum64()>>11)/float64(1<<53) < fraction
+}
+
+// Source is an opened set of corpus roots. Each root is a directory, or a
+// single file whose parent directory is its root. A Source is read by [Scan].
+type Source struct {
+	opts  Options
+	roots []*root
+}
+
+type root struct {
+	dir  *os.Root
+	name string // the path the user gave
+	only string // for a single-file root: the one file's name within dir
+}
+
+// Open opens the corpus paths. Each path must exist; the error names it.
+func Open(paths []string, opts Options) (*Source, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("no corpus path given")
+	}
+	s := &Source{opts: opts}
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("opening corpus path %q: %w", p, err)
+		}
+		dir, only := p, ""
+		if !fi.IsDir() {
+			dir, only = filepath.Dir(p), filepath.Base(p)
+		}
+		r, err := os.OpenRoot(dir)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("opening corpus path %q: %w", p, err)
+		}
+		s.roots = append(s.roots, &root{dir: r, name: p, only: only})
+	}
+	return s, nil
+}
+
+// Close releases the roots.
+func (s *Source) Close() error {
+	for _, r := range s.roots {
+		r.dir.Close()
+	}
+	return nil
+}
+
+// Roots returns the corpus paths as given to Open.
+func (s *Source) Roots() []string {
+	out := make([]string, len(s.roots))
+	for i, r := range s.roots {
+		out[i] = r.name
+	}
+	return out
+}
+
+// fileRef is one file to read, or a skip to report, in walk order.
+type fileRef struct {
+	root *root
+	rel  string // slash-separated, relative to the root
+	skip *Skip
+}
+
+// walk calls fn for every regular file under the roots in a deterministic
+// order (lexical by byte, depth first), and for every entry it skips.
+// Symlinks are followed only to files inside the root; a symlinked directory
+// is never followed (no loops), and a link out of the root is skipped.
+func (s *Source) walk(ctx context.Context, fn func(fileRef) error) error {
+	for _, r := range s.roots {
+		if r.only != "" {
+			if err := s.visit(ctx, r, r.only, fn); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.walkDir(ctx, r, ".", fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Source) walkDir(ctx context.Context, r *root, dir string, fn func(fileRef) error) error {
+	f, err := r.dir.Open(dir)
+	if err != nil {
+		return fn(fileRef{root: r, rel: dir, skip: &Skip{Path: displayPath(r, dir), Reason: "cannot open directory: " + errReason(err)}})
+	}
+	entries, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return fn(fileRef{root: r, rel: dir, skip: &Skip{Path: displayPath(r, dir), Reason: "cannot list directory: " + errReason(err)}})
+	}
+	// os.File.ReadDir does not sort; sort by name bytes for a stable order.
+	sortEntries(entries)
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel := path.Join(dir, e.Name())
+		if e.IsDir() {
+			if err := s.walkDir(ctx, r, rel, fn); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.visit(ctx, r, rel, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// visit classifies one non-directory entry.
+func (s *Source) visit(ctx context.Context, r *root, rel string, fn func(fileRef) error) error {
+	li, err := r.dir.Lstat(rel)
+	if err != nil {
+		return fn(fileRef{root: r, rel: rel, skip: &Skip{Path: displayPath(r, rel), Reason: "cannot stat: " + errReason(err)}})
+	}
+	if li.Mode()&fs.ModeSymlink != 0 {
+		fi, err := r.dir.Stat(rel) // os.Root refuses links that leave the root
+		switch {
+		case err != nil && isEscape(err):
+			return fn(fileRef{root: r, rel: rel, skip: &Skip{Path: displayPath(r, rel), Reason: "symlink points outside the corpus root"}})
+		case err != nil:
+			return fn(fileRef{root: r, rel: rel, skip: &Skip{Path: displayPath(r, rel), Reason: "broken symlink: " + errReason(err)}})
+		case fi.IsDir():
+			return fn(fileRef{root: r, rel: rel, skip: &Skip{Path: displayPath(r, rel), Reason: "symlinked directory not followed"}})
+		}
+		li = fi
+	}
+	if !li.Mode().IsRegular() {
+		return fn(fileRef{root: r, rel: rel, skip: &Skip{Path: displayPath(r, rel), Reason: "not a regular file"}})
+	}
+	return fn(fileRef{root: r, rel: rel})
+}
+
+func isEscape(err error) bool {
+	return strings.Contains(err.Error(), "escapes from parent") || strings.Contains(err.Error(), "path escapes")
+}
+
+func errReason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// displayPath is the path shown to users for a file of a root.
+func displayPath(r *root, rel string) string {
+	if r.only != "" {
+		return r.name
+	}
+	return filepath.Join(r.name, filepath.FromSlash(rel))
+}
+
+func sortEntries(es []fs.DirEntry) {
+	slices.SortFunc(es, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+}
+
+// binarySniffLen is how much of a file is searched for a NUL byte.
+const binarySniffLen = 8 << 10
+
+// format names a reader.
+type format int
+
+const (
+	formatText format = iota
+	formatHTML
+	formatJSONL
+	formatCSV
+	formatTSV
+	formatParquet
+)
+
+func (s *Source) formatOf(rel string) format {
+	if s.opts.PlainText {
+		return formatText
+	}
+	switch strings.ToLower(path.Ext(rel)) {
+	case ".html", ".htm", ".xhtml":
+		return formatHTML
+	case ".jsonl", ".ndjson":
+		return formatJSONL
+	case ".csv":
+		return formatCSV
+	case ".tsv":
+		return formatTSV
+	case ".parquet":
+		return formatParquet
+	}
+	return formatText
+}
+
+// readFile reads the documents of one file and calls emit for each document
+// that passes the filters. Problems that make the file unreadable are returned
+// as a *Skip; problems with single records are passed to skip.
+func (s *Source) readFile(ctx context.Context, ref fileRef, emit func(Document) error, skip func(Skip) error) (*Skip, error) {
+	f, err := ref.root.dir.Open(ref.rel)
+	if err != nil {
+		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot open: " + errReason(err)}, nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot stat: " + errReason(err)}, nil
+	}
+	fmtKind := s.formatOf(ref.rel)
+	if fmtKind == formatParquet {
+		return s.readParquet(ctx, ref, f, fi.Size(), emit, skip)
+	}
+	if fmtKind == formatText && !s.opts.keeps(ref.rel) {
+		return nil, nil // sampled out or filtered before reading a byte
+	}
+	head := make([]byte, binarySniffLen)
+	n, err := io.ReadFull(f, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read: " + errReason(err)}, nil
+	}
+	head = head[:n]
+	if bytes.IndexByte(head, 0) >= 0 {
+		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "binary file (a NUL byte in the first 8 KB)"}, nil
+	}
+	rd := io.MultiReader(bytes.NewReader(head), f)
+	switch fmtKind {
+	case formatJSONL:
+		return nil, s.readJSONL(ctx, ref, rd, emit, skip)
+	case formatCSV, formatTSV:
+		return s.readCSV(ctx, ref, rd, fmtKind == formatTSV, emit, skip)
+	}
+	raw := make([]byte, 0, fi.Size()+1)
+	buf := bytes.NewBuffer(raw)
+	if _, err := buf.ReadFrom(rd); err != nil {
+		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read: " + errReason(err)}, nil
+	}
+	raw = buf.Bytes()
+	text, invalid := ToValidUTF8(raw)
+	if fmtKind == formatHTML {
+		text = HTMLText(text)
+	}
+	return nil, emit(Document{ID: ref.rel, Text: text, Bytes: int64(len(raw)), InvalidUTF8: invalid})
+}

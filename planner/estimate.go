@@ -1,0 +1,669 @@
+// Package planner prices and times rebuilds (estimates) and runs them
+// (rebuild jobs): the planner math of DESIGN §6 and the orchestration of §2.
+//
+// It imports corpus, embedder, pricing and checkpoint, and nothing above them.
+package planner
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/reembed/reembed/corpus"
+	"github.com/reembed/reembed/corpus/tokenizer"
+	"github.com/reembed/reembed/pricing"
+)
+
+// Defaults for the limits an estimate assumes when none are given: OpenAI's
+// usage tier 1 for embedding models (../shared/reference/rate-limits.md §1),
+// and a conservative request latency and concurrency.
+const (
+	DefaultRPM          = 3000
+	DefaultTPM          = 1_000_000
+	DefaultConcurrency  = 4
+	DefaultLatency      = time.Second
+	DefaultChunkTokens  = 512
+	DefaultChunkOverlap = 64
+)
+
+// Limits are the provider limits and client settings that bound a rebuild.
+type Limits struct {
+	// RPM is requests per minute; TPM tokens per minute (of one API key or project).
+	RPM int `json:"rpm"`
+	TPM int `json:"tpm"`
+	// Concurrency is the number of requests in flight at once.
+	Concurrency int `json:"concurrency"`
+	// Latency is the expected time of one request.
+	Latency time.Duration `json:"-"`
+	// BatchSize caps inputs per request below the model's limit; 0 = model max.
+	BatchSize int `json:"batch_size"`
+}
+
+// WhatIf describes a corpus that is not read: Documents documents of
+// TokensPerDocument tokens each.
+type WhatIf struct {
+	Documents         int64 `json:"documents"`
+	TokensPerDocument int64 `json:"tokens_per_document"`
+}
+
+// EstimateRequest is everything an estimate needs. Paths and WhatIf are
+// exclusive.
+type EstimateRequest struct {
+	Paths        []string
+	Corpus       corpus.Options
+	Models       []pricing.Model
+	ChunkTokens  int
+	ChunkOverlap int
+	Limits       Limits
+	// RTO is the recovery time objective; 0 means none was given.
+	RTO time.Duration
+	// Jobs is the number of reader/tokenizer workers; 0 = GOMAXPROCS.
+	Jobs int
+	// WhatIf, when set, estimates a corpus that is not read.
+	WhatIf *WhatIf
+	// PerDocument, when set, receives a TSV line per document
+	// (doc_id, tokens, chunks, billed_tokens) for the first model.
+	PerDocument io.Writer
+	// Done, when set, reports chunks already checkpointed (by document,
+	// index and text); they are counted as reused and not priced.
+	Done func(docID string, index int, text []byte) bool
+}
+
+// Validate checks the request; errors name the flag (CLI) or field (API).
+func (r *EstimateRequest) Validate() error {
+	var errs []error
+	if len(r.Models) == 0 {
+		errs = append(errs, errors.New("--model: no model given"))
+	}
+	if r.Limits.RPM < 0 {
+		errs = append(errs, errors.New("--rpm must not be negative"))
+	}
+	if r.Limits.TPM < 0 {
+		errs = append(errs, errors.New("--tpm must not be negative"))
+	}
+	if r.Limits.Concurrency < 0 {
+		errs = append(errs, errors.New("--concurrency must not be negative"))
+	}
+	if r.Limits.Latency < 0 {
+		errs = append(errs, errors.New("--latency must not be negative"))
+	}
+	if r.Limits.BatchSize < 0 {
+		errs = append(errs, errors.New("--batch-size must not be negative"))
+	}
+	if r.RTO < 0 {
+		errs = append(errs, errors.New("--rto must not be negative"))
+	}
+	if r.ChunkTokens < 0 {
+		errs = append(errs, errors.New("--chunk-tokens must not be negative"))
+	}
+	if r.ChunkOverlap < 0 {
+		errs = append(errs, errors.New("--chunk-overlap must not be negative"))
+	} else if r.ChunkTokens == 0 && r.ChunkOverlap > 0 {
+		errs = append(errs, errors.New("--chunk-overlap needs --chunk-tokens > 0"))
+	} else if r.ChunkTokens > 0 && r.ChunkOverlap >= r.ChunkTokens {
+		errs = append(errs, fmt.Errorf("--chunk-overlap %d must be less than --chunk-tokens %d", r.ChunkOverlap, r.ChunkTokens))
+	}
+	if s := r.Corpus.Sample; s < 0 || s > 1 || math.IsNaN(s) {
+		errs = append(errs, fmt.Errorf("--sample %v must be a fraction in (0, 1]", s))
+	}
+	if r.WhatIf != nil {
+		if r.WhatIf.Documents <= 0 {
+			errs = append(errs, errors.New("--documents must be a positive number of documents"))
+		}
+		if r.WhatIf.TokensPerDocument <= 0 {
+			errs = append(errs, errors.New("--tokens-per-document must be a positive number of tokens"))
+		}
+		if len(r.Paths) > 0 {
+			errs = append(errs, errors.New("--documents: a what-if takes no corpus path"))
+		}
+		if r.Corpus.Sample > 0 && r.Corpus.Sample < 1 {
+			errs = append(errs, errors.New("--sample: a what-if has no corpus to sample"))
+		}
+	} else if len(r.Paths) == 0 {
+		errs = append(errs, errors.New("no corpus path given (or use --documents and --tokens-per-document)"))
+	}
+	return errors.Join(errs...)
+}
+
+// Estimate is the answer: the runbooks' contract, documented field by field
+// in README.md and openapi.yaml (schema Estimate).
+type Estimate struct {
+	Version   int             `json:"version"`
+	Corpus    CorpusSummary   `json:"corpus"`
+	Chunking  Chunking        `json:"chunking"`
+	Limits    LimitsSummary   `json:"limits"`
+	Estimates []ModelEstimate `json:"estimates"`
+}
+
+// Chunking echoes the chunking the estimate used.
+type Chunking struct {
+	ChunkTokens  int `json:"chunk_tokens"`
+	ChunkOverlap int `json:"chunk_overlap"`
+}
+
+// LimitsSummary echoes the limits the estimate assumed.
+type LimitsSummary struct {
+	RPM         int      `json:"rpm"`
+	TPM         int      `json:"tpm"`
+	Concurrency int      `json:"concurrency"`
+	LatencyMS   int64    `json:"latency_ms"`
+	BatchSize   int      `json:"batch_size"`
+	RTOSeconds  *float64 `json:"rto_seconds"`
+}
+
+// CorpusSummary describes what was read (or assumed, for a what-if).
+type CorpusSummary struct {
+	Roots                []string      `json:"roots"`
+	WhatIf               bool          `json:"what_if"`
+	Sampled              bool          `json:"sampled"`
+	SampleFraction       float64       `json:"sample_fraction"`
+	Files                int           `json:"files"`
+	Documents            int64         `json:"documents"`
+	Bytes                int64         `json:"bytes"`
+	Tokens               int64         `json:"tokens"`
+	EmptyDocuments       int64         `json:"empty_documents"`
+	InvalidUTF8Documents int64         `json:"invalid_utf8_documents"`
+	InvalidUTF8Examples  []string      `json:"invalid_utf8_examples"`
+	SkippedCount         int           `json:"skipped_count"`
+	Skipped              []corpus.Skip `json:"skipped"`
+	ReadSeconds          float64       `json:"read_seconds"`
+}
+
+// Interval is a 95% confidence interval of an extrapolated figure.
+type Interval struct {
+	Low  float64 `json:"low"`
+	High float64 `json:"high"`
+}
+
+// ModelEstimate is the estimate for one model.
+type ModelEstimate struct {
+	Model           string          `json:"model"`
+	Provider        string          `json:"provider"`
+	TokenCount      string          `json:"token_count"`
+	CharsPerToken   float64         `json:"chars_per_token,omitempty"`
+	ChunkTokens     int             `json:"chunk_tokens"`
+	Chunks          int64           `json:"chunks"`
+	Tokens          int64           `json:"tokens"`
+	SplitDocuments  int64           `json:"split_documents"`
+	Requests        int64           `json:"requests"`
+	ReusedChunks    int64           `json:"reused_chunks"`
+	ReusedTokens    int64           `json:"reused_tokens"`
+	PricePer1M      pricing.Micros  `json:"price_per_1m"`
+	CostUSD         pricing.Micros  `json:"cost_usd"`
+	BatchPricePer1M *pricing.Micros `json:"batch_price_per_1m"`
+	BatchCostUSD    *pricing.Micros `json:"batch_cost_usd"`
+	BatchWindowSec  *float64        `json:"batch_window_seconds"`
+	DurationSeconds float64         `json:"duration_seconds"`
+	Duration        string          `json:"duration"`
+	Terms           DurationTerms   `json:"duration_terms"`
+	Bottleneck      string          `json:"bottleneck"`
+	MeetsRTO        *bool           `json:"meets_rto"`
+	Recommendations []string        `json:"recommendations"`
+	Intervals       *Intervals      `json:"intervals,omitempty"`
+	PriceAsOf       string          `json:"price_as_of"`
+	PriceSource     string          `json:"price_source"`
+	Notes           []string        `json:"notes,omitempty"`
+}
+
+// DurationTerms are the three terms of the duration, in seconds.
+type DurationTerms struct {
+	TPMSeconds     float64 `json:"tpm_seconds"`
+	RPMSeconds     float64 `json:"rpm_seconds"`
+	LatencySeconds float64 `json:"latency_seconds"`
+}
+
+// Intervals are the 95% intervals of a sampled estimate.
+type Intervals struct {
+	Tokens   Interval `json:"tokens"`
+	Chunks   Interval `json:"chunks"`
+	Requests Interval `json:"requests"`
+	CostUSD  Interval `json:"cost_usd"`
+}
+
+// chunkConfig is one distinct way of chunking; models share it when equal.
+type chunkConfig struct {
+	size, overlap, maxInput int
+}
+
+// modelAcc accumulates one model's figures over the corpus.
+type modelAcc struct {
+	model        pricing.Model
+	cfg          int // index into configs
+	packer       *Packer
+	chunks       int64
+	tokens       int64
+	split        int64
+	reused       int64
+	reusedTokens int64
+	sumSqTokens  float64 // per document, for the sampling variance
+	sumSqChunks  float64
+	notes        []string
+}
+
+// docResult is what a worker computes for one document.
+type docResult struct {
+	id        string
+	docTokens int
+	empty     bool
+	configs   []cfgResult
+}
+
+type cfgResult struct {
+	split  bool
+	chunks []chunkInfo
+}
+
+type chunkInfo struct {
+	tokens int // billed cl100k tokens
+	runes  int // characters, for estimated models
+	reused bool
+}
+
+// Run computes the estimate. It reads the corpus once, whatever the number of
+// models. Memory does not grow with the corpus.
+func Run(ctx context.Context, tok tokenizer.Tokenizer, req EstimateRequest) (*Estimate, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	est := &Estimate{
+		Version:  1,
+		Chunking: Chunking{ChunkTokens: req.ChunkTokens, ChunkOverlap: req.ChunkOverlap},
+		Limits: LimitsSummary{RPM: req.Limits.RPM, TPM: req.Limits.TPM, Concurrency: req.Limits.Concurrency,
+			LatencyMS: req.Limits.Latency.Milliseconds(), BatchSize: req.Limits.BatchSize},
+	}
+	if req.RTO > 0 {
+		s := req.RTO.Seconds()
+		est.Limits.RTOSeconds = &s
+	}
+	var configs []chunkConfig
+	accs := make([]*modelAcc, len(req.Models))
+	for i, m := range req.Models {
+		size, overlap := req.ChunkTokens, req.ChunkOverlap
+		acc := &modelAcc{model: m, packer: NewPacker(m.MaxInputsPerRequest, m.MaxTokensPerRequest, req.Limits.BatchSize, req.Limits.TPM)}
+		if size > m.MaxTokensPerInput {
+			acc.notes = append(acc.notes, fmt.Sprintf("chunks capped at the model's %d tokens per input", m.MaxTokensPerInput))
+			size = m.MaxTokensPerInput
+			overlap = min(overlap, size-1)
+		}
+		if !m.Exact() {
+			acc.notes = append(acc.notes, fmt.Sprintf("tokens estimated at %g characters per token; chunks cut with cl100k_base", m.CharsPerToken))
+		}
+		cfg := chunkConfig{size, overlap, m.MaxTokensPerInput}
+		acc.cfg = -1
+		for j, c := range configs {
+			if c == cfg {
+				acc.cfg = j
+			}
+		}
+		if acc.cfg < 0 {
+			acc.cfg = len(configs)
+			configs = append(configs, cfg)
+		}
+		accs[i] = acc
+	}
+	if req.WhatIf != nil {
+		whatIf(est, req, configs, accs)
+		finish(est, req, accs, 1)
+		return est, nil
+	}
+
+	chunkers := make([]*corpus.Chunker, len(configs))
+	for i, c := range configs {
+		ch, err := corpus.NewChunker(tok, c.size, c.overlap, c.maxInput)
+		if err != nil {
+			return nil, err
+		}
+		chunkers[i] = ch
+	}
+	src, err := corpus.Open(req.Paths, req.Corpus)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	var tsv *bufio.Writer
+	if req.PerDocument != nil {
+		tsv = bufio.NewWriter(req.PerDocument)
+		tsv.WriteString("doc_id\ttokens\tchunks\tbilled_tokens\n")
+	}
+	started := time.Now()
+	work := func(doc corpus.Document) (docResult, error) {
+		res := docResult{id: doc.ID, configs: make([]cfgResult, len(chunkers)), empty: len(doc.Text) == 0}
+		for i, ch := range chunkers {
+			var chunks []chunkInfo
+			n, split, err := ch.Chunk(doc.Text, func(index int, text []byte, tokens int) error {
+				ci := chunkInfo{tokens: tokens}
+				if !allExact(accs) {
+					ci.runes = utf8.RuneCount(text)
+				}
+				if req.Done != nil && req.Done(doc.ID, index, text) {
+					ci.reused = true
+				}
+				chunks = append(chunks, ci)
+				return nil
+			})
+			if err != nil {
+				return res, err
+			}
+			res.docTokens = n
+			res.configs[i] = cfgResult{split: split, chunks: chunks}
+		}
+		if len(chunkers) == 0 || res.empty {
+			res.docTokens = 0
+		}
+		return res, nil
+	}
+	emit := func(r docResult) error {
+		est.Corpus.Tokens += int64(r.docTokens)
+		if r.empty {
+			est.Corpus.EmptyDocuments++
+		}
+		for i, acc := range accs {
+			cr := r.configs[acc.cfg]
+			var docChunks, docTokens int64
+			for _, c := range cr.chunks {
+				t := int64(c.tokens)
+				if !acc.model.Exact() {
+					t = int64(math.Ceil(float64(c.runes) / acc.model.CharsPerToken))
+				}
+				if c.reused {
+					acc.reused++
+					acc.reusedTokens += t
+					continue
+				}
+				acc.packer.Add(int(t))
+				docChunks++
+				docTokens += t
+			}
+			acc.chunks += docChunks
+			acc.tokens += docTokens
+			acc.sumSqChunks += float64(docChunks * docChunks)
+			acc.sumSqTokens += float64(docTokens * docTokens)
+			if cr.split {
+				acc.split++
+			}
+			if i == 0 && tsv != nil {
+				fmt.Fprintf(tsv, "%s\t%d\t%d\t%d\n", escapeTSV(r.id), r.docTokens, docChunks, docTokens)
+			}
+		}
+		return nil
+	}
+	stats, err := corpus.Scan(ctx, src, req.Jobs, work, emit)
+	if err != nil {
+		return nil, err
+	}
+	if tsv != nil {
+		if err := tsv.Flush(); err != nil {
+			return nil, fmt.Errorf("writing per-document TSV: %w", err)
+		}
+	}
+	est.Corpus.ReadSeconds = time.Since(started).Seconds()
+	est.Corpus.Roots = src.Roots()
+	est.Corpus.Files = stats.Files
+	est.Corpus.Documents = stats.Documents
+	est.Corpus.Bytes = stats.Bytes
+	est.Corpus.InvalidUTF8Documents = stats.InvalidUTF8Documents
+	est.Corpus.InvalidUTF8Examples = nonNil(stats.InvalidUTF8Examples)
+	est.Corpus.Skipped = stats.Skipped
+	if est.Corpus.Skipped == nil {
+		est.Corpus.Skipped = []corpus.Skip{}
+	}
+	est.Corpus.SkippedCount = len(stats.Skipped)
+	fraction := 1.0
+	if s := req.Corpus.Sample; s > 0 && s < 1 {
+		fraction = s
+		est.Corpus.Sampled = true
+	}
+	est.Corpus.SampleFraction = fraction
+	finish(est, req, accs, fraction)
+	return est, nil
+}
+
+func allExact(accs []*modelAcc) bool {
+	for _, a := range accs {
+		if !a.model.Exact() {
+			return false
+		}
+	}
+	return true
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// escapeTSV keeps a doc_id on one TSV field: backslash, tab, newline and
+// carriage return are written as \\, \t, \n and \r.
+func escapeTSV(s string) string {
+	if !strings.ContainsAny(s, "\\\t\n\r") {
+		return s
+	}
+	return strings.NewReplacer("\\", `\\`, "\t", `\t`, "\n", `\n`, "\r", `\r`).Replace(s)
+}
+
+// whatIf fills the accumulators for Documents identical documents.
+func whatIf(est *Estimate, req EstimateRequest, configs []chunkConfig, accs []*modelAcc) {
+	w := req.WhatIf
+	est.Corpus.WhatIf = true
+	est.Corpus.Roots = []string{}
+	est.Corpus.Skipped = []corpus.Skip{}
+	est.Corpus.InvalidUTF8Examples = []string{}
+	est.Corpus.SampleFraction = 1
+	est.Corpus.Documents = w.Documents
+	est.Corpus.Tokens = w.Documents * w.TokensPerDocument
+	for _, acc := range accs {
+		c := configs[acc.cfg]
+		chunks := WindowTokens(w.TokensPerDocument, c.size, c.overlap, c.maxInput)
+		var perDoc int64
+		for _, t := range chunks {
+			perDoc += int64(t)
+		}
+		acc.chunks = int64(len(chunks)) * w.Documents
+		acc.tokens = perDoc * w.Documents
+		if c.size == 0 && w.TokensPerDocument > int64(c.maxInput) {
+			acc.split = w.Documents
+		}
+		acc.packer.AddRepeated(chunks, w.Documents)
+	}
+}
+
+// WindowTokens returns the token counts of the windows a document of n tokens
+// is cut into (what-if estimates assume a window's billed tokens equal its
+// size).
+func WindowTokens(n int64, size, overlap, maxInput int) []int {
+	if n <= 0 {
+		return nil
+	}
+	if size == 0 {
+		if n <= int64(maxInput) {
+			return []int{int(n)}
+		}
+		size, overlap = maxInput, 0
+	}
+	var out []int
+	for start := int64(0); ; start += int64(size - overlap) {
+		end := min(start+int64(size), n)
+		out = append(out, int(end-start))
+		if end == n {
+			return out
+		}
+	}
+}
+
+// finish turns accumulators into per-model estimates: cost, duration,
+// bottleneck, RTO verdict, recommendations and (sampled) intervals.
+func finish(est *Estimate, req EstimateRequest, accs []*modelAcc, fraction float64) {
+	scale := func(x int64) int64 { return int64(math.Round(float64(x) / fraction)) }
+	for _, acc := range accs {
+		m := acc.model
+		me := ModelEstimate{
+			Model: m.Name, Provider: m.Provider, TokenCount: m.TokenCount(),
+			ChunkTokens:     configsSize(req.ChunkTokens, m),
+			Chunks:          scale(acc.chunks),
+			Tokens:          scale(acc.tokens),
+			SplitDocuments:  scale(acc.split),
+			Requests:        scale(acc.packer.Requests()),
+			ReusedChunks:    acc.reused,
+			ReusedTokens:    acc.reusedTokens,
+			PricePer1M:      m.PricePer1M,
+			PriceAsOf:       m.AsOf,
+			PriceSource:     m.Source,
+			Notes:           acc.notes,
+			Recommendations: []string{},
+		}
+		if !m.Exact() {
+			me.CharsPerToken = m.CharsPerToken
+		}
+		me.CostUSD = pricing.Cost(me.Tokens, m.PricePer1M)
+		if m.BatchPricePer1M != nil {
+			bp := *m.BatchPricePer1M
+			bc := pricing.Cost(me.Tokens, bp)
+			me.BatchPricePer1M, me.BatchCostUSD = &bp, &bc
+			if w := m.BatchWindowDuration(); w > 0 {
+				s := w.Seconds()
+				me.BatchWindowSec = &s
+			}
+		}
+		me.Terms, me.Bottleneck, me.DurationSeconds = Duration(me.Tokens, me.Requests, req.Limits)
+		me.Duration = formatDuration(me.DurationSeconds)
+		if est.Corpus.Sampled {
+			me.Intervals = intervals(acc, fraction, me)
+		}
+		if req.RTO > 0 {
+			ok := me.DurationSeconds <= req.RTO.Seconds()
+			me.MeetsRTO = &ok
+		}
+		me.Recommendations = recommend(me, m, req, accs)
+		est.Estimates = append(est.Estimates, me)
+	}
+}
+
+func configsSize(size int, m pricing.Model) int {
+	if size > m.MaxTokensPerInput {
+		return m.MaxTokensPerInput
+	}
+	return size
+}
+
+// Bottleneck names, in the order they are preferred on a tie.
+const (
+	BottleneckTPM     = "tpm"
+	BottleneckRPM     = "rpm"
+	BottleneckLatency = "latency"
+	BottleneckNone    = "none"
+)
+
+// Duration returns the terms T/TPM, R/RPM and R×latency/concurrency in
+// seconds, the largest term's name (the bottleneck) and its value. A limit of
+// 0 means unlimited and contributes no term; concurrency 0 counts as 1.
+func Duration(tokens, requests int64, l Limits) (DurationTerms, string, float64) {
+	var t DurationTerms
+	if l.TPM > 0 {
+		t.TPMSeconds = float64(tokens) * 60 / float64(l.TPM)
+	}
+	if l.RPM > 0 {
+		t.RPMSeconds = float64(requests) * 60 / float64(l.RPM)
+	}
+	conc := max(l.Concurrency, 1)
+	t.LatencySeconds = float64(requests) * l.Latency.Seconds() / float64(conc)
+	name, best := BottleneckNone, 0.0
+	for _, c := range []struct {
+		name string
+		v    float64
+	}{{BottleneckTPM, t.TPMSeconds}, {BottleneckRPM, t.RPMSeconds}, {BottleneckLatency, t.LatencySeconds}} {
+		if c.v > best {
+			name, best = c.name, c.v
+		}
+	}
+	return t, name, best
+}
+
+// intervals returns 95% intervals for a Bernoulli sample of the given
+// fraction: the Horvitz–Thompson total Σx/f with variance (1−f)/f²·Σx².
+// Requests and cost follow the tokens' relative error.
+func intervals(acc *modelAcc, f float64, me ModelEstimate) *Intervals {
+	ci := func(total float64, sumSq float64) Interval {
+		half := 1.96 * math.Sqrt((1-f)/(f*f)*sumSq)
+		return Interval{Low: math.Max(0, math.Floor(total-half)), High: math.Ceil(total + half)}
+	}
+	tok := ci(float64(me.Tokens), acc.sumSqTokens)
+	rel := func(x float64) Interval {
+		if me.Tokens == 0 {
+			return Interval{x, x}
+		}
+		return Interval{Low: math.Floor(x * tok.Low / float64(me.Tokens)), High: math.Ceil(x * tok.High / float64(me.Tokens))}
+	}
+	cost := rel(float64(me.CostUSD))
+	return &Intervals{
+		Tokens:   tok,
+		Chunks:   ci(float64(me.Chunks), acc.sumSqChunks),
+		Requests: rel(float64(me.Requests)),
+		CostUSD:  Interval{Low: cost.Low / 1e6, High: cost.High / 1e6},
+	}
+}
+
+// recommend says what would meet the RTO when the estimate misses it, and
+// points at cheaper options.
+func recommend(me ModelEstimate, m pricing.Model, req EstimateRequest, accs []*modelAcc) []string {
+	out := []string{}
+	if req.RTO <= 0 || me.MeetsRTO == nil {
+		return out
+	}
+	rto := req.RTO.Seconds()
+	if !*me.MeetsRTO {
+		l := req.Limits
+		if me.Terms.TPMSeconds > rto && l.TPM > 0 {
+			need := int64(math.Ceil(float64(me.Tokens) * 60 / rto))
+			keys := int(math.Ceil(me.Terms.TPMSeconds / rto))
+			out = append(out, fmt.Sprintf("raise TPM to at least %d (now %d): %d API keys or projects at the current limits, run as %d shards (--shard i/%d)", need, l.TPM, keys, keys, keys))
+		}
+		if me.Terms.RPMSeconds > rto && l.RPM > 0 {
+			need := int64(math.Ceil(float64(me.Requests) * 60 / rto))
+			keys := int(math.Ceil(me.Terms.RPMSeconds / rto))
+			out = append(out, fmt.Sprintf("raise RPM to at least %d (now %d): %d API keys or projects at the current limits", need, l.RPM, keys))
+		}
+		if me.Terms.LatencySeconds > rto {
+			need := int(math.Ceil(float64(me.Requests) * l.Latency.Seconds() / rto))
+			out = append(out, fmt.Sprintf("raise --concurrency to at least %d (now %d)", need, max(l.Concurrency, 1)))
+		}
+		if me.BatchCostUSD != nil && me.BatchWindowSec != nil {
+			verdict := "but its window exceeds the RTO"
+			if *me.BatchWindowSec <= rto {
+				verdict = "and its window fits the RTO"
+			}
+			out = append(out, fmt.Sprintf("the batch API costs $%s instead of $%s and completes within %s, %s", me.BatchCostUSD, me.CostUSD, formatDuration(*me.BatchWindowSec), verdict))
+		}
+	} else if me.BatchCostUSD != nil && me.BatchWindowSec != nil && *me.BatchWindowSec <= rto && *me.BatchCostUSD < me.CostUSD {
+		out = append(out, fmt.Sprintf("the RTO allows the batch API: $%s instead of $%s (completes within %s)", me.BatchCostUSD, me.CostUSD, formatDuration(*me.BatchWindowSec)))
+	}
+	return out
+}
+
+// formatDuration renders seconds as e.g. "2h13m", "45s" or "0.4s".
+func formatDuration(sec float64) string {
+	if sec < 10 {
+		return strconv.FormatFloat(sec, 'f', 1, 64) + "s"
+	}
+	d := time.Duration(math.Round(sec)) * time.Second
+	h := int64(d / time.Hour)
+	m := int64(d % time.Hour / time.Minute)
+	s := int64(d % time.Minute / time.Second)
+	switch {
+	case h >= 48:
+		return fmt.Sprintf("%dd%dh", h/24, h%24)
+	case h > 0:
+		return fmt.Sprintf("%dh%02dm", h, m)
+	case m > 0:
+		return fmt.Sprintf("%dm%02ds", m, s)
+	}
+	return fmt.Sprintf("%ds", s)
+}
