@@ -1,0 +1,374 @@
+package checkpoint
+
+import (
+	"cmp"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"runtime"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// PartInfo describes one readable committed part.
+type PartInfo struct {
+	// Name is the part's store name, e.g. "shard-0001-of-0004/part-000003.parquet".
+	Name string
+	// Dir is its directory: "" for the root, else a [ShardDir].
+	Dir string
+	// Number is its part number within Dir.
+	Number int
+	// Rows is how many rows it holds.
+	Rows int
+	// Size is its length in bytes.
+	Size int64
+}
+
+// BadPart is a committed part that could not be read (truncated, garbage, not
+// our schema). Its rows count as missing, so a resume embeds them again.
+type BadPart struct {
+	// Name is the part's store name when it was found.
+	Name string
+	// Err says why it could not be read.
+	Err error
+	// MovedTo is where [Open] moved it aside ("" when it was left in place,
+	// as [Scan] and other shards' parts are).
+	MovedTo string
+}
+
+// Entry is the winning row of a key.
+type Entry struct {
+	// SHA256 is the hex sha256 of the chunk text the row embeds.
+	SHA256 string
+	// Part is the store name of the part holding the row.
+	Part string
+	// EmbeddedAt is when the provider returned the vector, UTC, millisecond precision.
+	EmbeddedAt time.Time
+}
+
+// ShadowedRow is a row that lost to a later row of the same key (see the
+// package documentation for the rule). It stays in its part, which is never
+// rewritten; readers must skip it.
+type ShadowedRow struct {
+	// Key is the chunk's identity.
+	Key Key
+	// SHA256 is the hex sha256 of the text this older row embeds.
+	SHA256 string
+	// Part is the store name of the part holding the older row.
+	Part string
+}
+
+type entry struct {
+	sha  [32]byte
+	at   int64 // Unix ms
+	part int32 // index into Index.parts
+}
+
+type loser struct {
+	key  Key
+	sha  [32]byte
+	part int32
+}
+
+// Index is what a checkpoint root holds: for every key the winning row, plus
+// the rows it shadows and the parts that could not be read. It is built by
+// [Scan] or [Open] and is immutable afterwards, so it is safe for concurrent use.
+//
+// Memory: about 120 bytes per key (the key's doc_id string is shared by the
+// document's chunks within a part).
+type Index struct {
+	parts      []PartInfo
+	keys       map[Key]int32
+	entries    []entry
+	entryKeys  []Key // entryKeys[i] is the key of entries[i]
+	losers     []loser
+	unreadable []BadPart
+	rows       int
+}
+
+// Len returns the number of distinct keys checkpointed.
+func (ix *Index) Len() int { return len(ix.entries) }
+
+// Rows returns the number of rows read, shadowed ones included.
+func (ix *Index) Rows() int { return ix.rows }
+
+// Parts returns the readable parts, sorted by directory then number.
+func (ix *Index) Parts() []PartInfo { return slices.Clone(ix.parts) }
+
+// Unreadable returns the parts that could not be read.
+func (ix *Index) Unreadable() []BadPart { return slices.Clone(ix.unreadable) }
+
+// Lookup returns the winning row of a key.
+func (ix *Index) Lookup(k Key) (Entry, bool) {
+	i, ok := ix.keys[k]
+	if !ok {
+		return Entry{}, false
+	}
+	e := ix.entries[i]
+	return Entry{
+		SHA256:     hex.EncodeToString(e.sha[:]),
+		Part:       ix.parts[e.part].Name,
+		EmbeddedAt: time.UnixMilli(e.at).UTC(),
+	}, true
+}
+
+// All yields every checkpointed key with its winning row, in the order the
+// keys were first met (parts sorted by directory then number, rows in order).
+func (ix *Index) All() iter.Seq2[Key, Entry] {
+	return func(yield func(Key, Entry) bool) {
+		for _, k := range ix.entryKeys {
+			e, _ := ix.Lookup(k)
+			if !yield(k, e) {
+				return
+			}
+		}
+	}
+}
+
+// Has reports whether a key is checkpointed with exactly this text: its
+// winning row's chunk_sha256 equals sha256Hex (case-insensitive hex). The
+// rebuild skips a chunk iff Has returns true. It does not allocate.
+func (ix *Index) Has(k Key, sha256Hex string) bool {
+	i, ok := ix.keys[k]
+	if !ok {
+		return false
+	}
+	sum, ok := decodeSHA(sha256Hex)
+	return ok && sum == ix.entries[i].sha
+}
+
+func decodeSHA(s string) (sum [32]byte, ok bool) {
+	if len(s) != 64 {
+		return sum, false
+	}
+	_, err := hex.Decode(sum[:], []byte(s))
+	return sum, err == nil
+}
+
+// Superseded returns the rows shadowed by a later row with another sha256:
+// the text changed and the chunk was embedded again.
+func (ix *Index) Superseded() []ShadowedRow { return ix.shadowed(false) }
+
+// Duplicates returns the rows shadowed by a later row with the same sha256:
+// the same text written twice (for example after a commit whose durability
+// could not be confirmed, or by two shards after a change of shard count).
+func (ix *Index) Duplicates() []ShadowedRow { return ix.shadowed(true) }
+
+func (ix *Index) shadowed(same bool) []ShadowedRow {
+	var out []ShadowedRow
+	for _, l := range ix.losers {
+		if (ix.entries[ix.keys[l.key]].sha == l.sha) == same {
+			out = append(out, ShadowedRow{Key: l.key, SHA256: hex.EncodeToString(l.sha[:]), Part: ix.parts[l.part].Name})
+		}
+	}
+	return out
+}
+
+// ScanOptions tunes [Scan].
+type ScanOptions struct {
+	// Concurrency is how many parts are read at once; 0 means GOMAXPROCS.
+	Concurrency int
+	// Logger receives one record per unreadable part; nil discards.
+	Logger *slog.Logger
+}
+
+// Scan reads the key columns of every committed part of every shard below
+// the store's root and returns the index. It changes nothing: unreadable parts
+// are reported by [Index.Unreadable], temporary files are ignored. A root that
+// does not exist is an error wrapping fs.ErrNotExist. It returns an error
+// only when listing fails, a part cannot be read for an I/O reason (not
+// corruption), or ctx ends.
+func Scan(ctx context.Context, store Store, opts ScanOptions) (*Index, error) {
+	files, err := store.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return scan(ctx, store, files, opts)
+}
+
+func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) (*Index, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var parts []PartInfo
+	for _, f := range files {
+		if fn := classify(f.Name); fn.kind == kindPart {
+			parts = append(parts, PartInfo{Name: f.Name, Dir: fn.dir, Number: fn.number, Size: f.Size})
+		}
+	}
+	slices.SortFunc(parts, func(a, b PartInfo) int {
+		return cmp.Or(cmp.Compare(a.Dir, b.Dir), cmp.Compare(a.Number, b.Number))
+	})
+
+	keys := make([]*partKeys, len(parts))
+	bad := make([]error, len(parts))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cmp.Or(opts.Concurrency, runtime.GOMAXPROCS(0)))
+	for i := range parts {
+		g.Go(func() error {
+			pk, err := readPart(gctx, store, parts[i].Name)
+			switch {
+			case errors.Is(err, errCorrupt):
+				bad[i] = err
+			case err != nil:
+				return fmt.Errorf("reading part %q: %w", parts[i].Name, err)
+			default:
+				keys[i] = pk
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+
+	total := 0
+	for _, pk := range keys {
+		if pk != nil {
+			total += len(pk.docIDs)
+		}
+	}
+	ix := &Index{keys: make(map[Key]int32, total), entries: make([]entry, 0, total), entryKeys: make([]Key, 0, total)}
+	for i, p := range parts {
+		if bad[i] != nil {
+			logger.Warn("unreadable checkpoint part", "part", p.Name, "error", bad[i])
+			ix.unreadable = append(ix.unreadable, BadPart{Name: p.Name, Err: bad[i]})
+			continue
+		}
+		p.Rows = len(keys[i].docIDs)
+		ix.addPart(p, keys[i])
+	}
+	return ix, nil
+}
+
+func readPart(ctx context.Context, store Store, name string) (*partKeys, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := store.Open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readPartKeys(f, f.Size())
+}
+
+// addPart merges one part's keys. Parts arrive sorted by (dir, number), so
+// within a directory a later row always wins; across directories the later
+// embedded_at wins, and on a tie the later directory (the one being added).
+func (ix *Index) addPart(p PartInfo, pk *partKeys) {
+	pi := int32(len(ix.parts))
+	ix.parts = append(ix.parts, p)
+	ix.rows += len(pk.docIDs)
+	for r := range pk.docIDs {
+		k := Key{DocID: pk.docIDs[r], ChunkIndex: pk.index[r]}
+		e := entry{sha: pk.sha[r], at: pk.at[r], part: pi}
+		i, ok := ix.keys[k]
+		if !ok {
+			ix.keys[k] = int32(len(ix.entries))
+			ix.entries = append(ix.entries, e)
+			ix.entryKeys = append(ix.entryKeys, k)
+			continue
+		}
+		old := ix.entries[i]
+		if ix.parts[old.part].Dir == p.Dir || e.at >= old.at {
+			ix.losers = append(ix.losers, loser{key: k, sha: old.sha, part: old.part})
+			ix.entries[i] = e
+		} else {
+			ix.losers = append(ix.losers, loser{key: k, sha: e.sha, part: pi})
+		}
+	}
+}
+
+// Report is the coverage of a corpus by a checkpoint, in chunks (rows for
+// Duplicates and Superseded).
+type Report struct {
+	// Expected is how many chunks the corpus has (keys yielded, repeats included).
+	Expected int `json:"expected"`
+	// Present is how many are checkpointed with the same sha256.
+	Present int `json:"present"`
+	// Missing is how many have no row.
+	Missing int `json:"missing"`
+	// Stale is how many have a winning row with another sha256 (text changed).
+	Stale int `json:"stale"`
+	// Extra is how many checkpointed keys the corpus no longer has.
+	Extra int `json:"extra"`
+	// Duplicates is how many rows repeat a later row of the same key and sha256.
+	Duplicates int `json:"duplicates"`
+	// Superseded is how many rows were replaced by a later row with another sha256.
+	Superseded int `json:"superseded"`
+	// UnreadableParts is how many parts could not be read (their chunks count as missing).
+	UnreadableParts int `json:"unreadable_parts"`
+	// MissingKeys holds the first missing keys (at most [SampleKeys]), for messages.
+	MissingKeys []Key `json:"missing_keys,omitempty"`
+	// StaleKeys holds the first stale keys (at most [SampleKeys]).
+	StaleKeys []Key `json:"stale_keys,omitempty"`
+	// ExtraKeys holds the first extra keys (at most [SampleKeys]), in checkpoint order.
+	ExtraKeys []Key `json:"extra_keys,omitempty"`
+}
+
+// SampleKeys is how many keys of each kind a [Report] lists.
+const SampleKeys = 10
+
+// Complete reports whether every expected chunk is present with its current
+// text. Extra, duplicate and superseded rows do not make coverage incomplete.
+func (r Report) Complete() bool { return r.Missing == 0 && r.Stale == 0 }
+
+// Coverage compares the index with the chunks a corpus has now: expected
+// yields each chunk's key and hex sha256. It does not modify the index and is
+// safe to call concurrently.
+func (ix *Index) Coverage(expected iter.Seq2[Key, string]) Report {
+	seen := make([]bool, len(ix.entries))
+	var r Report
+	sample := func(keys *[]Key, k Key) {
+		if len(*keys) < SampleKeys {
+			*keys = append(*keys, k)
+		}
+	}
+	for k, sha := range expected {
+		r.Expected++
+		i, ok := ix.keys[k]
+		if !ok {
+			r.Missing++
+			sample(&r.MissingKeys, k)
+			continue
+		}
+		seen[i] = true
+		if sum, ok := decodeSHA(sha); ok && sum == ix.entries[i].sha {
+			r.Present++
+		} else {
+			r.Stale++
+			sample(&r.StaleKeys, k)
+		}
+	}
+	if r.Extra = len(seen) - countTrue(seen); r.Extra > 0 {
+		for i, k := range ix.entryKeys {
+			if !seen[i] {
+				sample(&r.ExtraKeys, k)
+			}
+			if len(r.ExtraKeys) == SampleKeys {
+				break
+			}
+		}
+	}
+	r.Duplicates = len(ix.Duplicates())
+	r.Superseded = len(ix.losers) - r.Duplicates
+	r.UnreadableParts = len(ix.unreadable)
+	return r
+}
+
+func countTrue(b []bool) int {
+	n := 0
+	for _, v := range b {
+		if v {
+			n++
+		}
+	}
+	return n
+}

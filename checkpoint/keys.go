@@ -1,0 +1,236 @@
+package checkpoint
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// partKeys are the key columns of one part, row by row.
+type partKeys struct {
+	docIDs []string
+	index  []int32
+	sha    [][32]byte
+	at     []int64 // embedded_at, Unix milliseconds
+}
+
+// errCorrupt marks a part whose bytes cannot be a valid part: bad footer,
+// bad pages, missing or mistyped key columns, invalid sha256.
+var errCorrupt = errors.New("corrupt part")
+
+// ioRecorder remembers the first I/O error (other than io.EOF) of the reads
+// the Parquet decoder makes, to tell a failing disk (fatal: retry later) from a
+// corrupt file (move it aside).
+type ioRecorder struct {
+	r   io.ReaderAt
+	mu  sync.Mutex
+	err error
+}
+
+func (x *ioRecorder) ReadAt(p []byte, off int64) (int, error) {
+	n, err := x.r.ReadAt(p, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		x.mu.Lock()
+		if x.err == nil {
+			x.err = err
+		}
+		x.mu.Unlock()
+	}
+	return n, err
+}
+
+// readPartKeys reads only the doc_id, chunk_index, chunk_sha256 and
+// embedded_at columns of a part (column projection: the text and embedding
+// pages are never read). An error wrapping errCorrupt means the file is not a
+// readable part; any other error is an I/O failure.
+func readPartKeys(r io.ReaderAt, size int64) (pk *partKeys, err error) {
+	rec := &ioRecorder{r: r}
+	defer func() {
+		if p := recover(); p != nil { // the decoder may panic on hostile bytes
+			err = fmt.Errorf("%w: decoder panic: %v", errCorrupt, p)
+		}
+		if err != nil && rec.err != nil {
+			err = fmt.Errorf("reading part: %w", rec.err)
+		}
+	}()
+	f, err := parquet.OpenFile(rec, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errCorrupt, err)
+	}
+	schema := f.Schema()
+	col := func(name string, kind parquet.Kind) (int, error) {
+		leaf, ok := schema.Lookup(name)
+		if !ok {
+			return 0, fmt.Errorf("%w: no column %q", errCorrupt, name)
+		}
+		if leaf.MaxRepetitionLevel != 0 || leaf.Node.Type().Kind() != kind {
+			return 0, fmt.Errorf("%w: column %q is %s, want required %s", errCorrupt, name, leaf.Node.Type(), kind)
+		}
+		return leaf.ColumnIndex, nil
+	}
+	docCol, err := col(colDocID, parquet.ByteArray)
+	if err != nil {
+		return nil, err
+	}
+	idxCol, err := col(colChunkIndex, parquet.Int32)
+	if err != nil {
+		return nil, err
+	}
+	shaCol, err := col(colSHA256, parquet.ByteArray)
+	if err != nil {
+		return nil, err
+	}
+	atCol, err := col(colEmbeddedAt, parquet.Int64)
+	if err != nil {
+		return nil, err
+	}
+	atLeaf, _ := schema.Lookup(colEmbeddedAt)
+	unit := time.Millisecond
+	if lt := atLeaf.Node.Type().LogicalType(); lt != nil {
+		if ts, ok := lt.Value.(*format.TimestampType); ok && ts.Unit.Value != nil {
+			unit = ts.Unit.Value.Duration()
+		}
+	}
+
+	n := int(f.NumRows())
+	pk = &partKeys{
+		docIDs: make([]string, 0, n),
+		index:  make([]int32, 0, n),
+		sha:    make([][32]byte, 0, n),
+		at:     make([]int64, 0, n),
+	}
+	for _, rg := range f.RowGroups() {
+		chunks := rg.ColumnChunks()
+		last := ""
+		err := eachByteArray(chunks[docCol], func(b []byte) error {
+			if string(b) != last { // rows of one document are adjacent: share the string
+				last = string(b)
+			}
+			pk.docIDs = append(pk.docIDs, last)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w: column %s: %w", errCorrupt, colDocID, err)
+		}
+		err = eachByteArray(chunks[shaCol], func(b []byte) error {
+			var sum [32]byte
+			if len(b) != 64 {
+				return fmt.Errorf("chunk_sha256 %q is not 64 hex digits", b)
+			}
+			if _, err := hex.Decode(sum[:], b); err != nil {
+				return fmt.Errorf("chunk_sha256 %q: %w", b, err)
+			}
+			pk.sha = append(pk.sha, sum)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w: column %s: %w", errCorrupt, colSHA256, err)
+		}
+		err = eachFixed(chunks[idxCol], (*encoding.Values).Int32, parquet.Value.Int32, func(v int32) {
+			pk.index = append(pk.index, v)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w: column %s: %w", errCorrupt, colChunkIndex, err)
+		}
+		err = eachFixed(chunks[atCol], (*encoding.Values).Int64, parquet.Value.Int64, func(v int64) {
+			pk.at = append(pk.at, int64(time.Duration(v)*unit/time.Millisecond))
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w: column %s: %w", errCorrupt, colEmbeddedAt, err)
+		}
+	}
+	if len(pk.docIDs) != n || len(pk.index) != n || len(pk.sha) != n || len(pk.at) != n {
+		return nil, fmt.Errorf("%w: key columns hold %d, %d, %d and %d values for %d rows",
+			errCorrupt, len(pk.docIDs), len(pk.index), len(pk.sha), len(pk.at), n)
+	}
+	return pk, nil
+}
+
+// eachPage calls fn for every page of a column chunk, releasing each page to
+// the decoder's pool afterwards (fn must copy what it keeps).
+func eachPage(cc parquet.ColumnChunk, fn func(parquet.Page) error) error {
+	pages := cc.Pages()
+	defer pages.Close()
+	for {
+		p, err := pages.ReadPage()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		err = fn(p)
+		parquet.Release(p)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// plain reports whether a page's values can be taken from Data() directly:
+// not dictionary-indexed and without nulls (our key columns are required).
+func plain(p parquet.Page) bool {
+	return p.Dictionary() == nil && p.NumNulls() == 0 && len(p.DefinitionLevels()) == 0
+}
+
+func eachByteArray(cc parquet.ColumnChunk, fn func([]byte) error) error {
+	return eachPage(cc, func(p parquet.Page) error {
+		if plain(p) {
+			data := p.Data()
+			if data.Kind() == encoding.ByteArray {
+				vals, offs := data.ByteArray()
+				for i := 0; i+1 < len(offs); i++ {
+					if err := fn(vals[offs[i]:offs[i+1]]); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+		}
+		return eachValue(p, func(v parquet.Value) error { return fn(v.ByteArray()) })
+	})
+}
+
+func eachFixed[T any](cc parquet.ColumnChunk, fast func(*encoding.Values) []T, slow func(parquet.Value) T, fn func(T)) error {
+	return eachPage(cc, func(p parquet.Page) error {
+		if plain(p) {
+			data := p.Data()
+			for _, v := range fast(&data) {
+				fn(v)
+			}
+			return nil
+		}
+		return eachValue(p, func(v parquet.Value) error { fn(slow(v)); return nil })
+	})
+}
+
+// eachValue is the slow path for pages that are dictionary-encoded or carry
+// levels (files written by other tools).
+func eachValue(p parquet.Page, fn func(parquet.Value) error) error {
+	vr := p.Values()
+	buf := make([]parquet.Value, 512)
+	for {
+		n, err := vr.ReadValues(buf)
+		for _, v := range buf[:n] {
+			if v.IsNull() {
+				return errors.New("null key value")
+			}
+			if err := fn(v); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

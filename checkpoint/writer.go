@@ -1,0 +1,416 @@
+package checkpoint
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"time"
+)
+
+// DefaultPartRows is the default number of rows per part. With 1536-dimension
+// embeddings a part of 1000 rows is about 7 MB; a crash loses at most the rows
+// buffered since the last commit, so smaller parts lose less and cost more
+// files (and a little more time per row).
+const DefaultPartRows = 1000
+
+// ErrInvalidRow is returned (wrapped, naming the row) by [Writer.Add] for a row
+// that would corrupt the checkpoint's meaning: empty doc_id, a chunk_sha256
+// that is not 64 hex digits, another model than the manifest's, an embedding
+// of another length than the manifest's dimensions, or a zero embedded_at.
+var ErrInvalidRow = errors.New("invalid checkpoint row")
+
+// ErrClosed is returned by [Writer.Add] and [Writer.Flush] after Close.
+var ErrClosed = errors.New("checkpoint writer closed")
+
+// Options configures [Open].
+type Options struct {
+	// Manifest is the job's spec. Open fills FormatVersion and, when zero,
+	// CreatedAt. Shard says which directory the Writer writes to.
+	Manifest Manifest
+	// Force resumes into a root whose manifest disagrees with the job
+	// ([ErrManifestMismatch]); the shard's manifest is then rewritten with the
+	// job's spec. It does not override [ErrUnsupportedFormat].
+	Force bool
+	// PartRows is the number of rows per committed part; 0 means [DefaultPartRows].
+	PartRows int
+	// Concurrency is how many parts are read at once on open; 0 means GOMAXPROCS.
+	Concurrency int
+	// Logger receives recovery events and one record per committed part; nil discards.
+	Logger *slog.Logger
+	// Now is the clock for the manifest's created_at; nil means time.Now.
+	Now func() time.Time
+	// OnCommit, if set, is called on the writer's goroutine after each part is
+	// committed (including when the commit returned [ErrNotDurable]).
+	OnCommit func(PartInfo)
+}
+
+// Recovery is what [Open] found and repaired.
+type Recovery struct {
+	// RemovedTemp are the shard's temporary files (unfinished commits) removed.
+	RemovedTemp []string
+	// Unreadable are the parts of every shard that could not be read. The
+	// shard's own ones were moved aside (MovedTo set); their chunks are missing
+	// from the index, so the rebuild embeds them again.
+	Unreadable []BadPart
+	// ManifestWritten is true when Open wrote the shard's manifest (new root,
+	// or Force over a mismatch).
+	ManifestWritten bool
+	// Overridden lists the manifest mismatches that Force overrode.
+	Overridden []*MismatchError
+}
+
+// Writer appends rows to one shard's directory as numbered Parquet parts.
+//
+// Crash guarantee: a part is committed atomically (see [Store.Commit]) every
+// PartRows rows and on every [Writer.Flush]. A crash (kill -9, power loss)
+// loses only the rows added since the last commit returned; it never leaves a
+// committed part unreadable or partly written, and a committed part is never
+// rewritten: every commit attempt, failed or not, takes a new part number.
+// After a failed commit the rows stay buffered and the next Add or Flush tries
+// again under the next number.
+//
+// A Writer is owned by one goroutine: it is not safe for concurrent use.
+type Writer struct {
+	store    Store
+	dir      string
+	manifest Manifest
+	partRows int
+	logger   *slog.Logger
+	onCommit func(PartInfo)
+
+	index    *Index
+	recovery Recovery
+	next     int
+	buf      []Row
+	closed   bool
+
+	parts, rows int
+}
+
+// Open prepares a shard of a checkpoint root for writing, resuming what is
+// there:
+//
+//  1. removes the shard directory's temporary files (never another shard's:
+//     it may be committing right now);
+//  2. checks every manifest of the root against opts.Manifest, returning a
+//     [*MismatchError] (wrapping [ErrManifestMismatch]) unless opts.Force, and
+//     writes the shard's manifest atomically if it has none;
+//  3. reads the key columns of every part of every shard into the [Index];
+//  4. moves the shard's unreadable parts aside (renamed *.parquet.corrupt), so
+//     their chunks count as missing and are embedded again.
+//
+// The store may be empty or not exist yet.
+func Open(ctx context.Context, store Store, opts Options) (*Writer, error) {
+	m := opts.Manifest
+	if err := m.Shard.Validate(); err != nil {
+		return nil, fmt.Errorf("opening checkpoint: %w", err)
+	}
+	if m.Model == "" {
+		return nil, errors.New("opening checkpoint: manifest has no model")
+	}
+	m.FormatVersion = FormatVersion
+	if m.CreatedAt.IsZero() {
+		now := opts.Now
+		if now == nil {
+			now = time.Now
+		}
+		m.CreatedAt = now().UTC().Truncate(time.Millisecond)
+	}
+	w := &Writer{
+		store:    store,
+		dir:      ShardDir(m.Shard),
+		manifest: m,
+		partRows: cmp.Or(opts.PartRows, DefaultPartRows),
+		logger:   opts.Logger,
+		onCommit: opts.OnCommit,
+	}
+	if w.logger == nil {
+		w.logger = slog.New(slog.DiscardHandler)
+	}
+	if w.partRows < 0 {
+		return nil, fmt.Errorf("opening checkpoint: part rows %d < 0", w.partRows)
+	}
+
+	files, err := store.List(ctx)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("opening checkpoint: %w", err)
+	}
+	var kept []FileInfo
+	ownManifest := false
+	highest := 0
+	for _, f := range files {
+		fn := classify(f.Name)
+		if fn.dir == w.dir && fn.kind != kindOther {
+			highest = max(highest, fn.number)
+		}
+		switch {
+		case fn.kind == kindTemp && fn.dir == w.dir:
+			if err := store.Remove(ctx, f.Name); err != nil {
+				return nil, fmt.Errorf("opening checkpoint: removing temporary file: %w", err)
+			}
+			w.recovery.RemovedTemp = append(w.recovery.RemovedTemp, f.Name)
+			w.logger.Info("removed unfinished checkpoint commit", "file", f.Name)
+			continue
+		case fn.kind == kindManifest:
+			if err := w.checkManifest(ctx, f.Name, opts.Force); err != nil {
+				return nil, err
+			}
+			ownManifest = ownManifest || fn.dir == w.dir
+		}
+		kept = append(kept, f)
+	}
+	if !ownManifest || w.recovery.Overridden != nil && w.ownOverridden() {
+		if err := w.writeManifest(ctx); err != nil {
+			return nil, err
+		}
+	}
+
+	ix, err := scan(ctx, store, kept, ScanOptions{Concurrency: opts.Concurrency, Logger: w.logger})
+	if err != nil {
+		return nil, fmt.Errorf("opening checkpoint: %w", err)
+	}
+	for i, bad := range ix.unreadable {
+		if classify(bad.Name).dir != w.dir {
+			continue
+		}
+		to, err := moveAside(ctx, store, bad.Name)
+		if err != nil {
+			return nil, fmt.Errorf("opening checkpoint: moving unreadable part aside: %w", err)
+		}
+		ix.unreadable[i].MovedTo = to
+		w.logger.Warn("moved unreadable checkpoint part aside", "part", bad.Name, "moved_to", to, "error", bad.Err)
+	}
+	w.recovery.Unreadable = ix.Unreadable()
+	w.index = ix
+	w.next = highest + 1
+	return w, nil
+}
+
+func (w *Writer) ownOverridden() bool {
+	for _, e := range w.recovery.Overridden {
+		if classify(e.File).dir == w.dir {
+			return true
+		}
+	}
+	return false
+}
+
+// checkManifest compares one existing manifest with the job's.
+func (w *Writer) checkManifest(ctx context.Context, name string, force bool) error {
+	have, err := readManifest(ctx, w.store, name)
+	if err != nil {
+		return fmt.Errorf("opening checkpoint: %w", err)
+	}
+	err = Compare(name, have, w.manifest)
+	var mm *MismatchError
+	switch {
+	case err == nil:
+		if classify(name).dir == w.dir && !have.CreatedAt.IsZero() {
+			w.manifest.CreatedAt = have.CreatedAt // resuming: keep the job's start
+		}
+		return nil
+	case force && errors.As(err, &mm):
+		w.logger.Warn("resuming despite manifest mismatch (forced)", "manifest", name, "field", mm.Field, "have", mm.Have, "want", mm.Want)
+		w.recovery.Overridden = append(w.recovery.Overridden, mm)
+		return nil
+	default:
+		return fmt.Errorf("opening checkpoint: %w", err)
+	}
+}
+
+// ReadManifest reads and decodes the manifest of shard s in a store. It
+// returns an error wrapping fs.ErrNotExist when there is none.
+func ReadManifest(ctx context.Context, store Store, s Shard) (Manifest, error) {
+	return readManifest(ctx, store, ManifestPath(s))
+}
+
+func readManifest(ctx context.Context, store Store, name string) (Manifest, error) {
+	f, err := store.Open(ctx, name)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("reading manifest %q: %w", name, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, f.Size()))
+	if err != nil {
+		return Manifest{}, fmt.Errorf("reading manifest %q: %w", name, err)
+	}
+	m, err := decodeManifest(b)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("reading manifest %q: %w", name, err)
+	}
+	return m, nil
+}
+
+func (w *Writer) writeManifest(ctx context.Context) error {
+	b, err := encodeManifest(w.manifest)
+	if err != nil {
+		return err
+	}
+	name := partPath(w.dir, ManifestName)
+	err = w.store.Commit(ctx, name, func(wr io.Writer) error {
+		_, err := wr.Write(b)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("opening checkpoint: writing manifest: %w", err)
+	}
+	w.recovery.ManifestWritten = true
+	return nil
+}
+
+// moveAside renames a part to name.corrupt (or name.corrupt-2, -3, … when
+// taken), a name no reader takes for a part.
+func moveAside(ctx context.Context, store Store, name string) (string, error) {
+	for i := 1; ; i++ {
+		to := name + ".corrupt"
+		if i > 1 {
+			to = fmt.Sprintf("%s.corrupt-%d", name, i)
+		}
+		err := store.Rename(ctx, name, to)
+		if errors.Is(err, fs.ErrExist) && i < 1000 {
+			continue
+		}
+		if err != nil && !errors.Is(err, ErrNotDurable) {
+			return "", err
+		}
+		return to, nil
+	}
+}
+
+// Index returns the checkpoint's content as read by [Open]. It is not
+// updated by later commits.
+func (w *Writer) Index() *Index { return w.index }
+
+// Recovery returns what [Open] found and repaired.
+func (w *Writer) Recovery() Recovery { return w.recovery }
+
+// Manifest returns the manifest in force for this shard.
+func (w *Writer) Manifest() Manifest { return w.manifest }
+
+// Buffered returns the number of rows added but not yet committed: what a
+// crash now would lose.
+func (w *Writer) Buffered() int { return len(w.buf) }
+
+// Committed returns the number of parts and rows this Writer has committed.
+func (w *Writer) Committed() (parts, rows int) { return w.parts, w.rows }
+
+// Add buffers rows and commits a part each time PartRows rows are buffered.
+// The Writer keeps a reference to each row's Embedding: do not modify it
+// afterwards. It returns an error wrapping [ErrInvalidRow] (nothing added),
+// [ErrClosed], or a commit error (the rows stay buffered).
+func (w *Writer) Add(ctx context.Context, rows ...Row) error {
+	if w.closed {
+		return ErrClosed
+	}
+	for i := range rows {
+		if err := w.validate(&rows[i]); err != nil {
+			return err
+		}
+	}
+	w.buf = append(w.buf, rows...)
+	for len(w.buf) >= w.partRows {
+		if err := w.commit(ctx, w.partRows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *Writer) validate(r *Row) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w %s: %s", ErrInvalidRow, r.Key(), fmt.Sprintf(format, args...))
+	}
+	switch {
+	case r.DocID == "":
+		return bad("empty doc_id")
+	case len(r.ChunkSHA256) != 64 || !isLowerHex(r.ChunkSHA256):
+		return bad("chunk_sha256 %q is not 64 lower-case hex digits", r.ChunkSHA256)
+	case r.Model != w.manifest.Model:
+		return bad("model %q, manifest has %q", r.Model, w.manifest.Model)
+	case w.manifest.Dimensions > 0 && len(r.Embedding) != w.manifest.Dimensions:
+		return bad("embedding has %d dimensions, manifest has %d", len(r.Embedding), w.manifest.Dimensions)
+	case r.EmbeddedAt.IsZero():
+		return bad("embedded_at is zero")
+	}
+	return nil
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Flush commits the buffered rows, if any, as one part. The rebuild calls it
+// on its flush interval and before exiting. On error the rows stay buffered.
+func (w *Writer) Flush(ctx context.Context) error {
+	if w.closed {
+		return ErrClosed
+	}
+	if len(w.buf) == 0 {
+		return nil
+	}
+	return w.commit(ctx, len(w.buf))
+}
+
+// Close flushes and closes the Writer. After an error the rows stay buffered
+// and Close may be called again; once it returns nil the Writer is closed.
+func (w *Writer) Close(ctx context.Context) error {
+	if w.closed {
+		return nil
+	}
+	if err := w.Flush(ctx); err != nil {
+		return err
+	}
+	w.closed = true
+	return nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// commit writes the first n buffered rows as the next part.
+func (w *Writer) commit(ctx context.Context, n int) error {
+	number := w.next
+	w.next++ // never reuse a number, even after a failed attempt
+	name := partPath(w.dir, fmt.Sprintf("part-%06d.parquet", number))
+	var size int64
+	err := w.store.Commit(ctx, name, func(out io.Writer) error {
+		cw := &countingWriter{w: out}
+		err := writeRows(cw, w.buf[:n])
+		size = cw.n
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNotDurable) {
+		return fmt.Errorf("committing checkpoint part: %w", err)
+	}
+	info := PartInfo{Name: name, Dir: w.dir, Number: number, Rows: n, Size: size}
+	rest := copy(w.buf, w.buf[n:])
+	clear(w.buf[rest:]) // drop references to committed embeddings
+	w.buf = w.buf[:rest]
+	w.parts++
+	w.rows += n
+	w.logger.Info("committed checkpoint part", "part", name, "rows", n, "bytes", size)
+	if w.onCommit != nil {
+		w.onCommit(info)
+	}
+	if err != nil {
+		return fmt.Errorf("committing checkpoint part: %w", err)
+	}
+	return nil
+}
