@@ -131,7 +131,8 @@ type fileRef struct {
 }
 
 // walk calls fn for every regular file under the roots in a deterministic
-// order (lexical by byte, depth first), and for every entry it skips.
+// order (root by root, each in byte order of the slash-separated relative
+// path), and for every entry it skips.
 // Symlinks are followed only to files inside the root; a symlinked directory
 // is never followed (no loops), and a link out of the root is skipped.
 func (s *Source) walk(ctx context.Context, fn func(fileRef) error) error {
@@ -159,7 +160,7 @@ func (s *Source) walkDir(ctx context.Context, r *root, dir string, fn func(fileR
 	if err != nil {
 		return fn(fileRef{root: r, rel: dir, skip: &Skip{Path: displayPath(r, dir), Reason: "cannot list directory: " + errReason(err)}})
 	}
-	// os.File.ReadDir does not sort; sort by name bytes for a stable order.
+	// os.File.ReadDir does not sort; sort for a stable, byte-ordered walk.
 	sortEntries(entries)
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
@@ -223,8 +224,17 @@ func displayPath(r *root, rel string) string {
 	return filepath.Join(r.name, filepath.FromSlash(rel))
 }
 
+// sortEntries sorts a directory's entries so that the walk visits files in
+// byte order of their whole relative paths: a directory sorts as its name
+// followed by '/', so "go.mod" comes before the files of "go/" ('.' < '/').
 func sortEntries(es []fs.DirEntry) {
-	slices.SortFunc(es, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	key := func(e fs.DirEntry) string {
+		if e.IsDir() {
+			return e.Name() + "/"
+		}
+		return e.Name()
+	}
+	slices.SortFunc(es, func(a, b fs.DirEntry) int { return strings.Compare(key(a), key(b)) })
 }
 
 // binarySniffLen is how much of a file is searched for a NUL byte.
