@@ -1,6 +1,7 @@
 package embedder_test
 
 import (
+	"context"
 	"fmt"
 	"net/http/httptest"
 	"testing"
@@ -64,4 +65,8 @@ func sameVector(a, b []float32) bool {
 		}
 	}
 	return true
+}
+
+func contextWithCancel(t testing.TB) (context.Context, context.CancelFunc) {
+	return context.WithCancel(t.Context())
 }

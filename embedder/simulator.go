@@ -394,6 +394,9 @@ func (s *Simulator) rateLimitLocked() *RateLimit {
 // HangFor and then fails with ErrTimeout; a reset fails with
 // ErrConnectionReset; a malformed body with ErrMalformedResponse.
 func (s *Simulator) Embed(ctx context.Context, req *Request) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	sr := simRequest{model: req.Model, dims: req.Dimensions, texts: make([]string, len(req.Inputs))}
 	if sr.model == "" {
 		sr.model = s.cfg.Model

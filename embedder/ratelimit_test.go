@@ -1,0 +1,209 @@
+package embedder_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/reembed/reembed/embedder"
+	"github.com/reembed/reembed/embedder/embeddertest"
+)
+
+func newRateLimited(t testing.TB, inner embedder.Embedder, cfg embedder.RateLimitConfig) *embedder.RateLimited {
+	t.Helper()
+	l, err := embedder.NewRateLimited(inner, cfg)
+	if err != nil {
+		t.Fatalf("NewRateLimited: %v", err)
+	}
+	return l
+}
+
+// batches splits docs × per chunks into batches of size b.
+func batches(t testing.TB, docs, per, b int) []*embedder.Request {
+	t.Helper()
+	var all []embedder.Input
+	for d := range docs {
+		all = append(all, chunks(t, fmt.Sprintf("doc-%03d", d), per)...)
+	}
+	var reqs []*embedder.Request
+	for len(all) > 0 {
+		n := min(b, len(all))
+		reqs = append(reqs, &embedder.Request{Model: "text-embedding-3-small", Dimensions: 16, Inputs: all[:n]})
+		all = all[n:]
+	}
+	return reqs
+}
+
+// embedAll embeds every batch with workers goroutines and checks every
+// vector; it returns the first error.
+func embedAll(t *testing.T, e embedder.Embedder, reqs []*embedder.Request, workers int) error {
+	t.Helper()
+	next := make(chan *embedder.Request)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for range workers {
+		wg.Go(func() {
+			for req := range next {
+				res, err := e.Embed(t.Context(), req)
+				if err != nil {
+					mu.Lock()
+					first = cmpErr(first, err)
+					mu.Unlock()
+					continue
+				}
+				for i, in := range req.Inputs {
+					if !sameVector(res.Vectors[i], embedder.SimulatedVector(req.Model, req.Dimensions, in.Text)) {
+						t.Errorf("chunk %s#%d got another input's vector", in.DocID, in.ChunkIndex)
+					}
+				}
+			}
+		})
+	}
+	for _, r := range reqs {
+		next <- r
+	}
+	close(next)
+	wg.Wait()
+	return first
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// checkLedgerOnce asserts that every input of reqs was billed exactly once.
+func checkLedgerOnce(t *testing.T, l embedder.Ledger, reqs []*embedder.Request) {
+	t.Helper()
+	n := 0
+	for _, r := range reqs {
+		for _, in := range r.Inputs {
+			n++
+			if c := l.Inputs[embedder.TextSHA256(in.Text)]; c != 1 {
+				t.Errorf("chunk %s#%d billed %d times, want once", in.DocID, in.ChunkIndex, c)
+			}
+		}
+	}
+	if len(l.Inputs) != n || l.Totals.BilledInputs != n {
+		t.Errorf("ledger bills %d texts / %d inputs, want %d", len(l.Inputs), l.Totals.BilledInputs, n)
+	}
+}
+
+// TestRateLimitedNeverExceedsKnownLimits: with the provider's RPM and TPM
+// known, eight workers never get a 429, and the run takes as long as the
+// binding limit says (not much longer).
+func TestRateLimitedNeverExceedsKnownLimits(t *testing.T) {
+	reqs := batches(t, 30, 20, 6) // 100 batches of ~6 x 25 tokens
+	tokens := 0
+	for _, r := range reqs {
+		for _, in := range r.Inputs {
+			tokens += in.Tokens
+		}
+	}
+	for _, lim := range []struct {
+		name     string
+		rpm, tpm int
+	}{
+		{"TPMBinds", 6000, tokens / 2}, // 2 minutes of tokens
+		{"RPMBinds", 50, 10_000_000},   // 2 minutes of requests
+	} {
+		t.Run(lim.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sim := newSim(t, embedder.SimulatorConfig{RPM: lim.rpm, TPM: lim.tpm, Latency: 200 * time.Millisecond})
+				start := time.Now()
+				e := newRetrying(t, newRateLimited(t, sim, embedder.RateLimitConfig{RPM: lim.rpm, TPM: lim.tpm, MaxRequestTokens: 300}),
+					embedder.RetryConfig{MaxConcurrency: 8})
+				if err := embedAll(t, e, reqs, 8); err != nil {
+					t.Fatalf("embedding: %v", err)
+				}
+				elapsed := time.Since(start)
+				l := sim.Ledger()
+				if got := l.Totals.RateLimited; got != 0 {
+					t.Errorf("simulator answered 429 %d times; the limiter should have kept under both limits", got)
+				}
+				// Both buckets start full: the limiter may send one second of
+				// requests and one request's tokens at once, then the rest
+				// at the limits' rates.
+				bound := max(time.Duration(float64(len(reqs)-max(1, lim.rpm/60))/float64(lim.rpm)*float64(time.Minute)),
+					time.Duration(float64(tokens-300)/float64(lim.tpm)*float64(time.Minute)))
+				if elapsed < bound*97/100 || elapsed > bound*110/100 {
+					t.Errorf("took %v, want about the binding limit's %v", elapsed, bound)
+				}
+			})
+		})
+	}
+}
+
+// TestRateLimitedRejectsRequestLargerThanTPM: a request that could never
+// fit is an error at once, not a hang, and is never sent.
+func TestRateLimitedRejectsRequestLargerThanTPM(t *testing.T) {
+	t.Parallel()
+	fake := &embeddertest.Fake{}
+	l := newRateLimited(t, fake, embedder.RateLimitConfig{RPM: 100, TPM: 1000})
+	req := &embedder.Request{Inputs: []embedder.Input{{Text: "x", Tokens: 1001, DocID: "big", ChunkIndex: 0}}}
+	_, err := l.Embed(t.Context(), req)
+	if !errors.Is(err, embedder.ErrRequestTooLarge) {
+		t.Fatalf("err = %v, want ErrRequestTooLarge", err)
+	}
+	if fake.Calls() != 0 {
+		t.Errorf("the request was sent")
+	}
+	// Nor does Retrying retry it.
+	r := newRetrying(t, l, embedder.RetryConfig{})
+	if _, err := r.Embed(t.Context(), req); !errors.Is(err, embedder.ErrRequestTooLarge) || fake.Calls() != 0 {
+		t.Errorf("Retrying: err = %v, calls = %d", err, fake.Calls())
+	}
+}
+
+// TestRateLimitedLearnsLimitsFromHeaders: with no limits configured, the
+// x-ratelimit-* headers of the first answer set them, and a serial client
+// then never gets a 429.
+func TestRateLimitedLearnsLimitsFromHeaders(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sim := newSim(t, embedder.SimulatorConfig{RPM: 30, TPM: 100_000})
+		o := newOpenAI(t, embedder.OpenAIConfig{BaseURL: "http://sim/v1", Transport: embeddertest.HandlerTransport{Handler: sim}})
+		l := newRateLimited(t, o, embedder.RateLimitConfig{})
+		reqs := batches(t, 10, 10, 1) // 100 requests, over 3 minutes at 30 RPM
+		if err := embedAll(t, l, reqs, 4); err != nil {
+			t.Fatalf("embedding: %v", err)
+		}
+		if got := sim.Ledger().Totals.RateLimited; got != 0 {
+			t.Errorf("%d answers were 429", got)
+		}
+	})
+}
+
+// TestRateLimitedFollowsRemainingHeader: when another client spends the
+// same key's budget, the remaining-tokens header lowers ours, so at most
+// the first request after that meets a 429.
+func TestRateLimitedFollowsRemainingHeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sim := newSim(t, embedder.SimulatorConfig{TPM: 6000})
+		l := newRateLimited(t, sim, embedder.RateLimitConfig{TPM: 6000, MaxRequestTokens: 1000})
+		r := newRetrying(t, l, embedder.RetryConfig{MaxConcurrency: 1})
+		reqs := batches(t, 20, 10, 10) // 200 inputs of ~25 tokens in 20 batches
+		if err := embedAll(t, r, reqs[:1], 1); err != nil {
+			t.Fatal(err)
+		}
+		// Someone else takes most of the bucket behind our back.
+		other := &embedder.Request{Model: "other", Dimensions: 1}
+		for i := 0; i < 4; i++ {
+			other.Inputs = append(other.Inputs, chunks(t, fmt.Sprintf("other-%d", i), 40)...)
+		}
+		if _, err := sim.Embed(t.Context(), other); err != nil {
+			t.Fatalf("other client: %v", err)
+		}
+		if err := embedAll(t, r, reqs[1:], 1); err != nil {
+			t.Fatal(err)
+		}
+		if got := sim.Ledger().Totals.RateLimited; got > 1 {
+			t.Errorf("%d answers were 429, want at most the first after the other client", got)
+		}
+	})
+}
