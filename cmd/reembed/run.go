@@ -38,6 +38,10 @@ func commands() []command {
 	return []command{
 		{"estimate", "price and time a rebuild of a corpus, or a what-if", runEstimate},
 		{"models", "list the pricing catalog", runModels},
+		{"rebuild", "embed a corpus into resumable Parquet checkpoints", runRebuild},
+		{"verify", "report how completely a checkpoint covers a corpus", runVerify},
+		{"drill", "prove a rebuild end to end: estimate, rebuild, SIGKILL, resume, verify", runDrill},
+		{"simulate", "serve a simulated OpenAI-compatible embeddings API", runSimulate},
 	}
 }
 

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/reembed/reembed/checkpoint"
+	"github.com/reembed/reembed/corpus/tokenizer"
+	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/pricing"
+)
+
+// Exit codes of rebuild that runbooks branch on (README "Exit codes").
+const (
+	exitBudget     = 3 // stopped before spending past --budget-usd; resumable
+	exitIncomplete = 4 // verify: coverage incomplete
+	exitDrill      = 5 // drill: lost chunks or a wrong prediction
+)
+
+// rebuildFlags are the flags of rebuild (the drill passes the same to its child).
+type rebuildFlags struct {
+	corpus        corpusFlags
+	provider      providerFlags
+	model         string
+	pricingFile   string
+	dimensions    int
+	out           string
+	concurrency   int
+	batchSize     int
+	partRows      int
+	flushInterval time.Duration
+	budgetUSD     string
+	force         bool
+	format        string
+	progressEvery time.Duration
+	shard         string
+}
+
+func runRebuild(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet(e, "rebuild", "rebuild [flags] --out DIR [PATH...]\n\nEmbeds every chunk of the corpus at PATH (default: the bundled sample corpus) into Parquet parts under\nDIR, rate-limited, and resumes when DIR already holds a checkpoint. Exit 0 complete, 3 budget reached,\n130 interrupted (both resumable), 1 error, 2 bad usage.")
+	var f rebuildFlags
+	f.corpus.register(fs)
+	f.provider.register(fs)
+	fs.StringVar(&f.model, "model", "text-embedding-3-small", "embedding model")
+	fs.StringVar(&f.pricingFile, "pricing", "", "YAML or JSON file of models that add to or replace the built-in catalog")
+	fs.IntVar(&f.dimensions, "dimensions", 0, "vector dimensions (default: the model's)")
+	fs.StringVar(&f.out, "out", "", "checkpoint directory (created if needed; resumed if it holds a checkpoint)")
+	fs.IntVar(&f.concurrency, "concurrency", planner.DefaultConcurrency, "requests in flight at once (lowered on 429)")
+	fs.IntVar(&f.batchSize, "batch-size", 0, "inputs per request (default: the model's maximum)")
+	fs.IntVar(&f.partRows, "part-rows", planner.DefaultPartRows, "rows per committed Parquet part (smaller loses less on a crash)")
+	fs.DurationVar(&f.flushInterval, "flush-interval", planner.DefaultFlushInterval, "commit buffered rows at least this often")
+	fs.StringVar(&f.budgetUSD, "budget-usd", "", "stop cleanly before spending more than this many dollars, e.g. 25.00")
+	fs.BoolVar(&f.force, "force", false, "resume into a checkpoint whose manifest disagrees (model, dimensions, chunking)")
+	fs.StringVar(&f.format, "format", "table", "final summary on stdout: table or json")
+	fs.DurationVar(&f.progressEvery, "progress-interval", 2*time.Second, "progress report interval (a bar on a terminal, JSON lines on stderr otherwise)")
+	fs.StringVar(&f.shard, "shard", "", "embed only shard i of N (i/N, documents by FNV-1a of doc_id); default from JOB_COMPLETION_INDEX/JOB_COMPLETIONS")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	f.corpus.setOverlapDefault(fs)
+	return f.run(ctx, e, fs.Args())
+}
+
+func (f *rebuildFlags) spec(e *env, paths []string) (planner.RebuildSpec, pricing.Model, error) {
+	var spec planner.RebuildSpec
+	if f.out == "" {
+		return spec, pricing.Model{}, &usageError{errNoOut}
+	}
+	if f.format != "table" && f.format != "json" {
+		return spec, pricing.Model{}, usagef("--format %q: want table or json", f.format)
+	}
+	cat, err := loadCatalog(f.pricingFile)
+	if err != nil {
+		return spec, pricing.Model{}, err
+	}
+	model, err := cat.Lookup(f.model)
+	if err != nil {
+		return spec, pricing.Model{}, usagef("--model: %v", err)
+	}
+	if !model.Exact() {
+		return spec, pricing.Model{}, usagef("--model %s: its tokenizer is not available offline, so chunks cannot be cut and checked exactly; rebuild supports cl100k_base models", model.Name)
+	}
+	var budget pricing.Micros
+	if f.budgetUSD != "" {
+		if budget, err = pricing.ParseUSD(f.budgetUSD); err != nil || budget == 0 {
+			return spec, pricing.Model{}, usagef("--budget-usd %q: want a positive dollar amount such as 25 or 0.50", f.budgetUSD)
+		}
+	}
+	shardFlag := f.shard
+	if shardFlag == "" && e.getenv("JOB_COMPLETION_INDEX") != "" {
+		shardFlag = e.getenv("JOB_COMPLETION_INDEX") + "/" + e.getenv("JOB_COMPLETIONS")
+	}
+	si, sn, err := parseShard(shardFlag)
+	if err != nil {
+		return spec, pricing.Model{}, err
+	}
+	spec = planner.RebuildSpec{
+		Paths: paths, Corpus: f.corpus.options(), Model: model, Dimensions: f.dimensions,
+		ChunkTokens: f.corpus.chunkTokens, ChunkOverlap: f.corpus.chunkOverlap,
+		Limits:   planner.Limits{RPM: f.provider.rpm, TPM: f.provider.tpm, Concurrency: f.concurrency, BatchSize: f.batchSize},
+		PartRows: f.partRows, FlushInterval: f.flushInterval, Budget: budget, Force: f.force,
+		Shard: checkpoint.Shard{Index: si, Count: sn}, Jobs: f.corpus.jobs,
+	}
+	if err := spec.Validate(); err != nil {
+		return spec, model, &usageError{err}
+	}
+	return spec, model, nil
+}
+
+func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
+	paths, cleanup, err := corpusPaths(args)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	spec, model, err := f.spec(e, paths)
+	if err != nil {
+		return err
+	}
+	emb, err := f.provider.build(e, model, f.dimensions, f.concurrency, e.logger)
+	if err != nil {
+		return err
+	}
+	tok, err := tokenizer.Default()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(f.out, 0o755); err != nil {
+		return fmt.Errorf("creating --out %q: %w", f.out, err)
+	}
+	rb := &planner.Rebuilder{Embedder: emb, Tokenizer: tok, Store: checkpoint.NewDir(f.out), Logger: e.logger,
+		ProgressInterval: f.progressEvery, OnProgress: progressPrinter(e.stderr)}
+	sum, err := rb.Run(ctx, spec)
+	if sum != nil {
+		if werr := writeSummary(e.stdout, sum, f.format); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	switch {
+	case errors.Is(err, planner.ErrBudgetExceeded):
+		return &exitCodeError{exitBudget, err}
+	case errors.Is(err, planner.ErrInterrupted):
+		return &exitCodeError{exitInterrupted, err}
+	case errors.Is(err, checkpoint.ErrManifestMismatch):
+		return &usageError{fmt.Errorf("--out %q: %w (use --force to resume anyway, or another --out)", f.out, err)}
+	}
+	return err
+}
+
+// progressPrinter reports progress as a one-line bar on a terminal, and as
+// JSON lines otherwise.
+func progressPrinter(w io.Writer) func(planner.Progress) {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	if !tty {
+		enc := json.NewEncoder(w)
+		return func(p planner.Progress) {
+			enc.Encode(struct {
+				Event string `json:"event"`
+				planner.Progress
+			}{"progress", p})
+		}
+	}
+	return func(p planner.Progress) {
+		frac := 0.0
+		if p.PlannedChunks > 0 {
+			frac = math.Min(1, float64(p.EmbeddedChunks)/float64(p.PlannedChunks))
+		}
+		const width = 30
+		bar := strings.Repeat("█", int(frac*width)) + strings.Repeat("░", width-int(frac*width))
+		eta := "-"
+		if p.ETASeconds != nil {
+			eta = (time.Duration(*p.ETASeconds) * time.Second).String()
+		}
+		fmt.Fprintf(w, "\r%s %3.0f%%  %d/%d chunks  %d tokens  $%s  %.0f tok/s  ETA %s   ", bar, frac*100,
+			p.EmbeddedChunks, p.PlannedChunks, p.BilledTokens, p.Cost, p.TokensPerSecond, eta)
+		if p.State != "running" {
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+func writeSummary(w io.Writer, s *planner.Summary, format string) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	fmt.Fprintf(w, "Rebuild %s: %d chunks embedded (%d already checkpointed), %d tokens billed, %d requests, $%s, %d parts, %.1fs\n",
+		s.Stopped, s.EmbeddedChunks, s.ReusedChunks, s.BilledTokens, s.Requests, s.Cost, s.Parts, s.ElapsedSeconds)
+	if s.Estimate != nil {
+		fmt.Fprintf(w, "Planned: %d chunks, %d tokens, %d requests, $%s\n", s.PlannedChunks, s.PlannedTokens, s.PlannedRequests, s.PlannedCost)
+	}
+	if len(s.RemovedTempFiles) > 0 {
+		fmt.Fprintf(w, "Removed %d unfinished commits left by a crash.\n", len(s.RemovedTempFiles))
+	}
+	if len(s.UnreadableParts) > 0 {
+		fmt.Fprintf(w, "Moved aside unreadable parts (their chunks were embedded again): %s\n", strings.Join(s.UnreadableParts, ", "))
+	}
+	return nil
+}

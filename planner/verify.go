@@ -1,0 +1,71 @@
+package planner
+
+import (
+	"context"
+	"fmt"
+	"iter"
+
+	"github.com/reembed/reembed/checkpoint"
+	"github.com/reembed/reembed/corpus"
+	"github.com/reembed/reembed/corpus/tokenizer"
+)
+
+// Verify reports how completely the checkpoint in store covers the corpus as
+// spec cuts it: chunks present, missing, stale (text changed), extra. It
+// reads every shard of the checkpoint as one and changes nothing.
+func Verify(ctx context.Context, tok tokenizer.Tokenizer, store checkpoint.Store, spec RebuildSpec) (*checkpoint.Report, error) {
+	ix, err := checkpoint.Scan(ctx, store, checkpoint.ScanOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading checkpoint: %w", err)
+	}
+	chunker, err := corpus.NewChunker(tok, effectiveSize(spec), effectiveOverlap(spec), spec.Model.MaxTokensPerInput)
+	if err != nil {
+		return nil, err
+	}
+	est := spec.estimateRequest()
+	src, err := corpus.Open(spec.Paths, est.Corpus)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	type keySha struct {
+		k   checkpoint.Key
+		sha string
+	}
+	var expected []keySha
+	_, err = corpus.Scan(ctx, src, spec.Jobs, func(doc corpus.Document) ([]keySha, error) {
+		var out []keySha
+		_, _, err := chunker.Chunk(doc.Text, func(index int, text []byte, _ int) error {
+			out = append(out, keySha{checkpoint.Key{DocID: doc.ID, ChunkIndex: int32(index)}, shaHex(text)})
+			return nil
+		})
+		return out, err
+	}, func(ks []keySha) error {
+		expected = append(expected, ks...)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading corpus: %w", err)
+	}
+	var seq iter.Seq2[checkpoint.Key, string] = func(yield func(checkpoint.Key, string) bool) {
+		for _, e := range expected {
+			if !yield(e.k, e.sha) {
+				return
+			}
+		}
+	}
+	rep := ix.Coverage(seq)
+	return &rep, nil
+}
+
+// CheckpointDone returns a function for [EstimateRequest.Done] that reports
+// the chunks the checkpoint in store already holds with the same text.
+func CheckpointDone(ctx context.Context, store checkpoint.Store) (func(string, int, []byte) bool, error) {
+	ix, err := checkpoint.Scan(ctx, store, checkpoint.ScanOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading checkpoint: %w", err)
+	}
+	return func(docID string, index int, text []byte) bool {
+		return ix.Has(checkpoint.Key{DocID: docID, ChunkIndex: int32(index)}, shaHex(text))
+	}, nil
+}
