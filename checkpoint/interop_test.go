@@ -1,0 +1,104 @@
+package checkpoint
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// TestDuckDBReadsParts writes a known part and reads it back with DuckDB
+// (npm @duckdb/node-api, interop/duckdb-check.mjs): the column types other
+// tools see, and the first row, must be what was written.
+func TestDuckDBReadsParts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts node: skipped in -short")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not on PATH: DuckDB interop check skipped")
+	}
+	script, _ := filepath.Abs("../interop/duckdb-check.mjs")
+	if _, err := os.Stat("../interop/node_modules/@duckdb/node-api"); err != nil {
+		t.Skip("interop/node_modules/@duckdb/node-api missing (run: cd interop && npm ci): DuckDB interop check skipped")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	root := t.TempDir()
+	want := makeRow("docs/a ünïcode \"quoted\".md", 0, 1, 12)
+	want.Text = "line one\nline two, emoji 🚀, NUL-free, tab\there"
+	want.ChunkSHA256 = shaHex(want.Text)
+	want.Embedding[3] = 1.0e-45 // smallest subnormal float32 (JSON cannot carry -0)
+	want.Embedding[4] = 3.4028235e38 // largest float32
+	other := makeRow("docs/z.md", 7, 1, 12)
+	m := testManifest(12)
+	m.Shard = Shard{Index: 1, Count: 3}
+	w := openWriter(t, NewDir(root), Options{Manifest: m})
+	must(t, w.Add(ctx, other, want))
+	must(t, w.Close(ctx))
+	unsharded := openWriter(t, NewDir(root), Options{Manifest: testManifest(12)})
+	must(t, unsharded.Add(ctx, makeRow("docs/y.md", 0, 1, 12)))
+	must(t, unsharded.Close(ctx))
+
+	out, err := exec.CommandContext(ctx, node, script, root).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("duckdb-check: %v\n%s", err, stderr)
+	}
+	var got struct {
+		Columns []struct{ Name, Type string }
+		Rows    int `json:"rows"`
+		Keys    int `json:"distinct_keys"`
+		Row     struct {
+			DocID       string    `json:"doc_id"`
+			ChunkIndex  int32     `json:"chunk_index"`
+			ChunkSHA256 string    `json:"chunk_sha256"`
+			Text        string    `json:"text"`
+			Tokens      int32     `json:"tokens"`
+			Model       string    `json:"model"`
+			Embedding   []float64 `json:"embedding"`
+			EmbeddedAt  string    `json:"embedded_at_epoch_ms"`
+		}
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("duckdb-check output %q: %v", out, err)
+	}
+	wantTypes := []struct{ name, types string }{
+		{"doc_id", "VARCHAR"}, {"chunk_index", "INTEGER"}, {"chunk_sha256", "VARCHAR"}, {"text", "VARCHAR"},
+		{"tokens", "INTEGER"}, {"model", "VARCHAR"}, {"embedding", "FLOAT[]"}, {"embedded_at", "TIMESTAMP WITH TIME ZONE"},
+	}
+	if len(got.Columns) != len(wantTypes) {
+		t.Fatalf("DuckDB sees columns %+v", got.Columns)
+	}
+	for i, c := range got.Columns {
+		if c.Name != wantTypes[i].name || c.Type != wantTypes[i].types {
+			t.Errorf("column %d: DuckDB sees %s %s, want %s %s", i, c.Name, c.Type, wantTypes[i].name, wantTypes[i].types)
+		}
+	}
+	if got.Rows != 3 || got.Keys != 3 {
+		t.Errorf("DuckDB reads %d rows, %d keys across shards, want 3 and 3", got.Rows, got.Keys)
+	}
+	r := got.Row
+	if r.DocID != want.DocID || r.ChunkIndex != want.ChunkIndex || r.ChunkSHA256 != want.ChunkSHA256 ||
+		r.Text != want.Text || r.Tokens != want.Tokens || r.Model != want.Model {
+		t.Errorf("DuckDB row %+v\nwant %+v", r, want)
+	}
+	if ms, _ := strconv.ParseInt(r.EmbeddedAt, 10, 64); ms != want.EmbeddedAt.UnixMilli() {
+		t.Errorf("embedded_at = %s ms, want %d", r.EmbeddedAt, want.EmbeddedAt.UnixMilli())
+	}
+	if len(r.Embedding) != len(want.Embedding) {
+		t.Fatalf("embedding has %d values, want %d", len(r.Embedding), len(want.Embedding))
+	}
+	for i, v := range r.Embedding {
+		if math.Float32bits(float32(v)) != math.Float32bits(want.Embedding[i]) {
+			t.Errorf("embedding[%d] = %v, want %v", i, float32(v), want.Embedding[i])
+		}
+	}
+}
