@@ -32,7 +32,7 @@ func TestDuckDBReadsParts(t *testing.T) {
 	want := makeRow("docs/a ünïcode \"quoted\".md", 0, 1, 12)
 	want.Text = "line one\nline two, emoji 🚀, NUL-free, tab\there"
 	want.ChunkSHA256 = shaHex(want.Text)
-	want.Embedding[3] = 1.0e-45 // smallest subnormal float32 (JSON cannot carry -0)
+	want.Embedding[3] = 1.0e-45      // smallest subnormal float32 (JSON cannot carry -0)
 	want.Embedding[4] = 3.4028235e38 // largest float32
 	other := makeRow("docs/z.md", 7, 1, 12)
 	m := testManifest(12)
