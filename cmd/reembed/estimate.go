@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/reembed/reembed/checkpoint"
 	"github.com/reembed/reembed/corpus"
 	"github.com/reembed/reembed/corpus/sample"
 	"github.com/reembed/reembed/corpus/tokenizer"
@@ -123,6 +124,7 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		seed        int64
 		documents   int64
 		tokensPer   int64
+		ckpt        string
 	)
 	cf.register(fs)
 	fs.Var(&models, "model", "embedding model; repeat or comma-separate for several, or 'all' (default text-embedding-3-small)")
@@ -139,6 +141,7 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 	fs.Int64Var(&seed, "seed", 1, "seed choosing the --sample documents")
 	fs.Int64Var(&documents, "documents", 0, "what-if: number of documents (with --tokens-per-document; reads no corpus)")
 	fs.Int64Var(&tokensPer, "tokens-per-document", 0, "what-if: tokens per document")
+	fs.StringVar(&ckpt, "checkpoint", "", "price only the chunks this rebuild checkpoint lacks, and report the reused ones")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -193,6 +196,19 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		}
 		defer f.Close()
 		req.PerDocument = f
+	}
+	if ckpt != "" {
+		if len(ms) != 1 {
+			return usagef("--checkpoint: give one --model, the checkpoint's")
+		}
+		if _, err := os.Stat(ckpt); err != nil {
+			return usagef("--checkpoint %q: %v", ckpt, errors.Unwrap(err))
+		}
+		done, err := planner.CheckpointDone(ctx, checkpoint.NewDir(ckpt))
+		if err != nil {
+			return usagef("--checkpoint %q: %v", ckpt, err)
+		}
+		req.Done = done
 	}
 	tok, err := tokenizer.Default()
 	if err != nil {
