@@ -288,8 +288,8 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, emit func(Document) 
 	if fmtKind == formatParquet {
 		return s.readParquet(ctx, ref, f, fi.Size(), emit, skip)
 	}
-	if fmtKind == formatText && !s.opts.keeps(ref.rel) {
-		return nil, nil // sampled out or filtered before reading a byte
+	if (fmtKind == formatText || fmtKind == formatHTML) && !s.opts.keeps(ref.rel) {
+		return nil, nil // one document per file: sampled out or filtered before reading a byte
 	}
 	head := make([]byte, binarySniffLen)
 	n, err := io.ReadFull(f, head)
