@@ -11,10 +11,7 @@ const smallPiece = 64
 
 // rankOf returns the rank (token id) of b, or noRank.
 func (t *CL100K) rankOf(b []byte) int32 {
-	if r, ok := t.ranks[string(b)]; ok {
-		return int32(r)
-	}
-	return noRank
+	return t.ranks.get(b)
 }
 
 // bpe appends the tokens of the piece p, which has two or more bytes and is

@@ -51,3 +51,19 @@ func (c *pieceCache) put(p []byte, toks []int) {
 	}
 	c.slots[maphash.Bytes(c.seed, p)&(cacheSlots-1)].Store(e)
 }
+
+// hotBits is log2 of the number of hotCache entries.
+const hotBits = 12
+
+// hotCache is a small direct-mapped cache of piece (≤ inlineMax bytes) →
+// token count, 96 KB, that stays in the CPU's L2 cache while the large
+// tables do not. Count borrows one per call from a pool; it is never shared.
+type hotCache [1 << hotBits]hotEntry
+
+// hotEntry is a packed piece (see packKey), its length (0 = empty) and
+// its token count.
+type hotEntry struct {
+	k0, k1 uint64
+	count  uint32
+	n      uint8
+}

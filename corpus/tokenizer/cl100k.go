@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"fmt"
+	"sync"
 
 	tiktoken_loader "github.com/pkoukk/tiktoken-go-loader"
 )
@@ -36,10 +37,12 @@ func cl100kSpecial(tok int) (string, bool) {
 // It works on the caller's bytes without copying them. A CL100K is safe for
 // concurrent use; share one (about 15 MB of rank tables and cache).
 type CL100K struct {
-	ranks    map[string]int // token bytes → rank (= token id)
-	byteRank [256]int32     // rank of each single byte
-	tokens   []string       // rank → token bytes
+	ranks    *rankTable // token bytes → rank (= token id)
+	byteRank [256]int32 // rank of each single byte
+	tokBytes []byte     // the bytes of every token, in rank order
+	tokOff   []uint32   // token r is tokBytes[tokOff[r]:tokOff[r+1]]
 	cache    *pieceCache
+	hot      sync.Pool // of *hotCache, one per goroutine in Count at a time
 }
 
 var _ Tokenizer = (*CL100K)(nil)
@@ -52,17 +55,28 @@ func NewCL100K() (*CL100K, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading %s ranks from the offline loader: %w", EncodingCL100K, err)
 	}
-	t := &CL100K{ranks: ranks, cache: newPieceCache()}
-	maxRank := 0
+	maxRank, size := 0, 0
 	for tok, r := range ranks {
-		if r < 0 || r >= noRank {
+		if r < 0 || r >= 1<<24-1 {
 			return nil, fmt.Errorf("loading %s ranks: token %q has rank %d", EncodingCL100K, tok, r)
 		}
 		maxRank = max(maxRank, r)
+		size += len(tok)
 	}
-	t.tokens = make([]string, maxRank+1)
+	tokens := make([]string, maxRank+1)
 	for tok, r := range ranks {
-		t.tokens[r] = tok
+		tokens[r] = tok
+	}
+	t := &CL100K{
+		ranks:    newRankTable(ranks),
+		tokBytes: make([]byte, 0, size),
+		tokOff:   make([]uint32, 1, len(tokens)+1),
+		cache:    newPieceCache(),
+	}
+	t.hot.New = func() any { return new(hotCache) }
+	for _, tok := range tokens {
+		t.tokBytes = append(t.tokBytes, tok...)
+		t.tokOff = append(t.tokOff, uint32(len(t.tokBytes)))
 	}
 	for b := range 256 {
 		r, ok := ranks[string([]byte{byte(b)})]
@@ -87,31 +101,55 @@ func (t *CL100K) Encode(dst []int, text []byte) []int {
 
 // Count returns the number of tokens of text (valid UTF-8). Count(nil) is 0.
 func (t *CL100K) Count(text []byte) int {
+	if len(text) == 0 {
+		return 0
+	}
+	hot := t.hot.Get().(*hotCache)
+	defer t.hot.Put(hot)
 	n := 0
-	var scratch [smallPiece]int
 	for i := 0; i < len(text); {
 		j := nextPiece(text, i)
 		p := text[i:j]
 		i = j
-		if _, ok := t.ranks[string(p)]; ok {
-			n++
+		if len(p) > inlineMax {
+			n += t.countPiece(p)
 			continue
 		}
-		if toks := t.cache.get(p); toks != nil {
-			n += len(toks)
+		k0, k1 := packKey(p)
+		h := keyHash(k0, k1, len(p))
+		e := &hot[h>>(64-hotBits)]
+		if e.k0 == k0 && e.k1 == k1 && int(e.n) == len(p) {
+			n += int(e.count)
 			continue
 		}
-		toks := t.bpe(scratch[:0], p)
-		t.cache.put(p, toks)
-		n += len(toks)
+		c := 1
+		if t.ranks.getPacked(k0, k1, len(p), h) == noRank {
+			c = t.countPiece(p)
+		}
+		*e = hotEntry{k0: k0, k1: k1, count: uint32(c), n: uint8(len(p))}
+		n += c
 	}
 	return n
 }
 
+// countPiece returns the number of tokens of the piece p.
+func (t *CL100K) countPiece(p []byte) int {
+	if len(p) > inlineMax && t.ranks.get(p) != noRank {
+		return 1
+	}
+	if toks := t.cache.get(p); toks != nil {
+		return len(toks)
+	}
+	var scratch [smallPiece]int
+	toks := t.bpe(scratch[:0], p)
+	t.cache.put(p, toks)
+	return len(toks)
+}
+
 // encodePiece appends the tokens of one pre-token.
 func (t *CL100K) encodePiece(dst []int, p []byte) []int {
-	if r, ok := t.ranks[string(p)]; ok {
-		return append(dst, r)
+	if r := t.ranks.get(p); r != noRank {
+		return append(dst, int(r))
 	}
 	if toks := t.cache.get(p); toks != nil {
 		for _, tok := range toks {
@@ -129,8 +167,8 @@ func (t *CL100K) encodePiece(dst []int, p []byte) []int {
 // Special tokens decode to their text; ids that are no token add nothing.
 func (t *CL100K) Decode(dst []byte, tokens []int) []byte {
 	for _, tok := range tokens {
-		if tok >= 0 && tok < len(t.tokens) {
-			dst = append(dst, t.tokens[tok]...)
+		if tok >= 0 && tok+1 < len(t.tokOff) {
+			dst = append(dst, t.tokBytes[t.tokOff[tok]:t.tokOff[tok+1]]...)
 		} else if s, ok := cl100kSpecial(tok); ok {
 			dst = append(dst, s...)
 		}

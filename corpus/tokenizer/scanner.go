@@ -24,6 +24,12 @@ func decodeClass(s []byte, i int) (byte, int) {
 	if b := s[i]; b < utf8.RuneSelf {
 		return classStage2[b], 1
 	}
+	return decodeClassSlow(s, i)
+}
+
+// decodeClassSlow is decodeClass for a non-ASCII lead byte, kept out of line
+// so that decodeClass inlines.
+func decodeClassSlow(s []byte, i int) (byte, int) {
 	r, n := utf8.DecodeRune(s[i:])
 	return classOf(r), n
 }
@@ -38,9 +44,14 @@ func decodeClass(s []byte, i int) (byte, int) {
 // Alternatives are tried in order (leftmost-first), and the matches tile the
 // text: every code point starts a match of some alternative.
 func nextPiece(s []byte, i int) int {
+	// The ASCII cases of decodeClass are written out: it does not inline.
 	b := s[i]
-	c0, n0 := decodeClass(s, i)
-	j := i + n0
+	c0, j := classStage2[b&0x7F], i+1
+	if b >= utf8.RuneSelf {
+		var n int
+		c0, n = decodeClassSlow(s, i)
+		j = i + n
+	}
 
 	// (?i:'s|'t|'re|'ve|'m|'ll|'d)
 	if b == '\'' {
@@ -64,7 +75,11 @@ func nextPiece(s []byte, i int) int {
 	// c0 is other or space. [^\r\n\p{L}\p{N}]?\p{L}+ with the optional
 	// code point present.
 	if b != '\r' && b != '\n' && j < len(s) {
-		if c1, n1 := decodeClass(s, j); c1 == clsLetter {
+		if b1 := s[j]; b1 < utf8.RuneSelf {
+			if classStage2[b1] == clsLetter {
+				return letterRun(s, j+1)
+			}
+		} else if c1, n1 := decodeClassSlow(s, j); c1 == clsLetter {
 			return letterRun(s, j+n1)
 		}
 	}
@@ -137,7 +152,14 @@ func contraction(s []byte, j int) int {
 // letterRun returns the end of the run of letters that starts at s[j].
 func letterRun(s []byte, j int) int {
 	for j < len(s) {
-		c, n := decodeClass(s, j)
+		if b := s[j]; b < utf8.RuneSelf {
+			if classStage2[b] != clsLetter {
+				break
+			}
+			j++
+			continue
+		}
+		c, n := decodeClassSlow(s, j)
 		if c != clsLetter {
 			break
 		}
@@ -149,7 +171,14 @@ func letterRun(s []byte, j int) int {
 // punctRun returns the end of [^\s\p{L}\p{N}]*[\r\n]* starting at s[j].
 func punctRun(s []byte, j int) int {
 	for j < len(s) {
-		c, n := decodeClass(s, j)
+		if b := s[j]; b < utf8.RuneSelf {
+			if classStage2[b] != clsOther {
+				break
+			}
+			j++
+			continue
+		}
+		c, n := decodeClassSlow(s, j)
 		if c != clsOther {
 			break
 		}
