@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -44,8 +45,19 @@ type rebuildFlags struct {
 }
 
 func runRebuild(ctx context.Context, e *env, args []string) error {
+	fs, f := newRebuildFlagSet(e)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	f.corpus.setOverlapDefault(fs)
+	return f.run(ctx, e, fs.Args())
+}
+
+// newRebuildFlagSet declares rebuild's flags. Tests use it to check that the
+// Kubernetes manifests pass only flags rebuild accepts.
+func newRebuildFlagSet(e *env) (*flag.FlagSet, *rebuildFlags) {
 	fs := newFlagSet(e, "rebuild", "rebuild [flags] --out DIR [PATH...]\n\nEmbeds every chunk of the corpus at PATH (default: the bundled sample corpus) into Parquet parts under\nDIR, rate-limited, and resumes when DIR already holds a checkpoint. Exit 0 complete, 3 budget reached,\n130 interrupted (both resumable), 1 error, 2 bad usage.")
-	var f rebuildFlags
+	f := &rebuildFlags{}
 	f.corpus.register(fs)
 	f.provider.register(fs)
 	fs.StringVar(&f.model, "model", "text-embedding-3-small", "embedding model")
@@ -61,11 +73,7 @@ func runRebuild(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.format, "format", "table", "final summary on stdout: table or json")
 	fs.DurationVar(&f.progressEvery, "progress-interval", 2*time.Second, "progress report interval (a bar on a terminal, JSON lines on stderr otherwise)")
 	fs.StringVar(&f.shard, "shard", "", "embed only shard i of N (i/N, documents by FNV-1a of doc_id); default from JOB_COMPLETION_INDEX/JOB_COMPLETIONS")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	f.corpus.setOverlapDefault(fs)
-	return f.run(ctx, e, fs.Args())
+	return fs, f
 }
 
 func (f *rebuildFlags) spec(e *env, paths []string) (planner.RebuildSpec, pricing.Model, error) {
