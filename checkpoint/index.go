@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -206,43 +207,64 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 		return cmp.Or(cmp.Compare(a.Dir, b.Dir), cmp.Compare(a.Number, b.Number))
 	})
 
-	keys := make([]*partKeys, len(parts))
-	bad := make([]error, len(parts))
+	// Readers fetch parts in order, in parallel; this goroutine merges them in
+	// order as they arrive, so merging overlaps reading.
+	type result struct {
+		pk  *partKeys
+		bad error
+	}
+	results := make([]chan result, len(parts))
+	for i := range results {
+		results[i] = make(chan result, 1)
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(cmp.Or(opts.Concurrency, runtime.GOMAXPROCS(0)))
-	for i := range parts {
+	var next atomic.Int64
+	for range min(cmp.Or(opts.Concurrency, runtime.GOMAXPROCS(0)), len(parts)) {
 		g.Go(func() error {
-			pk, err := readPart(gctx, store, parts[i].Name)
-			switch {
-			case errors.Is(err, errCorrupt):
-				bad[i] = err
-			case err != nil:
-				return fmt.Errorf("reading part %q: %w", parts[i].Name, err)
-			default:
-				keys[i] = pk
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(parts) {
+					return nil
+				}
+				pk, err := readPart(gctx, store, parts[i].Name)
+				switch {
+				case errors.Is(err, errCorrupt):
+					results[i] <- result{bad: err}
+				case err != nil:
+					return fmt.Errorf("reading part %q: %w", parts[i].Name, err)
+				default:
+					results[i] <- result{pk: pk}
+				}
 			}
-			return nil
 		})
+	}
+
+	ix := &Index{}
+	for i, p := range parts {
+		var r result
+		select {
+		case r = <-results[i]:
+		case <-gctx.Done():
+			err := g.Wait()
+			return nil, cmp.Or(err, ctx.Err())
+		}
+		if r.bad != nil {
+			logger.Warn("unreadable checkpoint part", "part", p.Name, "error", r.bad)
+			ix.unreadable = append(ix.unreadable, BadPart{Name: p.Name, Err: r.bad})
+			continue
+		}
+		if ix.keys == nil { // guess the size from the first part: parts are usually full
+			n := min(len(r.pk.docIDs)*(len(parts)-i), 1<<24)
+			ix.keys, ix.entries, ix.entryKeys = make(map[Key]int32, n), make([]entry, 0, n), make([]Key, 0, n)
+		}
+		p.Rows = len(r.pk.docIDs)
+		ix.addPart(p, r.pk)
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-
-	total := 0
-	for _, pk := range keys {
-		if pk != nil {
-			total += len(pk.docIDs)
-		}
-	}
-	ix := &Index{keys: make(map[Key]int32, total), entries: make([]entry, 0, total), entryKeys: make([]Key, 0, total)}
-	for i, p := range parts {
-		if bad[i] != nil {
-			logger.Warn("unreadable checkpoint part", "part", p.Name, "error", bad[i])
-			ix.unreadable = append(ix.unreadable, BadPart{Name: p.Name, Err: bad[i]})
-			continue
-		}
-		p.Rows = len(keys[i].docIDs)
-		ix.addPart(p, keys[i])
+	if ix.keys == nil {
+		ix.keys = map[Key]int32{}
 	}
 	return ix, nil
 }

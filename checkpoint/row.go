@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/compress/zstd"
 )
 
@@ -62,9 +63,18 @@ func RowSchema() *parquet.Schema { return parquet.SchemaOf(Row{}) }
 // its fastest level) and closes the Parquet writer, which writes the footer.
 // It does not close w.
 func writeRows(w io.Writer, rows []Row) error {
+	return writeRowsCodec(w, rows, &zstd.Codec{Level: zstd.SpeedFastest})
+}
+
+func writeRowsCodec(w io.Writer, rows []Row, codec compress.Codec) error {
 	pw := parquet.NewGenericWriter[Row](w,
-		parquet.Compression(&zstd.Codec{Level: zstd.SpeedFastest}),
+		parquet.Compression(codec),
 		parquet.CreatedBy("reembed", "", ""),
+		// Min/max of a vector element or of a text are meaningless and cost
+		// a pass over 1.5M floats per part.
+		parquet.SkipPageBounds("embedding", "list", "element"),
+		parquet.SkipPageBounds("text"),
+		parquet.DataPageStatistics(false), // page headers; the footer's column index keeps the key columns' bounds
 	)
 	if _, err := pw.Write(rows); err != nil {
 		return fmt.Errorf("writing parquet rows: %w", err)
