@@ -176,6 +176,10 @@ type ScanOptions struct {
 	Concurrency int
 	// Logger receives one record per unreadable part; nil discards.
 	Logger *slog.Logger
+	// Deep also decodes every column of every row (text and embeddings), so
+	// that a part damaged outside its key columns is reported unreadable too.
+	// It reads every byte: about as slow as reading the whole checkpoint.
+	Deep bool
 }
 
 // Scan reads the key columns of every committed part of every shard below
@@ -226,7 +230,7 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 				if i >= len(parts) {
 					return nil
 				}
-				pk, err := readPart(gctx, store, parts[i].Name)
+				pk, err := readPart(gctx, store, parts[i].Name, opts.Deep)
 				switch {
 				case errors.Is(err, errCorrupt):
 					results[i] <- result{bad: err}
@@ -269,7 +273,7 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 	return ix, nil
 }
 
-func readPart(ctx context.Context, store Store, name string) (*partKeys, error) {
+func readPart(ctx context.Context, store Store, name string, deep bool) (*partKeys, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -278,7 +282,14 @@ func readPart(ctx context.Context, store Store, name string) (*partKeys, error) 
 		return nil, err
 	}
 	defer f.Close()
-	return readPartKeys(f, f.Size())
+	pk, err := readPartKeys(f, f.Size())
+	if err != nil || !deep {
+		return pk, err
+	}
+	if err := checkRows(f, f.Size()); err != nil {
+		return nil, err
+	}
+	return pk, nil
 }
 
 // addPart merges one part's keys. Parts arrive sorted by (dir, number), so

@@ -234,3 +234,21 @@ func eachValue(p parquet.Page, fn func(parquet.Value) error) error {
 		}
 	}
 }
+
+// checkRows decodes every row of a part, all columns. Like readPartKeys, an
+// error wrapping errCorrupt means the bytes are bad, any other an I/O failure.
+func checkRows(r io.ReaderAt, size int64) (err error) {
+	rec := &ioRecorder{r: r}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: decoder panic: %v", errCorrupt, p)
+		}
+		if err != nil && rec.err != nil {
+			err = fmt.Errorf("reading part: %w", rec.err)
+		}
+	}()
+	if _, err := ReadRows(rec, size); err != nil {
+		return fmt.Errorf("%w: %w", errCorrupt, err)
+	}
+	return nil
+}
