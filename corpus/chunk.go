@@ -21,7 +21,9 @@ import (
 // next token that starts a character, so a window can hold up to 3 tokens
 // more than Size. A chunk's billed tokens are the tokens of its text encoded
 // again on its own, as the provider will; should that exceed MaxInput, the
-// window's end moves back until it fits.
+// window's end moves back until it fits. Chunk fails only when a run of tokens
+// up to the first character boundary exceeds MaxInput on its own, which needs
+// a MaxInput far below any real model's (a few tokens).
 //
 // A Chunker is safe for concurrent use.
 type Chunker struct {
@@ -116,13 +118,20 @@ func (c *Chunker) Chunk(text []byte, fn ChunkFunc) (docTokens int, split bool, e
 		if start != 0 || end != n {
 			billed = c.Tokenizer.Count(window)
 		}
-		for billed > c.MaxInput && end > start+1 {
+		// Shrink to fit MaxInput, never below the first character boundary
+		// after start: a cut inside a character would invent U+FFFD, and the
+		// next window would start past bytes no window holds.
+		floor := forward(start + 1)
+		for billed > c.MaxInput && end > floor {
 			end--
-			for end > start+1 && !charStart(end) {
+			for end > floor && !charStart(end) {
 				end--
 			}
 			window = text[sc.offs[start]:sc.offs[end]]
 			billed = c.Tokenizer.Count(window)
+		}
+		if billed > c.MaxInput {
+			return n, split, fmt.Errorf("%d bytes at offset %d need %d tokens, above the limit of %d tokens per input, and cannot be cut further", len(window), sc.offs[start], billed, c.MaxInput)
 		}
 		if err := fn(index, window, billed); err != nil {
 			return n, split, err
@@ -130,10 +139,8 @@ func (c *Chunker) Chunk(text []byte, fn ChunkFunc) (docTokens int, split bool, e
 		if end >= n {
 			return n, split, nil
 		}
-		next := forward(end - overlap)
-		if next <= start {
-			next = forward(start + 1)
-		}
-		start = next
+		// After a shrink, end-overlap can fall at or before start (even below
+		// 0); the next window then starts one character further on.
+		start = forward(max(end-overlap, start+1))
 	}
 }
