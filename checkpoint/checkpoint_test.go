@@ -120,7 +120,8 @@ func TestWriterRoundTrip(t *testing.T) {
 	if !ok || e.SHA256 != rows[12].ChunkSHA256 || e.Part != "part-000002.parquet" || !e.EmbeddedAt.Equal(rows[12].EmbeddedAt) {
 		t.Errorf("Lookup(%v) = %+v, %v", rows[12].Key(), e, ok)
 	}
-	if !ix.Has(rows[3].Key(), rows[3].ChunkSHA256) || ix.Has(rows[3].Key(), shaHex("other")) {
+	if !ix.Has(rows[3].Key(), rows[3].ChunkSHA256) || ix.Has(rows[3].Key(), shaHex("other")) ||
+		!ix.Has(rows[3].Key(), strings.ToUpper(rows[3].ChunkSHA256)) || ix.Has(rows[3].Key(), rows[3].ChunkSHA256[1:]+"g") {
 		t.Error("Has disagrees with the rows written")
 	}
 	m, err := ReadManifest(ctx, NewDir(root), Shard{})
@@ -565,5 +566,19 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestHasDoesNotAllocate(t *testing.T) { // not parallel: AllocsPerRun
+	ctx := context.Background()
+	store := NewDir(t.TempDir())
+	r := makeRow("a", 0, 1, 4)
+	w := openWriter(t, store, Options{Manifest: testManifest(4)})
+	must(t, w.Add(ctx, r))
+	must(t, w.Close(ctx))
+	ix, err := Scan(ctx, store, ScanOptions{})
+	must(t, err)
+	if n := testing.AllocsPerRun(100, func() { ix.Has(r.Key(), r.ChunkSHA256) }); n != 0 {
+		t.Errorf("Has allocates %v times per call, want 0 (it runs once per chunk on resume)", n)
 	}
 }

@@ -143,12 +143,32 @@ func (ix *Index) Has(k Key, sha256Hex string) bool {
 	return ok && sum == ix.entries[i].sha
 }
 
+// decodeSHA parses 64 hex digits (either case) without allocating.
 func decodeSHA(s string) (sum [32]byte, ok bool) {
 	if len(s) != 64 {
 		return sum, false
 	}
-	_, err := hex.Decode(sum[:], []byte(s))
-	return sum, err == nil
+	for i := range sum {
+		hi, ok1 := unhex(s[2*i])
+		lo, ok2 := unhex(s[2*i+1])
+		if !ok1 || !ok2 {
+			return sum, false
+		}
+		sum[i] = hi<<4 | lo
+	}
+	return sum, true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // Superseded returns the rows shadowed by a later row with another sha256:

@@ -88,6 +88,7 @@ type MismatchError struct {
 	Have, Want string
 }
 
+// Error names the manifest, the field, both values and the way out (--force).
 func (e *MismatchError) Error() string {
 	return fmt.Sprintf("checkpoint manifest %s has %s %s, the job wants %s (use --force to resume anyway)",
 		e.File, e.Field, e.Have, e.Want)

@@ -38,8 +38,10 @@ type Row struct {
 
 // Key is a chunk's identity: the document and the chunk's position in it.
 type Key struct {
-	DocID      string `json:"doc_id"`
-	ChunkIndex int32  `json:"chunk_index"`
+	// DocID is the document's identity (path relative to the corpus root, or its id field).
+	DocID string `json:"doc_id"`
+	// ChunkIndex is the chunk's 0-based position in the document.
+	ChunkIndex int32 `json:"chunk_index"`
 }
 
 // String formats the key as doc_id#chunk_index, for messages.
