@@ -245,6 +245,9 @@ type JobsConfig struct {
 	Catalog *pricing.Catalog
 	// Providers lists the providers jobs may name; nil means simulated only.
 	Providers []string
+	// DefaultRPM and DefaultTPM fill a submitted spec's zero RPM and TPM:
+	// the server's provider limits (requests and tokens per minute).
+	DefaultRPM, DefaultTPM int
 	// MaxRunning is how many jobs run at once (default 1); others queue.
 	MaxRunning int
 	// ProgressInterval is how often a running job's progress is refreshed
@@ -644,6 +647,12 @@ func (m *Jobs) checkpointDir(spec JobSpec, id string) (string, error) {
 // active job writes the same checkpoint directory), ErrShuttingDown.
 func (m *Jobs) Submit(ctx context.Context, spec JobSpec, key string) (j Job, created bool, err error) {
 	spec = spec.withDefaults()
+	if spec.RPM == 0 {
+		spec.RPM = m.cfg.DefaultRPM
+	}
+	if spec.TPM == 0 {
+		spec.TPM = m.cfg.DefaultTPM
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if key != "" {
