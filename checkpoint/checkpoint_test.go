@@ -481,13 +481,21 @@ func TestSupersedeAcrossShards(t *testing.T) {
 	newer.EmbeddedAt = old.EmbeddedAt.Add(time.Second)
 	tieOld, tieNew := makeRow("t", 0, 1, 4), makeRow("t", 0, 2, 4)
 	tieNew.EmbeddedAt = tieOld.EmbeddedAt
+	// c: shard 1's own winner (its last part, whose clock stepped back) is
+	// compared with the root's, not the row it replaced.
+	cRoot, cShard1, cShard2 := makeRow("c", 0, 1, 4), makeRow("c", 0, 2, 4), makeRow("c", 0, 3, 4)
+	cRoot.EmbeddedAt = testTime.Add(14 * time.Second)
+	cShard1.EmbeddedAt = testTime.Add(15 * time.Second)
+	cShard2.EmbeddedAt = testTime.Add(12 * time.Second)
 	m1 := testManifest(4)
 	m1.Shard = Shard{1, 2}
 	w1 := openWriter(t, NewDir(root), Options{Manifest: m1})
-	must(t, w1.Add(ctx, old, tieNew))
+	must(t, w1.Add(ctx, old, tieNew, cShard1))
+	must(t, w1.Flush(ctx))
+	must(t, w1.Add(ctx, cShard2))
 	must(t, w1.Close(ctx))
 	w := openWriter(t, NewDir(root), Options{Manifest: testManifest(4)})
-	must(t, w.Add(ctx, newer, tieOld))
+	must(t, w.Add(ctx, newer, tieOld, cRoot))
 	must(t, w.Close(ctx))
 
 	ix, err := Scan(ctx, NewDir(root), ScanOptions{})
@@ -498,8 +506,11 @@ func TestSupersedeAcrossShards(t *testing.T) {
 	if e, _ := ix.Lookup(tieOld.Key()); e.SHA256 != tieNew.ChunkSHA256 || e.Part != "shard-0001-of-0002/part-000001.parquet" {
 		t.Errorf("t: winner %+v, want the directory sorting last (shard-0001-of-0002)", e)
 	}
-	if n := len(ix.Superseded()); n != 2 {
-		t.Errorf("%d superseded rows, want 2", n)
+	if e, _ := ix.Lookup(cRoot.Key()); e.SHA256 != cRoot.ChunkSHA256 {
+		t.Errorf("c: winner %+v, want the root's row (14s) over shard 1's winner (12s)", e)
+	}
+	if n := len(ix.Superseded()); n != 4 {
+		t.Errorf("%d superseded rows, want 4: %+v", n, ix.Superseded())
 	}
 }
 

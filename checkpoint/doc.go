@@ -43,11 +43,12 @@
 // never rewritten. For each key exactly one row wins:
 //
 //  1. within one directory (one shard, or the unsharded root), the row in the
-//     highest-numbered part wins (within a part, the last row);
+//     highest-numbered part wins (within a part, the last row), whatever the
+//     embedded_at: part numbers are the commit order, clocks may step back;
 //  2. between directories (only possible when the shard count changed between
-//     runs), the row with the later embedded_at wins, and on an equal embedded_at
-//     the row from the directory whose name sorts last ("" for the root sorts
-//     first, then shard-0000-of-…, shard-0001-of-…).
+//     runs), the winners of rule 1 are compared: the later embedded_at wins,
+//     and on an equal embedded_at the row from the directory whose name sorts
+//     last ("" for the root sorts first, then shard-0000-of-…, shard-0001-of-…).
 //
 // The same rule in DuckDB (rule 2 for every row; rule 1 only differs when a
 // clock stepped back between two parts of one shard):

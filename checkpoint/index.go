@@ -83,10 +83,8 @@ type loser struct {
 // Memory: about 120 bytes per key (the key's doc_id string is shared by the
 // document's chunks within a part).
 type Index struct {
+	keyTable
 	parts      []PartInfo
-	keys       map[Key]int32
-	entries    []entry
-	entryKeys  []Key // entryKeys[i] is the key of entries[i]
 	losers     []loser
 	unreadable []BadPart
 	rows       int
@@ -263,7 +261,15 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 		})
 	}
 
+	// Each directory is merged into a table of its own (the last row wins),
+	// then the table into the index (the later embedded_at wins). The first
+	// directory's table becomes the index as is.
+	remaining := map[string]int{}
+	for _, p := range parts {
+		remaining[p.Dir]++
+	}
 	ix := &Index{}
+	var cur *keyTable
 	for i, p := range parts {
 		var r result
 		select {
@@ -272,20 +278,29 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 			err := g.Wait()
 			return nil, cmp.Or(err, ctx.Err())
 		}
+		if cur != nil && p.Dir != ix.parts[len(ix.parts)-1].Dir {
+			ix.mergeDir(cur)
+			cur = nil
+		}
+		remaining[p.Dir]--
 		if r.bad != nil {
 			logger.Warn("unreadable checkpoint part", "part", p.Name, "error", r.bad)
 			ix.unreadable = append(ix.unreadable, BadPart{Name: p.Name, Err: r.bad})
 			continue
 		}
-		if ix.keys == nil { // guess the size from the first part: parts are usually full
-			n := min(len(r.pk.docIDs)*(len(parts)-i), 1<<24)
-			ix.keys, ix.entries, ix.entryKeys = make(map[Key]int32, n), make([]entry, 0, n), make([]Key, 0, n)
+		if cur == nil { // guess the size from the first part: parts are usually full
+			cur = newKeyTable(min(len(r.pk.docIDs)*(remaining[p.Dir]+1), 1<<24))
 		}
 		p.Rows = len(r.pk.docIDs)
-		ix.addPart(p, r.pk)
+		ix.rows += p.Rows
+		ix.parts = append(ix.parts, p)
+		ix.losers = cur.addPart(int32(len(ix.parts)-1), r.pk, ix.losers)
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
+	}
+	if cur != nil {
+		ix.mergeDir(cur)
 	}
 	if ix.keys == nil {
 		ix.keys = map[Key]int32{}
@@ -312,29 +327,56 @@ func readPart(ctx context.Context, store Store, name string, deep bool) (*partKe
 	return pk, nil
 }
 
-// addPart merges one part's keys. Parts arrive sorted by (dir, number), so
-// within a directory a later row always wins; across directories the later
-// embedded_at wins, and on a tie the later directory (the one being added).
-func (ix *Index) addPart(p PartInfo, pk *partKeys) {
-	pi := int32(len(ix.parts))
-	ix.parts = append(ix.parts, p)
-	ix.rows += len(pk.docIDs)
+// keyTable maps keys to their winning row.
+type keyTable struct {
+	keys      map[Key]int32
+	entries   []entry
+	entryKeys []Key // entryKeys[i] is the key of entries[i]
+}
+
+func newKeyTable(n int) *keyTable {
+	return &keyTable{keys: make(map[Key]int32, n), entries: make([]entry, 0, n), entryKeys: make([]Key, 0, n)}
+}
+
+// addPart merges one part of a directory (parts in number order): a later
+// row always wins. The rows that lose are appended to losers.
+func (t *keyTable) addPart(pi int32, pk *partKeys, losers []loser) []loser {
 	for r := range pk.docIDs {
 		k := Key{DocID: pk.docIDs[r], ChunkIndex: pk.index[r]}
 		e := entry{sha: pk.sha[r], at: pk.at[r], part: pi}
-		i, ok := ix.keys[k]
+		i, ok := t.keys[k]
 		if !ok {
+			t.keys[k] = int32(len(t.entries))
+			t.entries = append(t.entries, e)
+			t.entryKeys = append(t.entryKeys, k)
+			continue
+		}
+		losers = append(losers, loser{key: k, sha: t.entries[i].sha, part: t.entries[i].part})
+		t.entries[i] = e
+	}
+	return losers
+}
+
+// mergeDir merges a directory's winners into the index. Directories arrive in
+// name order: on an equal embedded_at the one merged later wins.
+func (ix *Index) mergeDir(t *keyTable) {
+	if ix.keys == nil {
+		ix.keyTable = *t
+		return
+	}
+	for j, k := range t.entryKeys {
+		e := t.entries[j]
+		i, ok := ix.keys[k]
+		switch {
+		case !ok:
 			ix.keys[k] = int32(len(ix.entries))
 			ix.entries = append(ix.entries, e)
 			ix.entryKeys = append(ix.entryKeys, k)
-			continue
-		}
-		old := ix.entries[i]
-		if ix.parts[old.part].Dir == p.Dir || e.at >= old.at {
-			ix.losers = append(ix.losers, loser{key: k, sha: old.sha, part: old.part})
+		case e.at >= ix.entries[i].at:
+			ix.losers = append(ix.losers, loser{key: k, sha: ix.entries[i].sha, part: ix.entries[i].part})
 			ix.entries[i] = e
-		} else {
-			ix.losers = append(ix.losers, loser{key: k, sha: e.sha, part: pi})
+		default:
+			ix.losers = append(ix.losers, loser{key: k, sha: e.sha, part: e.part})
 		}
 	}
 }
