@@ -20,10 +20,9 @@ type RateLimitConfig struct {
 	// TPM is the provider's limit in tokens per minute; 0 means unknown
 	// until a response's x-ratelimit-limit-tokens header tells it.
 	TPM int
-	// MaxRequestTokens is the largest request the caller will send, in
-	// tokens (the model's per-request limit): it is how many tokens may go
-	// out at once. Default, and at most, TPM. A bigger request fails with
-	// ErrRequestTooLarge.
+	// MaxRequestTokens is the largest request the caller may send, in
+	// tokens (the model's per-request limit). Default, and at most, TPM. A
+	// bigger request fails at once with ErrRequestTooLarge.
 	MaxRequestTokens int
 	// Margin is the fraction of each limit left unused, so that requests
 	// bunched by the network still fit the provider's bucket; default 0.01.
@@ -34,8 +33,10 @@ type RateLimitConfig struct {
 
 // RateLimited holds each request back until both the requests-per-minute
 // and the token-weighted tokens-per-minute budgets allow it, so that neither
-// limit is exceeded. At most one second of requests and MaxRequestTokens
-// tokens go out at once; after that requests flow at the limits' rates.
+// limit is exceeded: two token buckets (golang.org/x/time/rate) filling at
+// the limits' rates, each one second deep, so that at most one second of
+// either goes out at once. A request bigger than one second of tokens waits
+// until its whole weight has accrued.
 // Each response's x-ratelimit-remaining-* headers lower our budget when the
 // provider has less left than we think (another client on the same key).
 // Every call, including every retry, pays again: put it inside [Retrying].
@@ -80,16 +81,22 @@ func NewRateLimited(inner Embedder, cfg RateLimitConfig) (*RateLimited, error) {
 	return l, nil
 }
 
+// newRequestLimiter and newTokenLimiter fill at the limit less the margin
+// and hold one second of the limit.
 func (l *RateLimited) newRequestLimiter(rpm int) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(float64(rpm)*(1-l.margin)/60), max(1, rpm/60))
 }
 
 func (l *RateLimited) newTokenLimiter(tpm int) *rate.Limiter {
-	burst := tpm
+	return rate.NewLimiter(rate.Limit(float64(tpm)*(1-l.margin)/60), max(1, tpm/60))
+}
+
+// maxRequest is the largest request allowed under tpm.
+func (l *RateLimited) maxRequest(tpm int) int {
 	if l.maxTokens > 0 {
-		burst = min(burst, l.maxTokens)
+		return min(tpm, l.maxTokens)
 	}
-	return rate.NewLimiter(rate.Limit(float64(tpm)*(1-l.margin)/60), burst)
+	return tpm
 }
 
 func (l *RateLimited) limiters() (req, tok *rate.Limiter) {
@@ -100,24 +107,22 @@ func (l *RateLimited) limiters() (req, tok *rate.Limiter) {
 
 // Embed waits for one request and the request's tokens (Input.Tokens, or an
 // estimate for inputs without a count), then calls the wrapped embedder.
-// It returns ErrRequestTooLarge, without waiting, for a request larger than
-// the token burst, and ctx's error if ctx ends while waiting.
+// It returns ErrRequestTooLarge, without waiting, for a request over
+// MaxRequestTokens or the tokens per minute; ctx's error if ctx ends while
+// waiting; and an error wrapping context.DeadlineExceeded, at once, if the
+// wait would outlast ctx's deadline.
 func (l *RateLimited) Embed(ctx context.Context, req *Request) (*Result, error) {
 	n := req.tokens()
 	reqLim, tokLim := l.limiters()
-	if tokLim != nil && n > tokLim.Burst() {
-		return nil, fmt.Errorf("request of %d tokens, more than the %d that may be sent at once under %d tokens per minute: %w",
-			n, tokLim.Burst(), int(float64(tokLim.Limit())*60/(1-l.margin)+0.5), ErrRequestTooLarge)
-	}
-	if reqLim != nil {
-		if err := reqLim.Wait(ctx); err != nil {
-			return nil, waitError(ctx, "a request", err)
-		}
-	}
 	if tokLim != nil {
-		if err := tokLim.WaitN(ctx, n); err != nil {
-			return nil, waitError(ctx, fmt.Sprintf("%d tokens", n), err)
+		tpm := int(float64(tokLim.Limit())*60/(1-l.margin) + 0.5)
+		if most := l.maxRequest(tpm); n > most {
+			return nil, fmt.Errorf("request of %d tokens, more than the %d allowed in one request under %d tokens per minute: %w",
+				n, most, tpm, ErrRequestTooLarge)
 		}
+	}
+	if err := wait(ctx, reqLim, 1, tokLim, n); err != nil {
+		return nil, err
 	}
 	res, err := l.inner.Embed(ctx, req)
 	var rl *RateLimit
@@ -132,11 +137,54 @@ func (l *RateLimited) Embed(ctx context.Context, req *Request) (*Result, error) 
 	return res, err
 }
 
-func waitError(ctx context.Context, what string, err error) error {
-	if ctx.Err() != nil {
+// wait reserves 1 request and n tokens now and sleeps until both are due.
+// Weights above a limiter's burst are reserved in burst-sized pieces, so a
+// big request waits for its whole weight instead of failing.
+func wait(ctx context.Context, reqLim *rate.Limiter, r int, tokLim *rate.Limiter, n int) error {
+	now := time.Now()
+	var rs []*rate.Reservation
+	cancel := func() {
+		t := time.Now()
+		for _, x := range rs {
+			x.CancelAt(t)
+		}
+	}
+	var delay time.Duration
+	for _, w := range []struct {
+		lim *rate.Limiter
+		n   int
+	}{{reqLim, r}, {tokLim, n}} {
+		if w.lim == nil {
+			continue
+		}
+		for left := w.n; left > 0; {
+			k := min(left, w.lim.Burst())
+			x := w.lim.ReserveN(now, k)
+			if !x.OK() {
+				cancel()
+				return fmt.Errorf("reserving %d of the rate limit: %w", k, ErrRequestTooLarge)
+			}
+			rs = append(rs, x)
+			delay = max(delay, x.DelayFrom(now))
+			left -= k
+		}
+	}
+	if delay <= 0 {
+		return nil
+	}
+	if dl, ok := ctx.Deadline(); ok && now.Add(delay).After(dl) {
+		cancel()
+		return fmt.Errorf("waiting %s for the rate limit would pass the deadline: %w", delay.Round(time.Millisecond), context.DeadlineExceeded)
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		cancel()
 		return ctx.Err()
 	}
-	return fmt.Errorf("waiting for the rate limit to allow %s: %w", what, err)
 }
 
 // observe learns unknown limits and lowers our budget to what the provider
@@ -165,6 +213,8 @@ func lower(lim *rate.Limiter, now time.Time, remaining int) {
 		return
 	}
 	if excess := lim.TokensAt(now) - float64(remaining); excess >= 1 {
-		lim.ReserveN(now, min(int(excess), lim.Burst()))
+		for k := int(excess); k > 0; k -= lim.Burst() {
+			lim.ReserveN(now, min(k, lim.Burst()))
+		}
 	}
 }

@@ -117,7 +117,7 @@ func TestRateLimitedNeverExceedsKnownLimits(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				sim := newSim(t, embedder.SimulatorConfig{RPM: lim.rpm, TPM: lim.tpm, Latency: 200 * time.Millisecond})
 				start := time.Now()
-				e := newRetrying(t, newRateLimited(t, sim, embedder.RateLimitConfig{RPM: lim.rpm, TPM: lim.tpm, MaxRequestTokens: 300}),
+				e := newRetrying(t, newRateLimited(t, sim, embedder.RateLimitConfig{RPM: lim.rpm, TPM: lim.tpm}),
 					embedder.RetryConfig{MaxConcurrency: 8})
 				if err := embedAll(t, e, reqs, 8); err != nil {
 					t.Fatalf("embedding: %v", err)
@@ -127,11 +127,10 @@ func TestRateLimitedNeverExceedsKnownLimits(t *testing.T) {
 				if got := l.Totals.RateLimited; got != 0 {
 					t.Errorf("simulator answered 429 %d times; the limiter should have kept under both limits", got)
 				}
-				// Both buckets start full: the limiter may send one second of
-				// requests and one request's tokens at once, then the rest
-				// at the limits' rates.
+				// The limiter sends one second of each limit at once, then
+				// the rest at the limits' rates.
 				bound := max(time.Duration(float64(len(reqs)-max(1, lim.rpm/60))/float64(lim.rpm)*float64(time.Minute)),
-					time.Duration(float64(tokens-300)/float64(lim.tpm)*float64(time.Minute)))
+					time.Duration(float64(tokens-lim.tpm/60)/float64(lim.tpm)*float64(time.Minute)))
 				if elapsed < bound*97/100 || elapsed > bound*110/100 {
 					t.Errorf("took %v, want about the binding limit's %v", elapsed, bound)
 				}
