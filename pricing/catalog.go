@@ -194,26 +194,56 @@ func parseModels(data []byte, isJSON bool) ([]Model, error) {
 		}
 		return f.Models, nil
 	}
+	// YAML is decoded untrimmed: leading white space is indentation.
 	var node yaml.Node
-	if err := yaml.Unmarshal(trimmed, &node); err != nil {
+	if err := yaml.Unmarshal(data, &node); err != nil {
 		return nil, fmt.Errorf("decoding YAML: %w", err)
 	}
 	if len(node.Content) == 0 {
 		return nil, nil
 	}
+	if err := checkYAMLAmounts(&node); err != nil {
+		return nil, fmt.Errorf("decoding YAML: %w", err)
+	}
 	root := node.Content[0]
 	if root.Kind == yaml.MappingNode {
 		var f catalogFile
-		if err := decodeYAMLStrict(trimmed, &f); err != nil {
+		if err := decodeYAMLStrict(data, &f); err != nil {
 			return nil, err
 		}
 		return f.Models, nil
 	}
 	var ms []Model
-	if err := decodeYAMLStrict(trimmed, &ms); err != nil {
+	if err := decodeYAMLStrict(data, &ms); err != nil {
 		return nil, err
 	}
 	return ms, nil
+}
+
+// checkYAMLAmounts checks every money field of a YAML document, so that a bad
+// amount is reported with its field's name (Micros.UnmarshalYAML sees only
+// the value).
+func checkYAMLAmounts(n *yaml.Node) error {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Value != "price_per_1m" && k.Value != "batch_price_per_1m" || v.ShortTag() == "!!null" {
+				continue
+			}
+			if v.Kind != yaml.ScalarNode {
+				return fmt.Errorf("line %d: field %q: amount is not a number", v.Line, k.Value)
+			}
+			if _, err := parseAmount(v.Value); err != nil {
+				return fmt.Errorf("line %d: field %q: %w", v.Line, k.Value, err)
+			}
+		}
+	}
+	for _, c := range n.Content {
+		if err := checkYAMLAmounts(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func decodeYAMLStrict(data []byte, v any) error {
@@ -225,12 +255,13 @@ func decodeYAMLStrict(data []byte, v any) error {
 	return nil
 }
 
-// UnmarshalYAML reads a YAML scalar of dollars exactly (no float rounding).
+// UnmarshalYAML reads a YAML scalar of dollars exactly (no float rounding),
+// with an optional leading minus sign, as UnmarshalJSON does.
 func (m *Micros) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("line %d: amount is not a number", n.Line)
 	}
-	v, err := ParseUSD(n.Value)
+	v, err := parseAmount(n.Value)
 	if err != nil {
 		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
