@@ -36,7 +36,7 @@ func (t *CL100K) bpe(dst []int, p []byte) []int {
 	}
 	start[n] = int32(n)
 	for k := 0; k < n-1; k++ {
-		rank[k] = t.rankOf(p[k : k+2])
+		rank[k] = t.ranks.pair[uint16(p[k])|uint16(p[k+1])<<8]
 	}
 	for n > 1 {
 		best, m := int32(noRank), -1

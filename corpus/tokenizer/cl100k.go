@@ -111,7 +111,17 @@ func (t *CL100K) Count(text []byte) int {
 		j := nextPiece(text, i)
 		p := text[i:j]
 		i = j
-		if len(p) > inlineMax {
+		switch {
+		case len(p) == 1: // every byte is a token
+			n++
+			continue
+		case len(p) == 2: // one token, or two single bytes
+			n += 2
+			if t.ranks.pair[uint16(p[0])|uint16(p[1])<<8] != noRank {
+				n--
+			}
+			continue
+		case len(p) > inlineMax:
 			n += t.countPiece(p)
 			continue
 		}

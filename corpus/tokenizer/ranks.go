@@ -9,18 +9,30 @@ import (
 // longer ones (a few hundred in cl100k_base) live in a map.
 const inlineMax = 16
 
-// rankTable maps token bytes to ranks. Tokens of up to inlineMax bytes are
-// packed into two words and stored in an open-addressing table with linear
-// probing, so a lookup is a hash of two words and usually one cache line;
-// there are no pointers for the garbage collector to scan. Read-only after
-// newRankTable, so safe for concurrent use.
+// rankTable maps token bytes to ranks, in tables sized by key length so
+// that the hot ones stay small: a direct table for one- and two-byte tokens
+// (256 KB), open-addressing tables with linear probing for 3–8 bytes (one
+// packed word per key, 1.5 MB) and 9–16 bytes (two words, 0.8 MB), and a map
+// for the few hundred longer tokens. No pointers for the garbage collector to
+// scan. Read-only after newRankTable, so safe for concurrent use.
 type rankTable struct {
-	slots []rankSlot
-	shift uint // 64 - log2(len(slots))
-	long  map[string]int32
+	pair       [1 << 16]int32 // rank of bytes b0 b1 at b0 | b1<<8, or noRank
+	single     [256]int32     // rank of each byte
+	short      []shortSlot    // 3–8 byte tokens
+	shortShift uint           // 64 - log2(len(short))
+	mid        []rankSlot     // 9–16 byte tokens
+	midShift   uint           // 64 - log2(len(mid))
+	long       map[string]int32
 }
 
-// rankSlot is one entry: the packed key and rank+1 | len<<24 (0 = empty).
+// shortSlot is a 3–8 byte token: its packed key (lo | hi<<32, see packKey)
+// and rank+1 | len<<24 (0 = empty).
+type shortSlot struct {
+	lo, hi, meta uint32
+}
+
+// rankSlot is a 9–16 byte token: its packed key and rank+1 | len<<24
+// (0 = empty).
 type rankSlot struct {
 	k0, k1 uint64
 	meta   uint32
@@ -49,31 +61,69 @@ func keyHash(k0, k1 uint64, n int) uint64 {
 }
 
 // newRankTable builds the table from token bytes → rank. Ranks must be
-// below 1<<24.
+// below 1<<24-1.
 func newRankTable(ranks map[string]int) *rankTable {
-	size := 1
-	for size < 2*len(ranks) {
-		size <<= 1
+	nShort, nMid := 0, 0
+	for tok := range ranks {
+		switch n := len(tok); {
+		case n >= 3 && n <= 8:
+			nShort++
+		case n > 8 && n <= inlineMax:
+			nMid++
+		}
 	}
-	t := &rankTable{
-		slots: make([]rankSlot, size),
-		shift: uint(64 - bits.TrailingZeros(uint(size))),
-		long:  make(map[string]int32),
+	t := &rankTable{long: make(map[string]int32)}
+	t.short, t.shortShift = make([]shortSlot, tableSize(nShort)), tableShift(nShort)
+	t.mid, t.midShift = make([]rankSlot, tableSize(nMid)), tableShift(nMid)
+	for i := range t.pair {
+		t.pair[i] = noRank
 	}
-	mask := uint64(size - 1)
+	for i := range t.single {
+		t.single[i] = noRank
+	}
 	for tok, r := range ranks {
-		if len(tok) > inlineMax {
-			t.long[tok] = int32(r)
-			continue
-		}
+		n := len(tok)
 		k0, k1 := packKey([]byte(tok))
-		i := keyHash(k0, k1, len(tok)) >> t.shift
-		for t.slots[i].meta != 0 {
-			i = (i + 1) & mask
+		h := keyHash(k0, k1, n)
+		meta := uint32(r+1) | uint32(n)<<24
+		switch {
+		case n == 1:
+			t.single[tok[0]] = int32(r)
+		case n == 2:
+			t.pair[uint16(k0)] = int32(r)
+		case n <= 8:
+			mask := uint64(len(t.short) - 1)
+			i := h >> t.shortShift
+			for t.short[i].meta != 0 {
+				i = (i + 1) & mask
+			}
+			t.short[i] = shortSlot{uint32(k0), uint32(k0 >> 32), meta}
+		case n <= inlineMax:
+			mask := uint64(len(t.mid) - 1)
+			i := h >> t.midShift
+			for t.mid[i].meta != 0 {
+				i = (i + 1) & mask
+			}
+			t.mid[i] = rankSlot{k0, k1, meta}
+		default:
+			t.long[tok] = int32(r)
 		}
-		t.slots[i] = rankSlot{k0, k1, uint32(r+1) | uint32(len(tok))<<24}
 	}
 	return t
+}
+
+// tableSize returns the number of slots for n keys: a power of two, with a
+// load factor of at most 0.625.
+func tableSize(n int) int {
+	return 1 << (64 - tableShift(n))
+}
+
+func tableShift(n int) uint {
+	size := 2
+	for size*5 < n*8 {
+		size <<= 1
+	}
+	return uint(64 - bits.TrailingZeros(uint(size)))
 }
 
 // get returns the rank of b, or noRank.
@@ -85,17 +135,43 @@ func (t *rankTable) get(b []byte) int32 {
 		}
 		return noRank
 	}
+	switch n {
+	case 0:
+		return noRank
+	case 1:
+		return t.single[b[0]]
+	case 2:
+		return t.pair[uint16(b[0])|uint16(b[1])<<8]
+	}
 	k0, k1 := packKey(b)
 	return t.getPacked(k0, k1, n, keyHash(k0, k1, n))
 }
 
-// getPacked returns the rank of the token packed as k0, k1 with n ≤
+// getPacked returns the rank of the token packed as k0, k1 with 1 ≤ n ≤
 // inlineMax bytes and hash h = keyHash(k0, k1, n), or noRank.
 func (t *rankTable) getPacked(k0, k1 uint64, n int, h uint64) int32 {
-	mask := uint64(len(t.slots) - 1)
 	want := uint32(n) << 24
-	for i := h >> t.shift; ; i = (i + 1) & mask {
-		s := &t.slots[i]
+	switch {
+	case n == 1:
+		return t.single[uint8(k0)]
+	case n == 2:
+		return t.pair[uint16(k0)]
+	case n <= 8:
+		mask := uint64(len(t.short) - 1)
+		lo, hi := uint32(k0), uint32(k0>>32)
+		for i := h >> t.shortShift; ; i = (i + 1) & mask {
+			s := &t.short[i]
+			if s.meta == 0 {
+				return noRank
+			}
+			if s.lo == lo && s.hi == hi && s.meta&0xFF000000 == want {
+				return int32(s.meta&0xFFFFFF) - 1
+			}
+		}
+	}
+	mask := uint64(len(t.mid) - 1)
+	for i := h >> t.midShift; ; i = (i + 1) & mask {
+		s := &t.mid[i]
 		if s.meta == 0 {
 			return noRank
 		}

@@ -3,7 +3,7 @@
 // reembed's text rule (corpus.ToValidUTF8: one U+FFFD per maximal invalid
 // subsequence) and counted with encode_ordinary semantics.
 //
-//	tokcount [--jobs N] [--impl ours|tiktoken-go] [--out FILE] DIR
+//	tokcount [--jobs N] [--impl ours|tiktoken-go] [--out FILE] [--cpuprofile FILE] DIR
 //
 // --impl picks the counter: ours (tokenizer.NewCL100K, the default) or
 // tiktoken-go (github.com/pkoukk/tiktoken-go, tokenizer.NewReference).
@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -54,6 +55,7 @@ func run(args []string, stdout io.Writer) error {
 	jobs := fset.Int("jobs", runtime.GOMAXPROCS(0), "counting workers")
 	impl := fset.String("impl", "ours", "counter: ours or tiktoken-go")
 	out := fset.String("out", "", "write per-file counts (TSV) to this file")
+	cpuprofile := fset.String("cpuprofile", "", "write a CPU profile of the counting to this file")
 	if err := fset.Parse(args); err != nil {
 		return err
 	}
@@ -76,6 +78,17 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return fmt.Errorf("creating CPU profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("starting CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	paths := make(chan string, 256)
 	results := make(chan result, 256)
