@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/compress/snappy"
@@ -90,7 +92,7 @@ func BenchmarkScanKeys(b *testing.B) {
 	root := benchRoot(b, n)
 	ctx := context.Background()
 	b.ReportAllocs()
-	b.ResetTimer()
+	cpu0 := cpuTime()
 	var ix *Index
 	for b.Loop() {
 		var err error
@@ -105,6 +107,9 @@ func BenchmarkScanKeys(b *testing.B) {
 	}
 	b.ReportMetric(float64(ix.Rows())*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/scan")
+	// CPU seconds (user+system, all threads) per scan: steadier than wall time
+	// on a shared machine.
+	b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s/scan")
 }
 
 // BenchmarkWritePart measures Parquet encoding of one 1000-row part of
@@ -125,6 +130,7 @@ func BenchmarkWritePart(b *testing.B) {
 		b.Run("encode/"+c.name, func(b *testing.B) {
 			var size int64
 			b.ReportAllocs()
+			cpu0 := cpuTime()
 			for b.Loop() {
 				cw := &countingWriter{w: io.Discard}
 				if err := writeRowsCodec(cw, rows, c.codec); err != nil {
@@ -134,6 +140,7 @@ func BenchmarkWritePart(b *testing.B) {
 			}
 			b.SetBytes(size)
 			b.ReportMetric(float64(len(rows))*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(float64(size)*float64(b.N)/1e6/(cpuTime()-cpu0).Seconds(), "MB/cpu-s")
 		})
 	}
 	b.Run("commit/zstd-fastest", func(b *testing.B) {
@@ -146,6 +153,7 @@ func BenchmarkWritePart(b *testing.B) {
 		var bytes int64
 		w.onCommit = func(p PartInfo) { bytes += p.Size }
 		b.ReportAllocs()
+		cpu0 := cpuTime()
 		for b.Loop() {
 			if err := w.Add(ctx, rows...); err != nil {
 				b.Fatal(err)
@@ -153,5 +161,15 @@ func BenchmarkWritePart(b *testing.B) {
 		}
 		b.SetBytes(bytes / int64(b.N))
 		b.ReportMetric(float64(len(rows))*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		b.ReportMetric(float64(bytes)/1e6/(cpuTime()-cpu0).Seconds(), "MB/cpu-s")
 	})
+}
+
+// cpuTime returns the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"slices"
@@ -591,5 +592,27 @@ func TestHasDoesNotAllocate(t *testing.T) { // not parallel: AllocsPerRun
 	must(t, err)
 	if n := testing.AllocsPerRun(100, func() { ix.Has(r.Key(), r.ChunkSHA256) }); n != 0 {
 		t.Errorf("Has allocates %v times per call, want 0 (it runs once per chunk on resume)", n)
+	}
+}
+
+// TestKeyTableCollision forces two keys onto one 64-bit hash: both must stay
+// findable, each with its own row.
+func TestKeyTableCollision(t *testing.T) {
+	t.Parallel()
+	tab := newKeyTable(maphash.MakeSeed(), 0)
+	a, b := Key{"a", 0}, Key{"b", 1}
+	tab.insert(7, a, entry{part: 1})
+	if _, ok := tab.find(7, b); ok {
+		t.Fatal("found b under a's hash")
+	}
+	tab.insert(7, b, entry{part: 2})
+	for _, tc := range []struct {
+		k    Key
+		part int32
+	}{{a, 1}, {b, 2}} {
+		i, ok := tab.find(7, tc.k)
+		if !ok || tab.entries[i].part != tc.part {
+			t.Errorf("find(%v) = %d, %v; want the entry of part %d", tc.k, i, ok, tc.part)
+		}
 	}
 }

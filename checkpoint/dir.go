@@ -239,7 +239,7 @@ func (d *Dir) Commit(ctx context.Context, name string, write func(w io.Writer) e
 		_ = d.ops.remove(tmp) // a leftover is removed on the next open
 	}()
 
-	bw := bufio.NewWriterSize(seamWriter{f: f, write: d.ops.write}, 1<<20)
+	bw := bufio.NewWriterSize(seamWriter{f: f, write: d.ops.write}, 256<<10)
 	if err := write(bw); err != nil {
 		return fmt.Errorf("committing %q: writing: %w", name, err)
 	}

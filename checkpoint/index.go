@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"iter"
 	"log/slog"
 	"runtime"
@@ -104,7 +105,7 @@ func (ix *Index) Unreadable() []BadPart { return slices.Clone(ix.unreadable) }
 
 // Lookup returns the winning row of a key.
 func (ix *Index) Lookup(k Key) (Entry, bool) {
-	i, ok := ix.keys[k]
+	i, ok := ix.find(ix.hash(k), k)
 	if !ok {
 		return Entry{}, false
 	}
@@ -133,7 +134,7 @@ func (ix *Index) All() iter.Seq2[Key, Entry] {
 // winning row's chunk_sha256 equals sha256Hex (case-insensitive hex). The
 // rebuild skips a chunk iff Has returns true. It does not allocate.
 func (ix *Index) Has(k Key, sha256Hex string) bool {
-	i, ok := ix.keys[k]
+	i, ok := ix.find(ix.hash(k), k)
 	if !ok {
 		return false
 	}
@@ -181,7 +182,8 @@ func (ix *Index) Duplicates() []ShadowedRow { return ix.shadowed(true) }
 func (ix *Index) shadowed(same bool) []ShadowedRow {
 	var out []ShadowedRow
 	for _, l := range ix.losers {
-		if (ix.entries[ix.keys[l.key]].sha == l.sha) == same {
+		i, _ := ix.find(ix.hash(l.key), l.key)
+		if (ix.entries[i].sha == l.sha) == same {
 			out = append(out, ShadowedRow{Key: l.key, SHA256: hex.EncodeToString(l.sha[:]), Part: ix.parts[l.part].Name})
 		}
 	}
@@ -240,6 +242,7 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 		results[i] = make(chan result, 1)
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	seed := maphash.MakeSeed()
 	var next atomic.Int64
 	for range min(cmp.Or(opts.Concurrency, runtime.GOMAXPROCS(0)), len(parts)) {
 		g.Go(func() error {
@@ -249,6 +252,9 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 					return nil
 				}
 				pk, err := readPart(gctx, store, parts[i].Name, opts.Deep)
+				if pk != nil {
+					pk.hashKeys(seed)
+				}
 				switch {
 				case errors.Is(err, errCorrupt):
 					results[i] <- result{bad: err}
@@ -289,7 +295,7 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 			continue
 		}
 		if cur == nil { // guess the size from the first part: parts are usually full
-			cur = newKeyTable(min(len(r.pk.docIDs)*(remaining[p.Dir]+1), 1<<24))
+			cur = newKeyTable(seed, min(len(r.pk.docIDs)*(remaining[p.Dir]+1), 1<<24))
 		}
 		p.Rows = len(r.pk.docIDs)
 		ix.rows += p.Rows
@@ -303,7 +309,7 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 		ix.mergeDir(cur)
 	}
 	if ix.keys == nil {
-		ix.keys = map[Key]int32{}
+		ix.keyTable = *newKeyTable(seed, 0)
 	}
 	return ix, nil
 }
@@ -327,15 +333,55 @@ func readPart(ctx context.Context, store Store, name string, deep bool) (*partKe
 	return pk, nil
 }
 
-// keyTable maps keys to their winning row.
+// keyTable maps keys to their winning row. Keys are found by a 64-bit hash
+// of (doc_id, chunk_index) computed by the part readers in parallel (the
+// doc_id is hashed once per run of rows of one document), so the merge, the
+// serial part of a scan, does only cheap uint64 map operations.
 type keyTable struct {
-	keys      map[Key]int32
+	seed      maphash.Seed
+	keys      map[uint64]int32 // keyHash -> index into entries
+	overflow  map[Key]int32    // keys whose hash another key already has (practically never)
 	entries   []entry
 	entryKeys []Key // entryKeys[i] is the key of entries[i]
 }
 
-func newKeyTable(n int) *keyTable {
-	return &keyTable{keys: make(map[Key]int32, n), entries: make([]entry, 0, n), entryKeys: make([]Key, 0, n)}
+func newKeyTable(seed maphash.Seed, n int) *keyTable {
+	return &keyTable{seed: seed, keys: make(map[uint64]int32, n), entries: make([]entry, 0, n), entryKeys: make([]Key, 0, n)}
+}
+
+// keyHash hashes a key; docHash is maphash.String(seed, k.DocID).
+func keyHash(docHash uint64, chunkIndex int32) uint64 {
+	return docHash ^ (uint64(uint32(chunkIndex))+1)*0x9e3779b97f4a7c15
+}
+
+func (t *keyTable) hash(k Key) uint64 {
+	return keyHash(maphash.String(t.seed, k.DocID), k.ChunkIndex)
+}
+
+func (t *keyTable) find(h uint64, k Key) (int32, bool) {
+	if i, ok := t.keys[h]; ok && t.entryKeys[i] == k {
+		return i, true
+	}
+	if t.overflow != nil {
+		i, ok := t.overflow[k]
+		return i, ok
+	}
+	return 0, false
+}
+
+// insert adds a key that find did not find.
+func (t *keyTable) insert(h uint64, k Key, e entry) {
+	i := int32(len(t.entries))
+	t.entries = append(t.entries, e)
+	t.entryKeys = append(t.entryKeys, k)
+	if _, taken := t.keys[h]; !taken {
+		t.keys[h] = i
+		return
+	}
+	if t.overflow == nil {
+		t.overflow = map[Key]int32{}
+	}
+	t.overflow[k] = i
 }
 
 // addPart merges one part of a directory (parts in number order): a later
@@ -344,11 +390,10 @@ func (t *keyTable) addPart(pi int32, pk *partKeys, losers []loser) []loser {
 	for r := range pk.docIDs {
 		k := Key{DocID: pk.docIDs[r], ChunkIndex: pk.index[r]}
 		e := entry{sha: pk.sha[r], at: pk.at[r], part: pi}
-		i, ok := t.keys[k]
+		h := pk.hash[r]
+		i, ok := t.find(h, k)
 		if !ok {
-			t.keys[k] = int32(len(t.entries))
-			t.entries = append(t.entries, e)
-			t.entryKeys = append(t.entryKeys, k)
+			t.insert(h, k, e)
 			continue
 		}
 		losers = append(losers, loser{key: k, sha: t.entries[i].sha, part: t.entries[i].part})
@@ -366,12 +411,11 @@ func (ix *Index) mergeDir(t *keyTable) {
 	}
 	for j, k := range t.entryKeys {
 		e := t.entries[j]
-		i, ok := ix.keys[k]
+		h := ix.hash(k)
+		i, ok := ix.find(h, k)
 		switch {
 		case !ok:
-			ix.keys[k] = int32(len(ix.entries))
-			ix.entries = append(ix.entries, e)
-			ix.entryKeys = append(ix.entryKeys, k)
+			ix.insert(h, k, e)
 		case e.at >= ix.entries[i].at:
 			ix.losers = append(ix.losers, loser{key: k, sha: ix.entries[i].sha, part: ix.entries[i].part})
 			ix.entries[i] = e
@@ -428,7 +472,7 @@ func (ix *Index) Coverage(expected iter.Seq2[Key, string]) Report {
 	}
 	for k, sha := range expected {
 		r.Expected++
-		i, ok := ix.keys[k]
+		i, ok := ix.find(ix.hash(k), k)
 		if !ok {
 			r.Missing++
 			sample(&r.MissingKeys, k)

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"sync"
 	"time"
@@ -15,10 +16,25 @@ import (
 
 // partKeys are the key columns of one part, row by row.
 type partKeys struct {
+	hash   []uint64 // keyHash of each row, set by hashKeys
 	docIDs []string
 	index  []int32
 	sha    [][32]byte
 	at     []int64 // embedded_at, Unix milliseconds
+}
+
+// hashKeys computes each row's key hash, hashing a doc_id once per run of
+// rows that share it.
+func (pk *partKeys) hashKeys(seed maphash.Seed) {
+	pk.hash = make([]uint64, len(pk.docIDs))
+	var last string
+	var docHash uint64
+	for r, doc := range pk.docIDs {
+		if r == 0 || doc != last {
+			last, docHash = doc, maphash.String(seed, doc)
+		}
+		pk.hash[r] = keyHash(docHash, pk.index[r])
+	}
 }
 
 // errCorrupt marks a part whose bytes cannot be a valid part: bad footer,

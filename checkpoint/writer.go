@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"time"
+
+	"github.com/parquet-go/parquet-go/compress"
 )
 
 // DefaultPartRows is the default number of rows per part. With 1536-dimension
@@ -81,6 +83,7 @@ type Writer struct {
 	partRows int
 	logger   *slog.Logger
 	onCommit func(PartInfo)
+	codec    compress.Codec
 
 	index    *Index
 	recovery Recovery
@@ -127,6 +130,7 @@ func Open(ctx context.Context, store Store, opts Options) (*Writer, error) {
 		partRows: cmp.Or(opts.PartRows, DefaultPartRows),
 		logger:   opts.Logger,
 		onCommit: opts.OnCommit,
+		codec:    newCodec(),
 	}
 	if w.logger == nil {
 		w.logger = slog.New(slog.DiscardHandler)
@@ -392,7 +396,7 @@ func (w *Writer) commit(ctx context.Context, n int) error {
 	var size int64
 	err := w.store.Commit(ctx, name, func(out io.Writer) error {
 		cw := &countingWriter{w: out}
-		err := writeRows(cw, w.buf[:n])
+		err := writeRowsCodec(cw, w.buf[:n], w.codec)
 		size = cw.n
 		return err
 	})
