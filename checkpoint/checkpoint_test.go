@@ -616,3 +616,18 @@ func TestKeyTableCollision(t *testing.T) {
 		}
 	}
 }
+
+func TestFlushAfterCancel(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	root := t.TempDir()
+	w := openWriter(t, NewDir(root), Options{Manifest: testManifest(4)})
+	must(t, w.Add(ctx, corpusRows(1, 3, 4)...))
+	cancel() // SIGTERM: the rebuild's context is cancelled, the last flush must land
+	if err := w.Close(ctx); err != nil {
+		t.Fatalf("Close after cancel: %v", err)
+	}
+	if parts := readAllParts(t, root); len(parts["part-000001.parquet"]) != 3 {
+		t.Errorf("parts after a flush on a cancelled context: %v", sortedNames(parts))
+	}
+}

@@ -211,13 +211,13 @@ func (d *Dir) mkdir(dir string) error {
 // error removes the temporary file and leaves the old state (no file, or the
 // previous file of that name). If only the directory fsync fails, the file is
 // committed and the error wraps [ErrNotDurable].
+//
+// Commit does not stop when ctx is cancelled: a local commit is short, and the
+// last flush of a rebuild that is shutting down must still land.
 func (d *Dir) Commit(ctx context.Context, name string, write func(w io.Writer) error) (err error) {
 	final, err := d.path(name)
 	if err != nil {
 		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("committing %q: %w", name, err)
 	}
 	dir := filepath.Dir(final)
 	if err := d.mkdir(dir); err != nil {

@@ -354,6 +354,11 @@ func isLowerHex(s string) bool {
 
 // Flush commits the buffered rows, if any, as one part. The rebuild calls it
 // on its flush interval and before exiting. On error the rows stay buffered.
+//
+// On shutdown ctx is often already cancelled: [Dir] commits anyway, but a
+// store that honours ctx (object storage) would not, so pass
+// context.WithoutCancel(ctx), with a timeout of your choosing, to the last
+// Flush or Close.
 func (w *Writer) Flush(ctx context.Context) error {
 	if w.closed {
 		return ErrClosed
