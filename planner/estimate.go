@@ -119,6 +119,10 @@ func (r *EstimateRequest) Validate() error {
 		}
 		if r.WhatIf.TokensPerDocument <= 0 {
 			errs = append(errs, errors.New("--tokens-per-document must be a positive number of tokens"))
+		} else if r.WhatIf.Documents > 0 && r.WhatIf.TokensPerDocument > math.MaxInt64/r.WhatIf.Documents {
+			errs = append(errs, errors.New("--tokens-per-document: documents × tokens per document exceeds 2^63 tokens"))
+		} else if n := r.maxWhatIfWindows(); n > MaxWhatIfChunksPerDocument {
+			errs = append(errs, fmt.Errorf("--tokens-per-document %d makes %d chunks per document, above %d; raise --chunk-tokens", r.WhatIf.TokensPerDocument, n, MaxWhatIfChunksPerDocument))
 		}
 		if len(r.Paths) > 0 {
 			errs = append(errs, errors.New("--documents: a what-if takes no corpus path"))
@@ -130,6 +134,35 @@ func (r *EstimateRequest) Validate() error {
 		errs = append(errs, errors.New("no corpus path given (or use --documents and --tokens-per-document)"))
 	}
 	return errors.Join(errs...)
+}
+
+// MaxWhatIfChunksPerDocument bounds the chunks of one what-if document: the
+// what-if packs a document's chunks one by one, so more would let one request
+// take minutes of CPU and gigabytes of memory.
+const MaxWhatIfChunksPerDocument = 1_000_000
+
+// maxWhatIfWindows is the largest number of windows a what-if document makes
+// for any of the models (their chunk sizes are capped as Run caps them).
+func (r *EstimateRequest) maxWhatIfWindows() int64 {
+	var most int64
+	for _, m := range r.Models {
+		size, overlap := r.ChunkTokens, r.ChunkOverlap
+		if size == 0 || size > m.MaxTokensPerInput {
+			size = m.MaxTokensPerInput
+			overlap = min(overlap, size-1)
+		}
+		if size <= 0 || overlap < 0 || overlap >= size {
+			continue // reported by the other checks
+		}
+		n := r.WhatIf.TokensPerDocument
+		if n > int64(size) {
+			n = 1 + (n-int64(size)+int64(size-overlap)-1)/int64(size-overlap)
+		} else {
+			n = 1
+		}
+		most = max(most, n)
+	}
+	return most
 }
 
 // Estimate is the answer: the runbooks' contract, documented field by field
