@@ -30,27 +30,35 @@ import (
 // SIGKILL lands. Environment: CHECKPOINT_CRASH_KILLS (default 24) and
 // CHECKPOINT_CRASH_SEED for a longer soak, e.g.
 //
-//	CHECKPOINT_CRASH_KILLS=300 go test -run TestCrashDuringCommit ./checkpoint
+//	CHECKPOINT_CRASH_KILLS=300 go test -run TestCrashDuringCommit -timeout 30m ./checkpoint  # ~2.5 min
 const (
 	crashEnvDir  = "CHECKPOINT_CRASH_CHILD_DIR"
 	crashEnvFree = "CHECKPOINT_CRASH_CHILD_FREE"
+	crashEnvDocs = "CHECKPOINT_CRASH_CHILD_DOCS"
 
-	crashDocs, crashChunks, crashDims, crashPartRows = 60, 10, 32, 10
+	crashChunks, crashDims, crashPartRows = 10, 32, 10
 )
+
+// crashDocs sizes the corpus so that every kill lands before it is done.
+func crashDocs(kills int) int { return 40 + 4*kills }
 
 func TestCrashWriterProcess(t *testing.T) {
 	root := os.Getenv(crashEnvDir)
 	if root == "" {
 		t.Skip("helper process for TestCrashDuringCommit")
 	}
-	if err := crashWriter(root, os.Getenv(crashEnvFree) != ""); err != nil {
+	docs, err := strconv.Atoi(os.Getenv(crashEnvDocs))
+	if err != nil {
+		t.Fatalf("%s: %v", crashEnvDocs, err)
+	}
+	if err := crashWriter(root, docs, os.Getenv(crashEnvFree) != ""); err != nil {
 		fmt.Println("error", err)
 		os.Exit(3)
 	}
 	os.Exit(0)
 }
 
-func crashWriter(root string, free bool) error {
+func crashWriter(root string, docs int, free bool) error {
 	ctx := context.Background()
 	out := bufio.NewWriter(os.Stdout)
 	in := bufio.NewReader(os.Stdin)
@@ -111,7 +119,7 @@ func crashWriter(root string, free bool) error {
 	if err != nil {
 		return err
 	}
-	rows := corpusRows(crashDocs, crashChunks, crashDims)
+	rows := corpusRows(docs, crashChunks, crashDims)
 	var todo []Row
 	for _, r := range rows {
 		if !w.Index().Has(r.Key(), r.ChunkSHA256) {
@@ -158,7 +166,8 @@ func TestCrashDuringCommit(t *testing.T) {
 	t.Logf("kills=%d seed=%d (CHECKPOINT_CRASH_KILLS, CHECKPOINT_CRASH_SEED)", kills, seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	root := t.TempDir()
-	rows := corpusRows(crashDocs, crashChunks, crashDims)
+	docs := crashDocs(kills)
+	rows := corpusRows(docs, crashChunks, crashDims)
 	shaOf := map[string]string{}
 	for _, r := range rows {
 		shaOf[r.Key().String()] = r.ChunkSHA256
@@ -175,7 +184,7 @@ func TestCrashDuringCommit(t *testing.T) {
 		kill := killed < kills
 		// Kill at the k-th stop of this run (four stops per commit).
 		k := rng.IntN(4 * 3)
-		res := runCrashWriter(t, root, free, kill, k, reported)
+		res := runCrashWriter(t, root, docs, free, kill, k, reported)
 		if res.start.todo != len(rows)-res.presentBefore {
 			t.Fatalf("run %d: writer would embed %d chunks, %d are missing", run, res.start.todo, len(rows)-res.presentBefore)
 		}
@@ -241,7 +250,7 @@ type crashResult struct {
 
 // runCrashWriter runs one writer process. With kill set it SIGKILLs the writer
 // at its k-th stop (or, when free, as soon as it reports its k-th line).
-func runCrashWriter(t *testing.T, root string, free, kill bool, k int, reported map[string]bool) crashResult {
+func runCrashWriter(t *testing.T, root string, docs int, free, kill bool, k int, reported map[string]bool) crashResult {
 	t.Helper()
 	var res crashResult
 	if ix, err := Scan(context.Background(), NewDir(root), ScanOptions{}); err == nil {
@@ -253,7 +262,7 @@ func runCrashWriter(t *testing.T, root string, free, kill bool, k int, reported 
 		}
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashWriterProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashEnvDir+"="+root)
+	cmd.Env = append(os.Environ(), crashEnvDir+"="+root, crashEnvDocs+"="+strconv.Itoa(docs))
 	if free {
 		cmd.Env = append(cmd.Env, crashEnvFree+"=1")
 	}
