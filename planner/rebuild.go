@@ -310,7 +310,7 @@ func (r *Rebuilder) Run(ctx context.Context, spec RebuildSpec) (*Summary, error)
 	}
 
 	batches := make(chan *batch, max(spec.Limits.Concurrency, 1))
-	rows := make(chan []checkpoint.Row, max(spec.Limits.Concurrency, 1)*2)
+	rows := make(chan []checkpoint.Row, RowsQueue(spec.Limits.Concurrency))
 	var fatal atomic.Pointer[error]
 	setFatal := func(err error) {
 		fatal.CompareAndSwap(nil, &err)
@@ -507,6 +507,11 @@ loop:
 		"billed_tokens", sum.BilledTokens, "requests", sum.Requests, "cost_usd", sum.Cost.String(), "parts", sum.Parts)
 	return sum, result
 }
+
+// RowsQueue is how many embedded batches may wait for the checkpoint writer.
+// With it, what a crash can lose, embedded and paid but not committed, is at
+// most PartRows-1 buffered rows plus (RowsQueue + concurrency) batches.
+func RowsQueue(concurrency int) int { return max(concurrency, 1) }
 
 func effectiveSize(s RebuildSpec) int { return min(s.ChunkTokens, s.Model.MaxTokensPerInput) }
 func effectiveOverlap(s RebuildSpec) int {
