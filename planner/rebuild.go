@@ -347,7 +347,11 @@ func (r *Rebuilder) Run(ctx context.Context, spec RebuildSpec) (*Summary, error)
 			cur = &batch{}
 			return nil
 		}
-		_, err := corpus.Scan(produceCtx, src, spec.Jobs, func(doc corpus.Document) ([]chunkOut, error) {
+		// corpus.Scan is stopped from emit, never by cancelling its ctx:
+		// a Scan whose ctx is cancelled can leave its collector waiting on
+		// a file that no worker will ever read (a hang seen on interrupt,
+		// budget stop and provider error).
+		_, err := corpus.Scan(context.WithoutCancel(produceCtx), src, spec.Jobs, func(doc corpus.Document) ([]chunkOut, error) {
 			var out []chunkOut
 			_, _, err := chunker.Chunk(doc.Text, func(index int, text []byte, tokens int) error {
 				sha := shaHex(text)
@@ -359,6 +363,9 @@ func (r *Rebuilder) Run(ctx context.Context, spec RebuildSpec) (*Summary, error)
 			})
 			return out, err
 		}, func(chunks []chunkOut) error {
+			if err := produceCtx.Err(); err != nil {
+				return context.Cause(produceCtx)
+			}
 			for _, c := range chunks {
 				if packer.Add(c.tokens) {
 					if err := send(); err != nil {

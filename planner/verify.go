@@ -33,7 +33,8 @@ func Verify(ctx context.Context, tok tokenizer.Tokenizer, store checkpoint.Store
 		sha string
 	}
 	var expected []keySha
-	_, err = corpus.Scan(ctx, src, spec.Jobs, func(doc corpus.Document) ([]keySha, error) {
+	// Scan is stopped from emit, not through its ctx (see Rebuilder.Run).
+	_, err = corpus.Scan(context.WithoutCancel(ctx), src, spec.Jobs, func(doc corpus.Document) ([]keySha, error) {
 		var out []keySha
 		_, _, err := chunker.Chunk(doc.Text, func(index int, text []byte, _ int) error {
 			out = append(out, keySha{checkpoint.Key{DocID: doc.ID, ChunkIndex: int32(index)}, shaHex(text)})
@@ -41,6 +42,9 @@ func Verify(ctx context.Context, tok tokenizer.Tokenizer, store checkpoint.Store
 		})
 		return out, err
 	}, func(ks []keySha) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		expected = append(expected, ks...)
 		return nil
 	})
