@@ -55,6 +55,13 @@ func TestAPIKeyNeverLeaks(t *testing.T) {
 		o := newOpenAI(t, cfg)
 		l := newRateLimited(t, o, embedder.RateLimitConfig{Logger: logger})
 		r := newRetrying(t, l, embedder.RetryConfig{Logger: logger, MaxAttempts: 2, MaxRateLimited: 1, BaseDelay: time.Millisecond})
+		// Printing or logging the embedders themselves (unexported fields hold
+		// the key, and go-openai's client holds it as a plain string).
+		for _, v := range []any{o, *o, l, r, sim} {
+			fmt.Fprintf(&outputs, "%v %+v %#v %s\n", v, v, v, v)
+			logger.Info("embedder", "e", v)
+			jsonLogger.Info("embedder", "e", v)
+		}
 		for range 4 { // some meet a simulated 429
 			_, err := r.Embed(t.Context(), &embedder.Request{Inputs: chunks(t, "doc", 1)})
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -67,7 +68,8 @@ type OpenAI struct {
 	model          string
 	dims           int
 	base64         bool
-	key            APIKey
+	hasKey         bool
+	scrubKey       func(string) string // removes the key; a func so fmt cannot print it
 	maxInputTokens int
 	timeout        time.Duration
 }
@@ -95,7 +97,7 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 		if cfg.BaseURL == "" {
 			return nil, errors.New("openai embedder: Azure needs the resource endpoint as base URL")
 		}
-		oc = openai.DefaultAzureConfig(cfg.APIKey.Reveal(), cfg.BaseURL)
+		oc = openai.DefaultAzureConfig("", cfg.BaseURL)
 		oc.APIVersion = cfg.Azure.APIVersion
 		if oc.APIVersion == "" {
 			oc.APIVersion = "2024-10-21"
@@ -106,7 +108,7 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 			oc.AzureModelMapperFunc = func(m string) string { return m }
 		}
 	} else {
-		oc = openai.DefaultConfig(cfg.APIKey.Reveal())
+		oc = openai.DefaultConfig("")
 		if cfg.BaseURL != "" {
 			oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 		}
@@ -117,7 +119,23 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 		t.MaxIdleConnsPerHost = 64
 		tr = t
 	}
-	oc.HTTPClient = &http.Client{Transport: &captureTransport{base: tr}}
+	// The key lives only in closures: go-openai would keep it in a plain
+	// string field, which fmt prints raw when the client is printed.
+	key := cfg.APIKey.Reveal()
+	authorize := func(h http.Header) {}
+	if key != "" {
+		authorize = func(h http.Header) { h.Set("Authorization", "Bearer "+key) }
+		if cfg.Azure != nil {
+			authorize = func(h http.Header) { h.Set("api-key", key) }
+		}
+	}
+	scrub := func(s string) string {
+		if key != "" {
+			s = strings.ReplaceAll(s, key, redacted)
+		}
+		return keyLikeRE.ReplaceAllString(s, redacted)
+	}
+	oc.HTTPClient = &http.Client{Transport: &captureTransport{base: tr, authorize: authorize}}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
 		timeout = 2 * time.Minute
@@ -127,7 +145,8 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 		model:          cfg.Model,
 		dims:           cfg.Dimensions,
 		base64:         b64,
-		key:            cfg.APIKey,
+		hasKey:         key != "",
+		scrubKey:       scrub,
 		maxInputTokens: cfg.MaxInputTokens,
 		timeout:        timeout,
 	}, nil
@@ -279,12 +298,7 @@ var keyLikeRE = regexp.MustCompile(`\b(sk|key|api|pk|rk)-[A-Za-z0-9_\-*.]{3,}`)
 
 // scrub removes the API key and anything shaped like one from provider text
 // (OpenAI's 401 message quotes a masked key).
-func (o *OpenAI) scrub(s string) string {
-	if k := o.key.Reveal(); k != "" {
-		s = strings.ReplaceAll(s, k, redacted)
-	}
-	return keyLikeRE.ReplaceAllString(s, redacted)
-}
+func (o *OpenAI) scrub(s string) string { return o.scrubKey(s) }
 
 // isReset reports a connection closed under a request.
 func isReset(err error) bool {
@@ -309,13 +323,16 @@ type captured struct {
 // turns a 200 whose body is an error object into the status it means: 429
 // for a rate limit, 502 otherwise.
 type captureTransport struct {
-	base http.RoundTripper
+	base      http.RoundTripper
+	authorize func(http.Header) // sets the key's header
 }
 
 // peekBytes is how much of a 200 body is examined for a leading "error" key.
 const peekBytes = 64
 
 func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context()) // a RoundTripper must not change the caller's request
+	t.authorize(req.Header)
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
 		return nil, err
@@ -373,3 +390,14 @@ func isRateLimitBody(body []byte) bool {
 	text := strings.ToLower(code + " " + e.Error.Type + " " + e.Error.Message)
 	return strings.Contains(text, "rate_limit") || strings.Contains(text, "rate limit")
 }
+
+// String describes the embedder without its key.
+func (o *OpenAI) String() string {
+	return fmt.Sprintf("embedder.OpenAI{model: %q, dimensions: %d, api key set: %t}", o.model, o.dims, o.hasKey)
+}
+
+// GoString is String, for %#v.
+func (o *OpenAI) GoString() string { return o.String() }
+
+// LogValue is String, for slog.
+func (o *OpenAI) LogValue() slog.Value { return slog.StringValue(o.String()) }

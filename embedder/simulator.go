@@ -84,11 +84,15 @@ type SimulatorConfig struct {
 // process. Vectors are [SimulatedVector]; usage is the exact token count.
 // It is safe for concurrent use.
 type Simulator struct {
-	cfg  SimulatorConfig
-	tok  TokenCounter
-	log  *slog.Logger
-	done chan struct{}
-	stop sync.Once
+	cfg SimulatorConfig // cfg.APIKey is cleared: the key lives in keyOK only
+	// keyOK reports whether a request's key is the configured one (or none
+	// is configured). A func, so that printing a Simulator cannot show it.
+	keyOK func(got string) bool
+	auth  bool
+	tok   TokenCounter
+	log   *slog.Logger
+	done  chan struct{}
+	stop  sync.Once
 
 	mu     sync.Mutex
 	rng    *rand.Rand
@@ -137,15 +141,22 @@ func NewSimulator(cfg SimulatorConfig) (*Simulator, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	key := cfg.APIKey.Reveal()
+	cfg.APIKey = ""
+	keyOK := func(got string) bool {
+		return key == "" || subtle.ConstantTimeCompare([]byte(got), []byte(key)) == 1
+	}
 	now := time.Now()
 	return &Simulator{
-		cfg:  cfg,
-		tok:  tok,
-		log:  log,
-		done: make(chan struct{}),
-		rng:  rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
-		reqs: bucket{limit: float64(cfg.RPM), level: float64(cfg.RPM), last: now},
-		toks: bucket{limit: float64(cfg.TPM), level: float64(cfg.TPM), last: now},
+		cfg:   cfg,
+		keyOK: keyOK,
+		auth:  key != "",
+		tok:   tok,
+		log:   log,
+		done:  make(chan struct{}),
+		rng:   rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
+		reqs:  bucket{limit: float64(cfg.RPM), level: float64(cfg.RPM), last: now},
+		toks:  bucket{limit: float64(cfg.TPM), level: float64(cfg.TPM), last: now},
 		ledger: ledgerState{
 			inputs: make(map[[32]byte]int),
 			max:    cfg.MaxLedgerRequests,
@@ -478,14 +489,14 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // authorized reports whether r carries the configured key (or none is set).
 func (s *Simulator) authorized(r *http.Request) bool {
-	if s.cfg.APIKey == "" {
+	if !s.auth {
 		return true
 	}
 	got := r.Header.Get("api-key")
 	if a := r.Header.Get("Authorization"); a != "" {
 		got, _ = strings.CutPrefix(a, "Bearer ")
 	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.APIKey.Reveal())) == 1
+	return s.keyOK(got)
 }
 
 // wireRequest is the JSON body of POST /v1/embeddings.
@@ -745,3 +756,15 @@ func TextSHA256(text string) string {
 	h := sha256.Sum256([]byte(text))
 	return hex.EncodeToString(h[:])
 }
+
+// String describes the simulator without its key, so that printing a
+// *Simulator (whose unexported fields fmt would otherwise print raw) is safe.
+func (s *Simulator) String() string {
+	return fmt.Sprintf("embedder.Simulator{rpm: %d, tpm: %d, api key required: %t}", s.cfg.RPM, s.cfg.TPM, s.auth)
+}
+
+// GoString is String, for %#v.
+func (s *Simulator) GoString() string { return s.String() }
+
+// LogValue is String, for slog.
+func (s *Simulator) LogValue() slog.Value { return slog.StringValue(s.String()) }
