@@ -149,6 +149,26 @@ func sameClassInGo(s []byte) bool {
 }
 
 var (
+	refTokensOnce sync.Once
+	refTokens     map[string][]int
+)
+
+// referenceTokens returns the Reference's tokens of every testdata file,
+// computed once: the Reference is slow, and two tests need them.
+func referenceTokens(t testing.TB) map[string][]int {
+	t.Helper()
+	_, ref := tokenizers(t)
+	rows := loadCounts(t)
+	refTokensOnce.Do(func() {
+		refTokens = make(map[string][]int, len(rows))
+		for _, row := range rows {
+			refTokens[row.path] = ref.Encode(nil, readText(t, row.path))
+		}
+	})
+	return refTokens
+}
+
+var (
 	testOnce sync.Once
 	testOurs *CL100K
 	testRef  *Reference
