@@ -144,9 +144,11 @@ func wait(ctx context.Context, reqLim *rate.Limiter, r int, tokLim *rate.Limiter
 	now := time.Now()
 	var rs []*rate.Reservation
 	cancel := func() {
+		// Newest first: a reservation gives back only what no later one
+		// has built on.
 		t := time.Now()
-		for _, x := range rs {
-			x.CancelAt(t)
+		for i := len(rs) - 1; i >= 0; i-- {
+			rs[i].CancelAt(t)
 		}
 	}
 	var delay time.Duration

@@ -1,6 +1,7 @@
 package embedder_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -203,6 +204,48 @@ func TestRateLimitedFollowsRemainingHeader(t *testing.T) {
 		}
 		if got := sim.Ledger().Totals.RateLimited; got > 1 {
 			t.Errorf("%d answers were 429, want at most the first after the other client", got)
+		}
+	})
+}
+
+// TestRateLimitedBigRequestWaitsForItsWeight: a request heavier than one
+// second of tokens (but within TPM) waits until its whole weight has accrued,
+// then goes; cancelling a wait gives the tokens back.
+func TestRateLimitedBigRequestWaitsForItsWeight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := &embeddertest.Fake{}
+		l := newRateLimited(t, fake, embedder.RateLimitConfig{TPM: 600, Margin: 0.0001}) // 10 tokens a second
+		big := &embedder.Request{Inputs: []embedder.Input{{Text: "x", Tokens: 300}}}
+		start := time.Now()
+		if _, err := l.Embed(t.Context(), big); err != nil {
+			t.Fatalf("Embed: %v", err)
+		}
+		// 10 tokens were there at the start; 290 more take 29s.
+		if got := time.Since(start).Round(time.Second); got != 29*time.Second {
+			t.Errorf("waited %v, want 29s", got)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			_, err := l.Embed(ctx, big)
+			done <- err
+		}()
+		synctest.Wait()
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		// The cancelled reservation was returned: a 10-token request now
+		// waits one second, not 31.
+		start = time.Now()
+		if _, err := l.Embed(t.Context(), &embedder.Request{Inputs: []embedder.Input{{Text: "x", Tokens: 10}}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Since(start).Round(time.Second); got > time.Second {
+			t.Errorf("after the cancelled wait, a 10-token request waited %v", got)
+		}
+		if fake.Calls() != 2 {
+			t.Errorf("calls = %d, want 2", fake.Calls())
 		}
 	})
 }
