@@ -125,3 +125,15 @@ func runConformance(t *testing.T, newE newEmbedderFunc) {
 		}
 	})
 }
+
+// TestRequestTooLargeForTPMIsPermanent: a request over the whole TPM gets
+// OpenAI's "Request too large" 429, which is not retried.
+func TestRequestTooLargeForTPMIsPermanent(t *testing.T) {
+	t.Parallel()
+	_, srv := serveSim(t, embedder.SimulatorConfig{TPM: 50})
+	o := newOpenAI(t, embedder.OpenAIConfig{BaseURL: srv.URL + "/v1"})
+	_, err := newRetrying(t, o, embedder.RetryConfig{}).Embed(t.Context(), &embedder.Request{Inputs: chunks(t, "big", 4)})
+	if !errors.Is(err, embedder.ErrRequestTooLarge) || errors.Is(err, embedder.ErrRateLimited) {
+		t.Fatalf("err = %v, want ErrRequestTooLarge", err)
+	}
+}

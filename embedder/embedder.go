@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -156,26 +157,36 @@ func (e *ProviderError) Error() string {
 // Unwrap returns the underlying cause, if any.
 func (e *ProviderError) Unwrap() error { return e.Err }
 
-// Is reports ErrRateLimited and ErrQuotaExceeded for 429 answers.
+// Is reports ErrRateLimited, ErrQuotaExceeded and ErrRequestTooLarge for
+// the 429 answers that mean them.
 func (e *ProviderError) Is(target error) bool {
 	switch target {
 	case ErrRateLimited:
-		return e.Status == 429 && e.Code != "insufficient_quota"
+		return e.Status == 429 && e.Code != "insufficient_quota" && !e.tooLarge()
 	case ErrQuotaExceeded:
 		return e.Status == 429 && e.Code == "insufficient_quota"
+	case ErrRequestTooLarge:
+		return e.tooLarge()
 	}
 	return false
 }
 
+// tooLarge reports OpenAI's 429 "Request too large for ... tokens per min":
+// a request over the whole per-minute limit, which no wait will cure.
+func (e *ProviderError) tooLarge() bool {
+	return e.Status == 429 && strings.HasPrefix(strings.ToLower(e.Message), "request too large")
+}
+
 // Retryable reports whether sending the same request again may succeed:
-// rate limits (not quota), 408, 409, 5xx, timeouts, resets and malformed
-// answers. 400, 401, 403, 404, 413, 422 and every other 4xx are permanent.
+// rate limits (not quota, not "request too large"), 408, 409, 5xx,
+// timeouts, resets and malformed answers. 400, 401, 403, 404, 413, 422 and
+// every other 4xx are permanent.
 func (e *ProviderError) Retryable() bool {
 	switch {
 	case e.Status == 0:
 		return true
 	case e.Status == 429:
-		return e.Code != "insufficient_quota"
+		return e.Code != "insufficient_quota" && !e.tooLarge()
 	case e.Status == 408, e.Status == 409:
 		return true
 	case e.Status >= 500:

@@ -142,6 +142,8 @@ func (r *Retrying) Embed(ctx context.Context, req *Request) (*Result, error) {
 			}
 			wait = r.backoff(transient)
 		}
+		r.log.Debug("retrying embedding batch", "status", pe.Status, "rate_limited", limited, "failed", transient,
+			"wait", wait, "inputs", len(req.Inputs))
 		if err := sleep(ctx, wait); err != nil {
 			return nil, err
 		}

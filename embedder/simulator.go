@@ -341,6 +341,12 @@ func (s *Simulator) decide(req simRequest, authorized bool) simReply {
 		if fBody {
 			r.status, r.outcome = 200, outcomeRateLimitMsg
 		}
+	case s.cfg.TPM > 0 && total > s.cfg.TPM:
+		// Never fits, as OpenAI says it: a 429 that no wait will cure.
+		r.status, r.outcome = 429, outcomeRateLimited
+		r.err = &apiError{Type: "tokens", Code: strp("rate_limit_exceeded"), Message: fmt.Sprintf(
+			"Request too large for %s on tokens per min (TPM): Limit %d, Requested %d. The input or output tokens must be reduced in order to run successfully.",
+			req.model, s.cfg.TPM, total)}
 	case s.cfg.RPM > 0 && s.reqs.level < 1, s.cfg.TPM > 0 && s.toks.level < float64(total):
 		r.status, r.outcome = 429, outcomeRateLimited
 		if s.cfg.RPM > 0 {
