@@ -1,6 +1,8 @@
 package checkpoint
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/encoding"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 )
 
@@ -43,14 +46,19 @@ var errCorrupt = errors.New("corrupt part")
 
 // ioRecorder remembers the first I/O error (other than io.EOF) of the reads
 // the Parquet decoder makes, to tell a failing disk (fatal: retry later) from a
-// corrupt file (move it aside).
+// corrupt file (move it aside). A read outside the file is the decoder
+// following corrupt offsets, not an I/O error.
 type ioRecorder struct {
-	r   io.ReaderAt
-	mu  sync.Mutex
-	err error
+	r    io.ReaderAt
+	size int64
+	mu   sync.Mutex
+	err  error
 }
 
 func (x *ioRecorder) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > x.size {
+		return 0, fmt.Errorf("read at offset %d outside the file (%d bytes): %w", off, x.size, io.ErrUnexpectedEOF)
+	}
 	n, err := x.r.ReadAt(p, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		x.mu.Lock()
@@ -67,7 +75,7 @@ func (x *ioRecorder) ReadAt(p []byte, off int64) (int, error) {
 // pages are never read). An error wrapping errCorrupt means the file is not a
 // readable part; any other error is an I/O failure.
 func readPartKeys(r io.ReaderAt, size int64) (pk *partKeys, err error) {
-	rec := &ioRecorder{r: r}
+	rec := &ioRecorder{r: r, size: size}
 	defer func() {
 		if p := recover(); p != nil { // the decoder may panic on hostile bytes
 			err = fmt.Errorf("%w: decoder panic: %v", errCorrupt, p)
@@ -76,6 +84,10 @@ func readPartKeys(r io.ReaderAt, size int64) (pk *partKeys, err error) {
 			err = fmt.Errorf("reading part: %w", rec.err)
 		}
 	}()
+	footerLen, err := checkFooter(rec, size)
+	if err != nil {
+		return nil, err
+	}
 	f, err := parquet.OpenFile(rec, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errCorrupt, err)
@@ -106,6 +118,17 @@ func readPartKeys(r io.ReaderAt, size int64) (pk *partKeys, err error) {
 	atCol, err := col(colEmbeddedAt, parquet.Int64)
 	if err != nil {
 		return nil, err
+	}
+	footerStart := size - 8 - footerLen
+	for _, rg := range f.Metadata().RowGroups {
+		for _, c := range []int{docCol, idxCol, shaCol, atCol} {
+			if c >= len(rg.Columns) {
+				return nil, fmt.Errorf("%w: row group has %d columns", errCorrupt, len(rg.Columns))
+			}
+			if err := checkColumnChunk(rec, footerStart, &rg.Columns[c].MetaData); err != nil {
+				return nil, err
+			}
+		}
 	}
 	atLeaf, _ := schema.Lookup(colEmbeddedAt)
 	unit := time.Millisecond
@@ -167,6 +190,86 @@ func readPartKeys(r io.ReaderAt, size int64) (pk *partKeys, err error) {
 			errCorrupt, len(pk.docIDs), len(pk.index), len(pk.sha), len(pk.at), n)
 	}
 	return pk, nil
+}
+
+// checkFooter checks the file's frame before the Parquet decoder trusts it:
+// "PAR1" at both ends and a footer length that fits in the file. (The decoder
+// allocates the footer length it reads, up to 4 GB, before checking it.)
+func checkFooter(r io.ReaderAt, size int64) (footerLen int64, err error) {
+	const magic = "PAR1"
+	if size < 12 {
+		return 0, fmt.Errorf("%w: %d bytes is too short for a parquet file", errCorrupt, size)
+	}
+	var head [4]byte
+	var tail [8]byte
+	if _, err := r.ReadAt(head[:], 0); err != nil {
+		return 0, fmt.Errorf("reading parquet header: %w", err)
+	}
+	if _, err := r.ReadAt(tail[:], size-8); err != nil && !errors.Is(err, io.EOF) {
+		return 0, fmt.Errorf("reading parquet footer: %w", err)
+	}
+	if string(head[:]) != magic || string(tail[4:]) != magic {
+		return 0, fmt.Errorf("%w: no parquet magic at the start and end (truncated or not parquet)", errCorrupt)
+	}
+	footerLen = int64(binary.LittleEndian.Uint32(tail[:4]))
+	if footerLen > size-12 {
+		return 0, fmt.Errorf("%w: footer length %d exceeds the file (%d bytes)", errCorrupt, footerLen, size)
+	}
+	return footerLen, nil
+}
+
+// maxKeyChunkBytes bounds the uncompressed size of one key column chunk:
+// 1 GiB of doc_ids is far beyond any sane part, and far below what a corrupt
+// size field would make the decoder allocate.
+const maxKeyChunkBytes = 1 << 30
+
+// checkColumnChunk walks the page headers of a key column chunk before the
+// decoder does, so that corrupt sizes are reported instead of allocated: the
+// chunk lies inside the data region (before footerStart), its codec is one
+// reembed writes or may write, and each page fits in the chunk and in the
+// chunk's declared uncompressed size.
+func checkColumnChunk(r io.ReaderAt, footerStart int64, m *format.ColumnMetaData) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: column %v: %s", errCorrupt, m.PathInSchema, fmt.Sprintf(format, args...))
+	}
+	switch m.Codec {
+	case format.Uncompressed, format.Snappy, format.Gzip, format.Zstd:
+	default:
+		return bad("codec %v is not one reembed writes", m.Codec)
+	}
+	start := m.DataPageOffset
+	if m.DictionaryPageOffset > 0 && m.DictionaryPageOffset < start {
+		start = m.DictionaryPageOffset
+	}
+	end := start + m.TotalCompressedSize
+	if start < 4 || m.TotalCompressedSize < 0 || end > footerStart || end < start {
+		return bad("chunk [%d, %d) outside the data region [4, %d)", start, end, footerStart)
+	}
+	if m.TotalUncompressedSize < 0 || m.TotalUncompressedSize > maxKeyChunkBytes {
+		return bad("uncompressed size %d", m.TotalUncompressedSize)
+	}
+	buf := make([]byte, 1024)
+	var proto thrift.CompactProtocol
+	for off := start; off < end; {
+		n, err := r.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
+		if n == 0 && err != nil {
+			return fmt.Errorf("reading page header: %w", err)
+		}
+		br := bytes.NewReader(buf[:n])
+		var h format.PageHeader
+		if err := thrift.NewDecoder(proto.NewReader(br)).Decode(&h); err != nil {
+			return bad("page header at %d: %v", off, err)
+		}
+		off += int64(n - br.Len())
+		switch {
+		case h.CompressedPageSize < 0 || int64(h.CompressedPageSize) > end-off:
+			return bad("page of %d bytes at %d overruns the chunk", h.CompressedPageSize, off)
+		case h.UncompressedPageSize < 0 || int64(h.UncompressedPageSize) > m.TotalUncompressedSize:
+			return bad("page of %d uncompressed bytes in a chunk of %d", h.UncompressedPageSize, m.TotalUncompressedSize)
+		}
+		off += int64(h.CompressedPageSize)
+	}
+	return nil
 }
 
 // eachPage calls fn for every page of a column chunk, releasing each page to
@@ -254,7 +357,7 @@ func eachValue(p parquet.Page, fn func(parquet.Value) error) error {
 // checkRows decodes every row of a part, all columns. Like readPartKeys, an
 // error wrapping errCorrupt means the bytes are bad, any other an I/O failure.
 func checkRows(r io.ReaderAt, size int64) (err error) {
-	rec := &ioRecorder{r: r}
+	rec := &ioRecorder{r: r, size: size}
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%w: decoder panic: %v", errCorrupt, p)
