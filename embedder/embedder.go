@@ -85,7 +85,8 @@ var (
 	ErrQuotaExceeded = errors.New("provider quota exceeded")
 	// ErrRequestTooLarge is returned by [RateLimited] for a request with more
 	// tokens than the per-minute limit (or the configured largest request):
-	// it could never be sent, so it is an error rather than a wait.
+	// it could never be sent, so it is an error rather than a wait. It also
+	// matches a *ProviderError for OpenAI's 429 "Request too large".
 	ErrRequestTooLarge = errors.New("request larger than the rate limit allows")
 	// ErrMalformedResponse matches a *ProviderError for a response that could
 	// not be decoded or does not match the request (wrong count or length of

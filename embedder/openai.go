@@ -330,6 +330,7 @@ type captureTransport struct {
 // peekBytes is how much of a 200 body is examined for a leading "error" key.
 const peekBytes = 64
 
+// RoundTrip adds the key's header, sends req and records the answer.
 func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(req.Context()) // a RoundTripper must not change the caller's request
 	t.authorize(req.Header)
