@@ -215,7 +215,8 @@ type outcome string
 const (
 	outcomeOK           outcome = "ok"
 	outcomeRejected     outcome = "rejected"     // 4xx other than 429
-	outcomeRateLimited  outcome = "rate_limited" // 429, or 200 with a rate-limit body
+	outcomeRateLimited  outcome = "rate_limited" // 429: a limit (RPM, TPM) was hit
+	outcomeStorm        outcome = "fault_429"    // 429 injected by Fault429
 	outcomeServerError  outcome = "fault_5xx"
 	outcomeHang         outcome = "fault_hang"
 	outcomeReset        outcome = "fault_reset"
@@ -335,7 +336,7 @@ func (s *Simulator) decide(req simRequest, authorized bool) simReply {
 	s.toks.refill(now)
 	switch {
 	case f429 || fBody:
-		r.status, r.outcome, r.wait = 429, outcomeRateLimited, time.Second
+		r.status, r.outcome, r.wait = 429, outcomeStorm, time.Second
 		r.err = &apiError{Type: "requests", Code: strp("rate_limit_exceeded"),
 			Message: "Rate limit reached for requests (simulated storm). Please try again in 1s."}
 		if fBody {
@@ -684,7 +685,11 @@ type LedgerTotals struct {
 	Billed       int   `json:"billed_requests"`
 	BilledInputs int   `json:"billed_inputs"`
 	PromptTokens int64 `json:"prompt_tokens"`
+	// RateLimited counts every 429 answer (and 200 with a rate-limit body),
+	// injected ones included; OverLimit only those for a limit really hit,
+	// which a client that respects the limits never sees.
 	RateLimited  int   `json:"rate_limited"`
+	OverLimit    int   `json:"over_limit"`
 	Rejected     int   `json:"rejected"`
 	Faults       int   `json:"faults"`
 	Canceled     int   `json:"canceled"`
@@ -724,7 +729,10 @@ func (s *Simulator) record(req simRequest, r *simReply) {
 		for _, h := range sums {
 			l.inputs[h]++
 		}
-	case outcomeRateLimited, outcomeRateLimitMsg:
+	case outcomeRateLimited:
+		l.totals.RateLimited++
+		l.totals.OverLimit++
+	case outcomeStorm, outcomeRateLimitMsg:
 		l.totals.RateLimited++
 	case outcomeRejected:
 		l.totals.Rejected++

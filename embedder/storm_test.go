@@ -36,6 +36,9 @@ func TestSurvives429Storm(t *testing.T) {
 				if l.Totals.RateLimited*2 <= l.Totals.Requests {
 					t.Errorf("only %d of %d requests were 429: not a storm", l.Totals.RateLimited, l.Totals.Requests)
 				}
+				if l.Totals.OverLimit != 0 {
+					t.Errorf("%d requests went over the real RPM/TPM; once learned from the headers, the limiter keeps under them", l.Totals.OverLimit)
+				}
 				checkLedgerOnce(t, l, reqs)
 				t.Logf("%d requests, %d rate limited, %d faults, %d billed", l.Totals.Requests, l.Totals.RateLimited, l.Totals.Faults, l.Totals.Billed)
 			})
