@@ -688,11 +688,11 @@ type LedgerTotals struct {
 	// RateLimited counts every 429 answer (and 200 with a rate-limit body),
 	// injected ones included; OverLimit only those for a limit really hit,
 	// which a client that respects the limits never sees.
-	RateLimited  int   `json:"rate_limited"`
-	OverLimit    int   `json:"over_limit"`
-	Rejected     int   `json:"rejected"`
-	Faults       int   `json:"faults"`
-	Canceled     int   `json:"canceled"`
+	RateLimited int `json:"rate_limited"`
+	OverLimit   int `json:"over_limit"`
+	Rejected    int `json:"rejected"`
+	Faults      int `json:"faults"`
+	Canceled    int `json:"canceled"`
 }
 
 type ledgerState struct {
