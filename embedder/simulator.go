@@ -80,7 +80,8 @@ type SimulatorConfig struct {
 //
 // As an http.Handler it serves POST /v1/embeddings, POST /embeddings and
 // Azure's POST /openai/deployments/{deployment}/embeddings, and the billing
-// ledger at GET /v1/ledger. Its Embed method applies the same rules in
+// ledger at GET /v1/ledger ([Ledger] as JSON; ?summary=1 for the totals
+// only). The ledger needs no key. Its Embed method applies the same rules in
 // process. Vectors are [SimulatedVector]; usage is the exact token count.
 // It is safe for concurrent use.
 type Simulator struct {
@@ -479,6 +480,12 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("summary") != "" {
+			_ = json.NewEncoder(w).Encode(struct {
+				Totals LedgerTotals `json:"totals"`
+			}{s.Ledger().Totals})
+			return
+		}
 		_ = json.NewEncoder(w).Encode(s.Ledger())
 	case path == "/v1/embeddings" || path == "/embeddings" ||
 		strings.HasPrefix(path, "/openai/deployments/") && strings.HasSuffix(path, "/embeddings"):

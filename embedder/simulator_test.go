@@ -303,4 +303,13 @@ func TestSimulatorLedger(t *testing.T) {
 	if len(l.Requests) != 2 || l.Requests[0].BilledTokens != 2 || l.Requests[1].Status != 429 || l.Requests[1].BilledTokens != 0 {
 		t.Errorf("requests = %+v", l.Requests)
 	}
+	resp, err = http.Get(srv.URL + "/v1/ledger?summary=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sum map[string]json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&sum); err != nil || len(sum) != 1 || sum["totals"] == nil {
+		t.Errorf("summary = %v (%v), want only totals", sum, err)
+	}
 }
