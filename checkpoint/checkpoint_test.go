@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"hash/maphash"
 	"os"
@@ -629,5 +630,14 @@ func TestFlushAfterCancel(t *testing.T) {
 	}
 	if parts := readAllParts(t, root); len(parts["part-000001.parquet"]) != 3 {
 		t.Errorf("parts after a flush on a cancelled context: %v", sortedNames(parts))
+	}
+}
+
+func TestBadPartJSON(t *testing.T) {
+	t.Parallel()
+	b, err := json.Marshal(BadPart{Name: "part-000001.parquet", Err: errors.New("truncated"), MovedTo: "part-000001.parquet.corrupt"})
+	must(t, err)
+	if want := `{"name":"part-000001.parquet","error":"truncated","moved_to":"part-000001.parquet.corrupt"}`; string(b) != want {
+		t.Errorf("got %s, want %s", b, want)
 	}
 }

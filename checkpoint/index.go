@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -41,6 +42,19 @@ type BadPart struct {
 	// MovedTo is where [Open] moved it aside ("" when it was left in place,
 	// as [Scan] and other shards' parts are).
 	MovedTo string
+}
+
+// MarshalJSON writes {"name", "error", "moved_to"}, the error as its message.
+func (b BadPart) MarshalJSON() ([]byte, error) {
+	var msg string
+	if b.Err != nil {
+		msg = b.Err.Error()
+	}
+	return json.Marshal(struct {
+		Name    string `json:"name"`
+		Error   string `json:"error"`
+		MovedTo string `json:"moved_to,omitempty"`
+	}{b.Name, msg, b.MovedTo})
 }
 
 // Entry is the winning row of a key.
@@ -81,8 +95,8 @@ type loser struct {
 // the rows it shadows and the parts that could not be read. It is built by
 // [Scan] or [Open] and is immutable afterwards, so it is safe for concurrent use.
 //
-// Memory: about 120 bytes per key (the key's doc_id string is shared by the
-// document's chunks within a part).
+// Memory: about 100 bytes per key, plus each doc_id string once per part
+// (shared by the document's chunks in that part).
 type Index struct {
 	keyTable
 	parts      []PartInfo
