@@ -641,3 +641,26 @@ func TestBadPartJSON(t *testing.T) {
 		t.Errorf("got %s, want %s", b, want)
 	}
 }
+
+// vanishingStore lists a part that is gone when it is opened, as when another
+// process moves it aside between the listing and the read.
+type vanishingStore struct{ Store }
+
+func (s vanishingStore) List(ctx context.Context) ([]FileInfo, error) {
+	files, err := s.Store.List(ctx)
+	return append(files, FileInfo{Name: "part-000009.parquet", Size: 100}), err
+}
+
+func TestScanSkipsVanishedPart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := NewDir(t.TempDir())
+	w := openWriter(t, dir, Options{Manifest: testManifest(4)})
+	must(t, w.Add(ctx, corpusRows(1, 2, 4)...))
+	must(t, w.Close(ctx))
+	ix, err := Scan(ctx, vanishingStore{dir}, ScanOptions{})
+	must(t, err)
+	if ix.Len() != 2 || len(ix.Unreadable()) != 0 {
+		t.Errorf("Scan = %v keys, unreadable %v, %v; want the 2 keys of the part that exists", ix.Len(), ix.Unreadable(), err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io/fs"
 	"iter"
 	"log/slog"
 	"runtime"
@@ -270,6 +271,8 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 					pk.hashKeys(seed)
 				}
 				switch {
+				case errors.Is(err, fs.ErrNotExist):
+					results[i] <- result{} // moved aside since the listing: skip it
 				case errors.Is(err, errCorrupt):
 					results[i] <- result{bad: err}
 				case err != nil:
@@ -306,6 +309,10 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 		if r.bad != nil {
 			logger.Warn("unreadable checkpoint part", "part", p.Name, "error", r.bad)
 			ix.unreadable = append(ix.unreadable, BadPart{Name: p.Name, Err: r.bad})
+			continue
+		}
+		if r.pk == nil {
+			logger.Warn("checkpoint part vanished while scanning", "part", p.Name)
 			continue
 		}
 		if cur == nil { // guess the size from the first part: parts are usually full
