@@ -15,19 +15,24 @@ import (
 // official openai npm SDK (embeddings.create), talks to the simulator over
 // loopback in float, base64 and its default mode, and gets exactly the
 // simulator's vectors and usage. Skipped without node or
-// interop/node_modules (run `cd interop && npm ci`).
+// interop/node_modules (run `cd interop && npm ci`), unless
+// REEMBED_REQUIRE_INTEROP is set (.ci/run), which makes that a failure.
 func TestOpenAINodeSDKInterop(t *testing.T) {
 	t.Parallel()
+	skip := t.Skip
+	if os.Getenv("REEMBED_REQUIRE_INTEROP") != "" {
+		skip = t.Fatal
+	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("skipping the openai npm SDK interop test: node is not on PATH")
+		skip("skipping the openai npm SDK interop test: node is not on PATH")
 	}
 	script, err := filepath.Abs(filepath.Join("..", "interop", "openai-sdk.mjs"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(script), "node_modules", "openai", "package.json")); err != nil {
-		t.Skip("skipping the openai npm SDK interop test: interop/node_modules/openai is missing (cd interop && npm ci)")
+		skip("skipping the openai npm SDK interop test: interop/node_modules/openai is missing (cd interop && npm ci)")
 	}
 	const key = "sk-interop-test-key"
 	_, srv := serveSim(t, embedder.SimulatorConfig{APIKey: key})
