@@ -39,7 +39,8 @@ type RetryConfig struct {
 //   - 429 rate_limit_exceeded (and a 200 whose body reports one): wait the
 //     provider's retry-after (retry-after-ms, retry-after, or the reset
 //     headers) or the exponential backoff with jitter, whichever is longer;
-//     every batch then waits until that moment, and concurrency is halved.
+//     every other batch waits out the retry-after too, and concurrency is
+//     halved.
 //   - 5xx, 408, 409, timeouts, connection resets, malformed answers: back off
 //     and retry up to MaxAttempts.
 //   - 400, 401, 403, 404, 413, 422, 429 insufficient_quota and every other
@@ -134,7 +135,13 @@ func (r *Retrying) Embed(ctx context.Context, req *Request) (*Result, error) {
 				return nil, fmt.Errorf("embedding %d inputs: still rate limited after %d attempts: %w", len(req.Inputs), limited, err)
 			}
 			wait = max(r.backoff(limited), pe.RetryAfter)
-			r.rateLimited(wait)
+			// Every batch waits out the provider's retry-after (or one
+			// base backoff); this batch also backs off exponentially.
+			pause := pe.RetryAfter
+			if pause <= 0 {
+				pause = r.backoff(1)
+			}
+			r.rateLimited(pause)
 		} else {
 			transient++
 			if transient >= r.cfg.MaxAttempts {
@@ -164,7 +171,8 @@ func (r *Retrying) backoff(n int) time.Duration {
 	return d/2 + time.Duration(j)
 }
 
-// rateLimited pauses every batch for wait and halves concurrency.
+// rateLimited pauses every batch for wait and halves concurrency (at most
+// once per ShrinkInterval).
 func (r *Retrying) rateLimited(wait time.Duration) {
 	now := time.Now()
 	r.mu.Lock()
