@@ -25,6 +25,7 @@ import (
 	"github.com/reembed/reembed/embedder"
 	"github.com/reembed/reembed/embedder/embeddertest"
 	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/pricing"
 )
 
 // gate holds every embed call until it is opened; calls reports each call.
@@ -90,13 +91,25 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 		t.Cleanup(te.gate.release)
 	}
 	g := te.gate
+	cat, err := pricing.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
 	factory := func(spec planner.JobSpec) (embedder.Embedder, error) {
 		return &embeddertest.Fake{Func: func(ctx context.Context, n int, req *embedder.Request) (*embedder.Result, error) {
 			if g != nil {
 				g.calls <- struct{}{}
 				<-g.open
 			}
-			return embeddertest.Vectors(req, "", spec.Dimensions), nil
+			dims := spec.Dimensions
+			if dims == 0 {
+				m, err := cat.Lookup(spec.Model)
+				if err != nil {
+					return nil, err
+				}
+				dims = m.DefaultDimensions
+			}
+			return embeddertest.Vectors(req, "", dims), nil
 		}}, nil
 	}
 	var logMu sync.Mutex
