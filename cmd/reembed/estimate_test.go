@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -34,8 +35,32 @@ func writeTemp(t *testing.T, name, content string) string {
 	return p
 }
 
+// smallCorpus writes a corpus of 40 documents of different sizes in several
+// formats, one of them longer than 8191 tokens.
+func smallCorpus(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for i := range 30 {
+		p := filepath.Join(dir, "txt", fmt.Sprintf("doc-%02d.txt", i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(strings.Repeat(" word", 50+37*i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var jsonl strings.Builder
+	for i := range 10 {
+		fmt.Fprintf(&jsonl, "{\"id\":\"r%d\",\"text\":%q}\n", i, strings.Repeat(" record", 20*(i+1)))
+	}
+	os.WriteFile(filepath.Join(dir, "records.jsonl"), []byte(jsonl.String()), 0o644)
+	os.WriteFile(filepath.Join(dir, "long.md"), []byte(strings.Repeat(" word", 9000)), 0o644)
+	return dir
+}
+
+// TestEstimateBundledSample runs the README's first command, with
+// --per-document, and checks both outputs.
 func TestEstimateBundledSample(t *testing.T) {
-	code, out, errOut := runMain(t, "estimate")
+	p := filepath.Join(t.TempDir(), "docs.tsv")
+	code, out, errOut := runMain(t, "estimate", "--per-document", p)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -43,6 +68,17 @@ func TestEstimateBundledSample(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("estimate output lacks %q:\n%s", want, out)
 		}
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if lines[0] != "doc_id\ttokens\tchunks\tbilled_tokens" || len(lines) != 1+269 {
+		t.Errorf("--per-document: header %q and %d rows; want the header and 269 rows", lines[0], len(lines)-1)
+	}
+	if !slices.Contains(lines, "txt/go-api-go1.20.txt\t212245\t474\t242517") {
+		t.Errorf("--per-document: no row for txt/go-api-go1.20.txt with its path relative to the root")
 	}
 }
 
@@ -112,7 +148,7 @@ func TestEstimateBadInputExits2(t *testing.T) {
 // TestEstimateJSONFieldsDocumented: --format json parses, has the fields the
 // README documents, and every field it has is documented there.
 func TestEstimateJSONFieldsDocumented(t *testing.T) {
-	code, out, errOut := runMain(t, "estimate", "--format", "json", "--model", "text-embedding-3-small,embed-english-v3.0", "--rto", "1h", "--sample", "0.5")
+	code, out, errOut := runMain(t, "estimate", "--format", "json", "--model", "text-embedding-3-small,embed-english-v3.0", "--rto", "1h", "--sample", "0.5", smallCorpus(t))
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -232,7 +268,7 @@ func TestEstimateWhatIfJSON(t *testing.T) {
 }
 
 func TestEstimateCSVOneRowPerModel(t *testing.T) {
-	code, out, errOut := runMain(t, "estimate", "--format", "csv", "--model", "all", "--rto", "4h")
+	code, out, errOut := runMain(t, "estimate", "--format", "csv", "--model", "all", "--rto", "4h", smallCorpus(t))
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -255,15 +291,22 @@ func TestEstimateCSVOneRowPerModel(t *testing.T) {
 		}
 		return i
 	}
-	model, cost, batch, meets := col("model"), col("cost_usd"), col("batch_cost_usd"), col("meets_rto")
+	model, tokens, cost, batch, meets := col("model"), col("tokens"), col("cost_usd"), col("batch_cost_usd"), col("meets_rto")
 	var names []string
 	for _, r := range rows[1:] {
 		names = append(names, r[model])
 		if r[cost] == "" || r[meets] != "true" {
 			t.Errorf("row %q: cost %q, meets_rto %q", r[model], r[cost], r[meets])
 		}
-		if r[model] == "text-embedding-3-small" && (r[cost] != "0.012361" || r[batch] != "0.00618") {
-			t.Errorf("text-embedding-3-small: cost %q, batch %q; want 0.012361 and 0.00618 (sync and batch side by side)", r[cost], r[batch])
+		// 512-token windows with 64 overlap bill 64 more tokens per extra
+		// window. 30 files of n = 50+37i tokens: Σn = 17,595, plus 64 for
+		// each of the 12 with 512 < n ≤ 960 and 128 for each of the 5 with
+		// n > 960: 19,003. 10 records of 20(i+1) tokens: 1,100. One document
+		// of 9,000 tokens in 20 windows: 9,000 + 19×64 = 10,216. In all
+		// 30,319 tokens: $0.02/1M gives 606.38 µ$ -> $0.000606, batch
+		// $0.01/1M gives 303.19 µ$ -> $0.000303.
+		if r[model] == "text-embedding-3-small" && (r[tokens] != "30319" || r[cost] != "0.000606" || r[batch] != "0.000303") {
+			t.Errorf("text-embedding-3-small: tokens %s, cost %q, batch %q; want 30319, 0.000606 and 0.000303 (sync and batch side by side)", r[tokens], r[cost], r[batch])
 		}
 	}
 	for _, m := range cat.Models() {
@@ -273,31 +316,12 @@ func TestEstimateCSVOneRowPerModel(t *testing.T) {
 	}
 }
 
-func TestEstimatePerDocumentFile(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "docs.tsv")
-	code, _, errOut := runMain(t, "estimate", "--per-document", p)
-	if code != exitOK {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	if lines[0] != "doc_id\ttokens\tchunks\tbilled_tokens" || len(lines) != 1+269 {
-		t.Errorf("header %q and %d rows; want the header and 269 rows", lines[0], len(lines)-1)
-	}
-	if !slices.Contains(lines, "txt/go-api-go1.20.txt\t212245\t474\t242517") {
-		t.Errorf("no row for txt/go-api-go1.20.txt with its path relative to the root")
-	}
-}
-
 func TestEstimateChunkTokensZeroReportsSplits(t *testing.T) {
-	code, out, errOut := runMain(t, "estimate", "--chunk-tokens", "0")
+	code, out, errOut := runMain(t, "estimate", "--chunk-tokens", "0", smallCorpus(t))
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if !regexp.MustCompile(`text-embedding-3-small: \d+ documents exceeded the model's input limit and were split`).MatchString(out) {
+	if !strings.Contains(out, "text-embedding-3-small: 1 documents exceeded the model's input limit and were split") {
 		t.Errorf("output does not report split documents:\n%s", out)
 	}
 }
