@@ -1,0 +1,137 @@
+package planner
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/reembed/reembed/checkpoint"
+	"github.com/reembed/reembed/corpus/sample"
+	"github.com/reembed/reembed/embedder"
+)
+
+// discardStore is a checkpoint.Store that encodes every part and throws the
+// bytes away (io.Discard): the baseline of the checkpoint's disk cost.
+type discardStore struct{}
+
+func (discardStore) List(context.Context) ([]checkpoint.FileInfo, error) { return nil, nil }
+func (discardStore) Open(_ context.Context, name string) (checkpoint.File, error) {
+	return nil, fmt.Errorf("opening %q: %w", name, fs.ErrNotExist)
+}
+func (discardStore) Commit(_ context.Context, _ string, write func(io.Writer) error) error {
+	return write(io.Discard)
+}
+func (discardStore) Remove(context.Context, string) error         { return nil }
+func (discardStore) Rename(context.Context, string, string) error { return nil }
+
+// noEncodeStore is a checkpoint.Store that does not even encode: the
+// baseline of a rebuild with no checkpoint at all.
+type noEncodeStore struct{ discardStore }
+
+func (noEncodeStore) Commit(context.Context, string, func(io.Writer) error) error { return nil }
+
+// timedStore measures the time spent in Commit (encode, write, fsync,
+// rename) and the bytes written.
+type timedStore struct {
+	checkpoint.Store
+	nanos atomic.Int64
+	bytes atomic.Int64
+}
+
+type benchCountWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *benchCountWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (s *timedStore) Commit(ctx context.Context, name string, write func(io.Writer) error) error {
+	start := time.Now()
+	err := s.Store.Commit(ctx, name, func(w io.Writer) error {
+		cw := &benchCountWriter{w: w}
+		err := write(cw)
+		s.bytes.Add(cw.n)
+		return err
+	})
+	s.nanos.Add(int64(time.Since(start)))
+	return err
+}
+
+// BenchmarkRebuildCheckpoint rebuilds the bundled sample corpus (1361
+// chunks of 512 tokens, 1536 dimensions) against a zero-latency in-process
+// simulator, with the checkpoint's default commit policy (1000-row parts),
+// 64 inputs per request and 4 requests in flight, into three stores:
+//
+//   - /none: parts are neither encoded nor written (no checkpoint at all);
+//   - /discard: parts are encoded to Parquet and written to io.Discard;
+//   - /parquet: checkpoint.NewDir, the real thing (temp file, fsync, rename,
+//     directory fsync).
+//
+// The checkpoint overhead is the wall time of /parquet over /discard (disk)
+// or /none (encoding and disk); scripts/bench-rebuild.sh computes both from
+// medians. commit-MB/s is the Parquet bytes over the time spent committing.
+func BenchmarkRebuildCheckpoint(b *testing.B) {
+	root, err := sample.Extract(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok := rbTokenizer(b)
+	spec := RebuildSpec{Paths: []string{root}, Model: rbModel(b, "text-embedding-3-small"),
+		ChunkTokens: 512, ChunkOverlap: 64, Limits: Limits{Concurrency: 4, BatchSize: 64}}
+	stores := []struct {
+		name string
+		new  func(dir string) checkpoint.Store
+	}{
+		{"none", func(string) checkpoint.Store { return noEncodeStore{} }},
+		{"discard", func(string) checkpoint.Store { return discardStore{} }},
+		{"parquet", func(dir string) checkpoint.Store { return checkpoint.NewDir(dir) }},
+	}
+	for _, st := range stores {
+		b.Run(st.name, func(b *testing.B) {
+			sim, err := embedder.NewSimulator(embedder.SimulatorConfig{Model: spec.Model.Name, Tokenizer: tok})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sim.Close()
+			parent := b.TempDir()
+			var chunks int64
+			var commitNanos, commitBytes int64
+			b.ReportAllocs()
+			for b.Loop() {
+				dir, err := os.MkdirTemp(parent, "out-")
+				if err != nil {
+					b.Fatal(err)
+				}
+				store := &timedStore{Store: st.new(dir)}
+				rb := &Rebuilder{Embedder: sim, Tokenizer: tok, Store: store}
+				sum, err := rb.Run(b.Context(), spec)
+				if err != nil {
+					b.Fatal(err)
+				}
+				chunks += sum.EmbeddedChunks
+				commitNanos += store.nanos.Load()
+				commitBytes += store.bytes.Load()
+				b.StopTimer()
+				os.RemoveAll(dir)
+				b.StartTimer()
+			}
+			sec := b.Elapsed().Seconds()
+			b.ReportMetric(float64(chunks)/sec, "chunks/s")
+			b.ReportMetric(float64(commitNanos)/1e6/float64(b.N), "commit-ms/op")
+			b.ReportMetric(100*float64(commitNanos)/float64(b.Elapsed().Nanoseconds()), "commit-%")
+			if commitNanos > 0 && commitBytes > 0 {
+				b.ReportMetric(float64(commitBytes)/1e6/(float64(commitNanos)/1e9), "commit-MB/s")
+				b.ReportMetric(float64(commitBytes)/1e6/float64(b.N), "parquet-MB/op")
+			}
+		})
+	}
+}
