@@ -174,6 +174,10 @@ func (s *Source) readParquet(ctx context.Context, ref fileRef, f io.ReaderAt, si
 	if !ok {
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: fmt.Sprintf("no column %q", s.opts.textField())}, nil
 	}
+	// Only byte arrays hold text (Value.ByteArray panics on other kinds).
+	if k := textLeaf.Node.Type().Kind(); k != parquet.ByteArray && k != parquet.FixedLenByteArray {
+		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: fmt.Sprintf("column %q holds %s values, not strings", s.opts.textField(), k)}, nil
+	}
 	idLeaf, hasID := pf.Schema().Lookup(s.opts.idField())
 	buf := make([]parquet.Row, 128)
 	row := 0

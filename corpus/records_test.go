@@ -3,10 +3,12 @@ package corpus_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -287,5 +289,52 @@ func TestKeepAppliesToEveryFormat(t *testing.T) {
 	want := slices.Sorted(slices.Values(docIDs(all)))
 	if !slices.Equal(union, want) {
 		t.Errorf("shards read %q together, want each of %q once", union, want)
+	}
+}
+
+// FuzzRecords reads arbitrary bytes as a JSONL, CSV, TSV and HTML file: no
+// panic, and every document is valid UTF-8.
+func FuzzRecords(f *testing.F) {
+	for _, s := range []string{
+		"id,text\n1,a\n", "text\n\"unterminated\n", "a,\"b\"c\",d\n", "text\r\n\"x\r\ny\"\r\n", "\"\n", ",,,\n\n\n",
+		"{\"text\":\"a\"}\n", "{\"text\":\"\\ud800\"}\n", "[]\n{}\nnull\n", "<p>a</p>",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		for _, name := range []string{"f.csv", "f.tsv", "f.jsonl", "f.html"} {
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		docs, _, err := readCorpus(t, []string{dir}, corpus.Options{}, 1)
+		if err != nil {
+			t.Fatalf("Scan: %v", err)
+		}
+		for _, d := range docs {
+			if !utf8.Valid(d.Text) {
+				t.Fatalf("%s: text %q is not valid UTF-8", d.ID, d.Text)
+			}
+		}
+	})
+}
+
+func TestParquetTextColumnNotString(t *testing.T) {
+	type row struct {
+		ID   string `parquet:"id"`
+		Text int64  `parquet:"text"`
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "n.parquet")
+	if err := parquet.WriteFile(path, []row{{"a", 1}, {"b", 2}}); err != nil {
+		t.Fatal(err)
+	}
+	_, st, err := readCorpus(t, []string{dir}, corpus.Options{}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := skipsOf(st)[path]; !strings.Contains(r, `column "text"`) {
+		t.Errorf("skips %v, want the file skipped: its text column holds no strings", st.Skipped)
 	}
 }
