@@ -9,7 +9,7 @@ const (
 	// cacheSlots is the number of entries the piece cache holds at most.
 	cacheSlots = 1 << 15
 	// cacheMaxPiece is the longest piece (bytes) the cache stores.
-	cacheMaxPiece = 64
+	cacheMaxPiece = 256
 )
 
 // pieceCache maps pieces that are not single tokens to their tokens. It is
@@ -55,15 +55,17 @@ func (c *pieceCache) put(p []byte, toks []int) {
 // hotBits is log2 of the number of hotCache entries.
 const hotBits = 12
 
-// hotCache is a small direct-mapped cache of piece (≤ inlineMax bytes) →
-// token count, 96 KB, that stays in the CPU's L2 cache while the large
-// tables do not. Count borrows one per call from a pool; it is never shared.
+// hotCache is a small direct-mapped cache of piece (3 to inlineMax bytes)
+// → its token if it is one, and its token count: 96 KB, which stays in the
+// CPU's L2 cache while the large tables do not. Count and Encode borrow one
+// per call from a pool; it is never shared.
 type hotCache [1 << hotBits]hotEntry
 
-// hotEntry is a packed piece (see packKey), its length (0 = empty) and
-// its token count.
+// hotEntry is a packed piece (see packKey), its length (0 = empty), its
+// token count and, when that is 1, its token.
 type hotEntry struct {
 	k0, k1 uint64
-	count  uint32
+	tok    int32
+	count  uint8
 	n      uint8
 }

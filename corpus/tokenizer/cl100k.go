@@ -91,10 +91,34 @@ func NewCL100K() (*CL100K, error) {
 // Encode appends the tokens of text (valid UTF-8) to dst and returns the
 // extended slice.
 func (t *CL100K) Encode(dst []int, text []byte) []int {
+	if len(text) == 0 {
+		return dst
+	}
+	hot := t.hot.Get().(*hotCache)
+	defer t.hot.Put(hot)
 	for i := 0; i < len(text); {
 		j := nextPiece(text, i)
-		dst = t.encodePiece(dst, text[i:j])
+		p := text[i:j]
 		i = j
+		if len(p) < 3 || len(p) > inlineMax {
+			dst = t.encodePiece(dst, p)
+			continue
+		}
+		k0, k1 := packKey(p)
+		h := keyHash(k0, k1, len(p))
+		e := &hot[h>>(64-hotBits)]
+		if e.k0 == k0 && e.k1 == k1 && int(e.n) == len(p) && e.count == 1 {
+			dst = append(dst, int(e.tok))
+			continue
+		}
+		if r := t.ranks.getPacked(k0, k1, len(p), h); r != noRank {
+			*e = hotEntry{k0: k0, k1: k1, tok: r, count: 1, n: uint8(len(p))}
+			dst = append(dst, int(r))
+			continue
+		}
+		n := len(dst)
+		dst = t.encodeMulti(dst, p)
+		*e = hotEntry{k0: k0, k1: k1, count: uint8(len(dst) - n), n: uint8(len(p))}
 	}
 	return dst
 }
@@ -133,10 +157,11 @@ func (t *CL100K) Count(text []byte) int {
 			continue
 		}
 		c := 1
-		if t.ranks.getPacked(k0, k1, len(p), h) == noRank {
+		r := t.ranks.getPacked(k0, k1, len(p), h)
+		if r == noRank {
 			c = t.countPiece(p)
 		}
-		*e = hotEntry{k0: k0, k1: k1, count: uint32(c), n: uint8(len(p))}
+		*e = hotEntry{k0: k0, k1: k1, tok: r, count: uint8(c), n: uint8(len(p))}
 		n += c
 	}
 	return n
@@ -161,6 +186,12 @@ func (t *CL100K) encodePiece(dst []int, p []byte) []int {
 	if r := t.ranks.get(p); r != noRank {
 		return append(dst, int(r))
 	}
+	return t.encodeMulti(dst, p)
+}
+
+// encodeMulti appends the tokens of a pre-token that is not a single token,
+// from the cache or by byte-pair merging.
+func (t *CL100K) encodeMulti(dst []int, p []byte) []int {
 	if toks := t.cache.get(p); toks != nil {
 		for _, tok := range toks {
 			dst = append(dst, int(tok))
