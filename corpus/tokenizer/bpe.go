@@ -32,7 +32,7 @@ func (t *CL100K) bpe(dst []int, p []byte) []int {
 	n := len(p)
 	for k := 0; k < n; k++ {
 		start[k] = int32(k)
-		tok[k] = t.byteRank[p[k]]
+		tok[k] = t.ranks.single[p[k]]
 	}
 	start[n] = int32(n)
 	for k := 0; k < n-1; k++ {

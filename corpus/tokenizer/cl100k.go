@@ -38,7 +38,6 @@ func cl100kSpecial(tok int) (string, bool) {
 // concurrent use; share one (about 15 MB of rank tables and cache).
 type CL100K struct {
 	ranks    *rankTable // token bytes → rank (= token id)
-	byteRank [256]int32 // rank of each single byte
 	tokBytes []byte     // the bytes of every token, in rank order
 	tokOff   []uint32   // token r is tokBytes[tokOff[r]:tokOff[r+1]]
 	cache    *pieceCache
@@ -78,12 +77,10 @@ func NewCL100K() (*CL100K, error) {
 		t.tokBytes = append(t.tokBytes, tok...)
 		t.tokOff = append(t.tokOff, uint32(len(t.tokBytes)))
 	}
-	for b := range 256 {
-		r, ok := ranks[string([]byte{byte(b)})]
-		if !ok {
+	for b, r := range t.ranks.single {
+		if r == noRank {
 			return nil, fmt.Errorf("loading %s ranks: byte %#02x has no token", EncodingCL100K, b)
 		}
-		t.byteRank[b] = int32(r)
 	}
 	return t, nil
 }
