@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -213,7 +214,7 @@ func TestChunkWholeDocuments(t *testing.T) {
 			for _, w := range wins {
 				got = append(got, w.billed)
 			}
-			if n != 100 || split != tt.wantSplit || !equalInts(got, tt.wantChunks) {
+			if n != 100 || split != tt.wantSplit || !slices.Equal(got, tt.wantChunks) {
 				t.Errorf("Chunk = %d tokens, split %v, chunks %v; want 100, %v, %v", n, split, got, tt.wantSplit, tt.wantChunks)
 			}
 			checkWindows(t, c, tok, text, wins, n, split)
@@ -256,7 +257,7 @@ func TestChunkWindows(t *testing.T) {
 			for _, w := range wins {
 				got = append(got, w.billed)
 			}
-			if !equalInts(got, tt.wantChunks) {
+			if !slices.Equal(got, tt.wantChunks) {
 				t.Errorf("chunks %v, want %v", got, tt.wantChunks)
 			}
 		})
@@ -286,16 +287,4 @@ func TestNewChunkerRejectsBadParameters(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
