@@ -29,9 +29,11 @@ var ErrBudgetExceeded = errors.New("budget exhausted")
 var ErrInterrupted = errors.New("interrupted")
 
 // Defaults of a rebuild's commit policy: a crash loses at most the chunks
-// embedded since the last commit (at most DefaultPartRows rows, or
-// DefaultFlushInterval of work) plus the requests in flight. Smaller values
-// lose less on a crash but write more, smaller parts.
+// embedded since the last commit: the rows buffered for the next part (fewer
+// than DefaultPartRows, and at most DefaultFlushInterval of work), the part
+// being written, the batches queued for the writer ([RowsQueue]) and the
+// requests in flight. Smaller values lose less on a crash but write more,
+// smaller parts.
 const (
 	DefaultPartRows      = checkpoint.DefaultPartRows
 	DefaultFlushInterval = 30 * time.Second

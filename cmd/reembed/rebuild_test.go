@@ -245,22 +245,28 @@ func TestRebuildSubprocess(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The job's own estimate, with the rebuild's defaults (512-token chunks, 64 overlap).
-	spec := planner.RebuildSpec{Paths: []string{root}, Model: model, ChunkTokens: 512, ChunkOverlap: 64}
-	est, err := planner.Run(t.Context(), tok, planner.EstimateRequest{Paths: spec.Paths, Models: []pricing.Model{model},
-		ChunkTokens: spec.ChunkTokens, ChunkOverlap: spec.ChunkOverlap, Limits: planner.Limits{BatchSize: crashBatch}})
-	if err != nil {
-		t.Fatal(err)
+	plan := func(root string) (planner.RebuildSpec, planner.ModelEstimate) {
+		spec := planner.RebuildSpec{Paths: []string{root}, Model: model, ChunkTokens: 512, ChunkOverlap: 64}
+		est, err := planner.Run(t.Context(), tok, planner.EstimateRequest{Paths: spec.Paths, Models: []pricing.Model{model},
+			ChunkTokens: spec.ChunkTokens, ChunkOverlap: spec.ChunkOverlap, Limits: planner.Limits{BatchSize: crashBatch}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return spec, est.Estimates[0]
 	}
-	plan := est.Estimates[0]
+	spec, all := plan(root)
+	// The signal tests use the sample's HTML documents (about 150 chunks).
+	htmlRoot := filepath.Join(root, "html")
+	htmlSpec, htmlPlan := plan(htmlRoot)
 
 	t.Run("crash", func(t *testing.T) {
 		t.Parallel()
-		testCrashResume(t, bin, root, spec, tok, plan)
+		testCrashResume(t, bin, root, spec, tok, all)
 	})
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			t.Parallel()
-			testSignalStops(t, bin, root, spec, tok, plan, sig)
+			testSignalStops(t, bin, htmlRoot, htmlSpec, tok, htmlPlan, sig)
 		})
 	}
 }
