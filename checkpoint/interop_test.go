@@ -9,23 +9,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // TestDuckDBReadsParts writes a known part and reads it back with DuckDB
 // (npm @duckdb/node-api, interop/duckdb-check.mjs): the column types other
 // tools see, and the first row, must be what was written.
 func TestDuckDBReadsParts(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts node: skipped in -short")
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not on PATH: DuckDB interop check skipped")
-	}
-	script, _ := filepath.Abs("../interop/duckdb-check.mjs")
-	if _, err := os.Stat("../interop/node_modules/@duckdb/node-api"); err != nil {
-		t.Skip("interop/node_modules/@duckdb/node-api missing (run: cd interop && npm ci): DuckDB interop check skipped")
-	}
+	duckdb := duckDBCheck(t)
 	t.Parallel()
 	ctx := context.Background()
 	root := t.TempDir()
@@ -44,14 +35,7 @@ func TestDuckDBReadsParts(t *testing.T) {
 	must(t, unsharded.Add(ctx, makeRow("docs/y.md", 0, 1, 12)))
 	must(t, unsharded.Close(ctx))
 
-	out, err := exec.CommandContext(ctx, node, script, root).Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("duckdb-check: %v\n%s", err, stderr)
-	}
+	out := duckdb(root)
 	var got struct {
 		Columns []struct{ Name, Type string }
 		Rows    int `json:"rows"`
@@ -99,6 +83,81 @@ func TestDuckDBReadsParts(t *testing.T) {
 	for i, v := range r.Embedding {
 		if math.Float32bits(float32(v)) != math.Float32bits(want.Embedding[i]) {
 			t.Errorf("embedding[%d] = %v, want %v", i, float32(v), want.Embedding[i])
+		}
+	}
+}
+
+// duckDBCheck skips the test without node or the npm packages, and returns a
+// function that runs interop/duckdb-check.mjs with the given arguments.
+func duckDBCheck(t *testing.T) func(args ...string) []byte {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts node: skipped in -short")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not on PATH: DuckDB interop check skipped")
+	}
+	script, _ := filepath.Abs("../interop/duckdb-check.mjs")
+	if _, err := os.Stat("../interop/node_modules/@duckdb/node-api"); err != nil {
+		t.Skip("interop/node_modules/@duckdb/node-api missing (run: cd interop && npm ci): DuckDB interop check skipped")
+	}
+	return func(args ...string) []byte {
+		out, err := exec.Command(node, append([]string{script}, args...)...).Output()
+		if err != nil {
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
+			}
+			t.Fatalf("duckdb-check: %v\n%s", err, stderr)
+		}
+		return out
+	}
+}
+
+// TestDuckDBAgreesOnWinners checks the SQL of the package documentation: for
+// superseded rows across parts and shards, DuckDB picks the same winning row
+// as the Index.
+func TestDuckDBAgreesOnWinners(t *testing.T) {
+	duckdb := duckDBCheck(t)
+	t.Parallel()
+	ctx := context.Background()
+	root := t.TempDir()
+	at := func(r Row, s int) Row { r.EmbeddedAt = testTime.Add(time.Duration(s) * time.Second); return r }
+	// Root: a (v1, then v2 in a later part), t (tie with shard 1).
+	w := openWriter(t, NewDir(root), Options{Manifest: testManifest(4)})
+	must(t, w.Add(ctx, at(makeRow("a", 0, 1, 4), 1), at(makeRow("t", 0, 1, 4), 5), at(makeRow("x", 3, 1, 4), 1)))
+	must(t, w.Flush(ctx))
+	must(t, w.Add(ctx, at(makeRow("a", 0, 2, 4), 2)))
+	must(t, w.Close(ctx))
+	m := testManifest(4)
+	m.Shard = Shard{Index: 1, Count: 2}
+	s1 := openWriter(t, NewDir(root), Options{Manifest: m})
+	must(t, s1.Add(ctx, at(makeRow("a", 0, 3, 4), 3), at(makeRow("t", 0, 2, 4), 5), at(makeRow("x", 3, 2, 4), 0)))
+	must(t, s1.Close(ctx))
+
+	var got struct {
+		Latest []struct {
+			DocID       string `json:"doc_id"`
+			ChunkIndex  int32  `json:"chunk_index"`
+			ChunkSHA256 string `json:"chunk_sha256"`
+			Filename    string `json:"filename"`
+		} `json:"latest"`
+	}
+	if err := json.Unmarshal(duckdb(root, "--latest"), &got); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := Scan(ctx, NewDir(root), ScanOptions{})
+	must(t, err)
+	if len(got.Latest) != ix.Len() {
+		t.Fatalf("DuckDB has %d winners, the index %d keys", len(got.Latest), ix.Len())
+	}
+	for _, r := range got.Latest {
+		k := Key{DocID: r.DocID, ChunkIndex: r.ChunkIndex}
+		e, ok := ix.Lookup(k)
+		rel, _ := filepath.Rel(root, r.Filename)
+		if !ok || e.SHA256 != r.ChunkSHA256 || e.Part != filepath.ToSlash(rel) {
+			t.Errorf("%v: DuckDB picks %s in %s, the index %+v", k, r.ChunkSHA256[:8], rel, e)
 		}
 	}
 }
