@@ -10,13 +10,16 @@ const (
 	cacheSlots = 1 << 15
 	// cacheMaxPiece is the longest piece (bytes) the cache stores.
 	cacheMaxPiece = 256
+	// cacheMaxTokens is the most tokens of a piece the cache stores.
+	cacheMaxTokens = 64
 )
 
 // pieceCache maps pieces that are not single tokens to their tokens. It is
 // direct-mapped: a piece's hash picks one slot, and a new entry replaces
 // whatever was there, so it holds at most cacheSlots entries of at most
-// cacheMaxPiece bytes (a few MB). Safe for concurrent use: entries are
-// immutable and slots are atomic pointers.
+// cacheMaxPiece bytes and cacheMaxTokens tokens: at most 18 MB, a few MB on
+// real text. Safe for concurrent use: entries are immutable and slots are
+// atomic pointers.
 type pieceCache struct {
 	seed  maphash.Seed
 	slots []atomic.Pointer[cacheEntry]
@@ -42,7 +45,7 @@ func (c *pieceCache) get(p []byte) []uint32 {
 
 // put stores toks as the tokens of p when p is short enough.
 func (c *pieceCache) put(p []byte, toks []int) {
-	if len(p) > cacheMaxPiece {
+	if len(p) > cacheMaxPiece || len(toks) > cacheMaxTokens {
 		return
 	}
 	e := &cacheEntry{key: string(p), toks: make([]uint32, len(toks))}
