@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"bytes"
 	"slices"
+	"sync"
 	"testing"
 	"unicode"
 )
@@ -70,6 +71,30 @@ func TestReferenceDeltas(t *testing.T) {
 			t.Errorf("%s: Reference count - official count = %d, want %d", row.path, got, wantDelta[row.path])
 		}
 	}
+}
+
+func TestCL100KConcurrentUse(t *testing.T) {
+	ours, _ := tokenizers(t)
+	rows := loadCounts(t)
+	texts := make([][]byte, len(rows))
+	for i, row := range rows {
+		texts[i] = readText(t, row.path)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for k := range rows {
+				i := (k + g*len(rows)/4) % len(rows)
+				if got := ours.Count(texts[i]); got != rows[i].tokens {
+					t.Errorf("goroutine %d: %s: Count = %d, want %d", g, rows[i].path, got, rows[i].tokens)
+				}
+				if got := len(ours.Encode(nil, texts[i])); got != rows[i].tokens {
+					t.Errorf("goroutine %d: %s: len(Encode) = %d, want %d", g, rows[i].path, got, rows[i].tokens)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestCL100KEmptyText(t *testing.T) {
