@@ -27,7 +27,7 @@ import (
 //
 // so the parent kills at an exact point. In "free" runs the writer does not
 // wait and the parent kills it while it races ahead, at whatever moment the
-// SIGKILL lands. Environment: CHECKPOINT_CRASH_KILLS (default 24) and
+// SIGKILL lands. Environment: CHECKPOINT_CRASH_KILLS (default 20) and
 // CHECKPOINT_CRASH_SEED for a longer soak, e.g.
 //
 //	CHECKPOINT_CRASH_KILLS=300 go test -run TestCrashDuringCommit -timeout 30m ./checkpoint  # ~2.5 min
@@ -155,7 +155,7 @@ func TestCrashDuringCommit(t *testing.T) {
 		t.Skip("re-executes the test binary: skipped in -short")
 	}
 	t.Parallel()
-	kills := 24
+	kills := 20
 	if v, err := strconv.Atoi(os.Getenv("CHECKPOINT_CRASH_KILLS")); err == nil {
 		kills = v
 	}
