@@ -215,6 +215,17 @@ type job struct {
 	prior  runTotals
 	cancel context.CancelCauseFunc // set while running
 	done   chan struct{}           // closed when the run ends; nil when not running
+	seq    uint64                  // of the latest encoded job file
+
+	wmu     sync.Mutex // serialises job file writes; never held while taking Jobs.mu
+	written uint64     // seq of the job file on disk; guarded by wmu
+}
+
+// jobWrite is an encoded job file, to be written in seq order.
+type jobWrite struct {
+	j    *job
+	seq  uint64
+	data []byte
 }
 
 // view returns the client's copy, with totals over every run.
@@ -951,14 +962,19 @@ func (m *Jobs) execute(ctx context.Context, log *slog.Logger, j *job, spec JobSp
 		Logger:    log,
 		OnProgress: func(p Progress) {
 			m.mu.Lock()
-			defer m.mu.Unlock()
 			if p.State == "running" && (final || j.State != JobRunning) {
+				m.mu.Unlock()
 				return // a tick that lost the race with the final snapshot
 			}
 			final = final || p.State != "running"
 			j.Progress = p
 			j.UpdatedAt = m.now().UTC()
-			if err := m.persistLocked(j); err != nil {
+			w, err := m.encodeLocked(j)
+			m.mu.Unlock()
+			if err == nil {
+				err = m.write(w)
+			}
+			if err != nil {
 				log.Error("writing job file", "err", err)
 			}
 		},
@@ -1047,21 +1063,44 @@ func (m *Jobs) WaitUntil(ctx context.Context, id string, cond func(Job) bool) (J
 	}
 }
 
-// persistLocked writes jobs/<id>/job.json atomically.
+// persistLocked writes jobs/<id>/job.json atomically, and wakes waiters.
 func (m *Jobs) persistLocked(j *job) error {
+	w, err := m.encodeLocked(j)
+	if err != nil {
+		return err
+	}
+	return m.write(w)
+}
+
+// encodeLocked snapshots the job's file and wakes waiters on the job.
+func (m *Jobs) encodeLocked(j *job) (jobWrite, error) {
 	close(m.changed)
 	m.changed = make(chan struct{})
 	b, err := json.MarshalIndent(jobFile{Version: jobFileVersion, Job: j.Job, Prior: j.prior}, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encoding job %s: %w", j.ID, err)
+		return jobWrite{}, fmt.Errorf("encoding job %s: %w", j.ID, err)
 	}
-	dir := filepath.Join(m.jobDir, j.ID)
+	j.seq++
+	return jobWrite{j: j, seq: j.seq, data: append(b, '\n')}, nil
+}
+
+// write puts an encoded job file on disk unless a newer one is there
+// already. Progress refreshes call it without holding Jobs.mu, so that
+// readers of the job never wait for an fsync.
+func (m *Jobs) write(w jobWrite) error {
+	w.j.wmu.Lock()
+	defer w.j.wmu.Unlock()
+	if w.seq <= w.j.written {
+		return nil
+	}
+	dir := filepath.Join(m.jobDir, w.j.ID)
 	if err := mkdirSynced(dir); err != nil {
-		return fmt.Errorf("creating job directory %s: %w", j.ID, err)
+		return fmt.Errorf("creating job directory %s: %w", w.j.ID, err)
 	}
-	if err := writeFileAtomic(dir, "job.json", append(b, '\n')); err != nil {
-		return fmt.Errorf("writing job %s: %w", j.ID, err)
+	if err := writeFileAtomic(dir, "job.json", w.data); err != nil {
+		return fmt.Errorf("writing job %s: %w", w.j.ID, err)
 	}
+	w.j.written = w.seq
 	return nil
 }
 
