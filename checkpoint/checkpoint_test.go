@@ -596,25 +596,50 @@ func TestHasDoesNotAllocate(t *testing.T) { // not parallel: AllocsPerRun
 	}
 }
 
-// TestKeyTableCollision forces two keys onto one 64-bit hash: both must stay
-// findable, each with its own row.
+// TestKeyTableCollision forces keys onto one 64-bit hash: each must stay
+// findable with its own row, and a repeated key must be found, not added.
 func TestKeyTableCollision(t *testing.T) {
 	t.Parallel()
 	tab := newKeyTable(maphash.MakeSeed(), 0)
-	a, b := Key{"a", 0}, Key{"b", 1}
-	tab.insert(7, a, entry{part: 1})
-	if _, ok := tab.find(7, b); ok {
-		t.Fatal("found b under a's hash")
-	}
-	tab.insert(7, b, entry{part: 2})
-	for _, tc := range []struct {
-		k    Key
-		part int32
-	}{{a, 1}, {b, 2}} {
-		i, ok := tab.find(7, tc.k)
-		if !ok || tab.entries[i].part != tc.part {
-			t.Errorf("find(%v) = %d, %v; want the entry of part %d", tc.k, i, ok, tc.part)
+	keys := []Key{{"a", 0}, {"b", 1}, {"c", 2}}
+	for i, k := range keys {
+		if _, ok := tab.find(7, k); ok {
+			t.Fatalf("found %v before adding it", k)
 		}
+		if _, had := tab.upsert(7, k, entry{part: int32(i)}); had {
+			t.Fatalf("upsert(%v) found a key never added", k)
+		}
+	}
+	for i, k := range keys {
+		j, ok := tab.find(7, k)
+		if !ok || tab.entries[j].part != int32(i) {
+			t.Errorf("find(%v) = %d, %v; want the entry of part %d", k, j, ok, i)
+		}
+		if j2, had := tab.upsert(7, k, entry{part: 99}); !had || j2 != j {
+			t.Errorf("upsert of existing %v = %d, %v; want %d, true", k, j2, had, j)
+		}
+	}
+	if len(tab.entries) != 3 {
+		t.Errorf("%d entries, want 3", len(tab.entries))
+	}
+}
+
+func TestHashIndexGrows(t *testing.T) {
+	t.Parallel()
+	x := newHashIndex(0)
+	for i := range 10000 {
+		h := uint64(i) * 0x100000001 // many share low bits
+		if _, had := x.getOrPut(h, int32(i)); had {
+			t.Fatalf("getOrPut(%d) had it already", i)
+		}
+	}
+	for i := range 10000 {
+		if v, ok := x.get(uint64(i) * 0x100000001); !ok || v != int32(i) {
+			t.Fatalf("get(%d) = %d, %v", i, v, ok)
+		}
+	}
+	if _, ok := x.get(12345); ok {
+		t.Error("found a hash never stored")
 	}
 }
 

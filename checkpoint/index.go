@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"iter"
 	"log/slog"
+	"math/bits"
 	"runtime"
 	"slices"
 	"sync/atomic"
@@ -329,7 +330,7 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 	if cur != nil {
 		ix.mergeDir(cur)
 	}
-	if ix.keys == nil {
+	if ix.entryKeys == nil {
 		ix.keyTable = *newKeyTable(seed, 0)
 	}
 	return ix, nil
@@ -357,17 +358,18 @@ func readPart(ctx context.Context, store Store, name string, deep bool) (*partKe
 // keyTable maps keys to their winning row. Keys are found by a 64-bit hash
 // of (doc_id, chunk_index) computed by the part readers in parallel (the
 // doc_id is hashed once per run of rows of one document), so the merge, the
-// serial part of a scan, does only cheap uint64 map operations.
+// serial part of a scan, probes an open-addressing table of hashes once per
+// row and compares the key only on a hit.
 type keyTable struct {
 	seed      maphash.Seed
-	keys      map[uint64]int32 // keyHash -> index into entries
-	overflow  map[Key]int32    // keys whose hash another key already has (practically never)
+	keys      hashIndex     // keyHash -> index into entries
+	overflow  map[Key]int32 // keys whose hash another key already has (practically never)
 	entries   []entry
 	entryKeys []Key // entryKeys[i] is the key of entries[i]
 }
 
 func newKeyTable(seed maphash.Seed, n int) *keyTable {
-	return &keyTable{seed: seed, keys: make(map[uint64]int32, n), entries: make([]entry, 0, n), entryKeys: make([]Key, 0, n)}
+	return &keyTable{seed: seed, keys: newHashIndex(n), entries: make([]entry, 0, n), entryKeys: make([]Key, 0, n)}
 }
 
 // keyHash hashes a key; docHash is maphash.String(seed, k.DocID).
@@ -380,7 +382,7 @@ func (t *keyTable) hash(k Key) uint64 {
 }
 
 func (t *keyTable) find(h uint64, k Key) (int32, bool) {
-	if i, ok := t.keys[h]; ok && t.entryKeys[i] == k {
+	if i, ok := t.keys.get(h); ok && t.entryKeys[i] == k {
 		return i, true
 	}
 	if t.overflow != nil {
@@ -390,19 +392,27 @@ func (t *keyTable) find(h uint64, k Key) (int32, bool) {
 	return 0, false
 }
 
-// insert adds a key that find did not find.
-func (t *keyTable) insert(h uint64, k Key, e entry) {
-	i := int32(len(t.entries))
+// upsert finds k or adds it with e: it returns the index of k's entry and
+// whether k was there before (then e is not stored).
+func (t *keyTable) upsert(h uint64, k Key, e entry) (int32, bool) {
+	next := int32(len(t.entries))
+	i, had := t.keys.getOrPut(h, next)
+	if had && t.entryKeys[i] != k { // another key has this hash
+		if t.overflow == nil {
+			t.overflow = map[Key]int32{}
+		}
+		if i, ok := t.overflow[k]; ok {
+			return i, true
+		}
+		t.overflow[k] = next
+		had = false
+	}
+	if had {
+		return i, true
+	}
 	t.entries = append(t.entries, e)
 	t.entryKeys = append(t.entryKeys, k)
-	if _, taken := t.keys[h]; !taken {
-		t.keys[h] = i
-		return
-	}
-	if t.overflow == nil {
-		t.overflow = map[Key]int32{}
-	}
-	t.overflow[k] = i
+	return next, false
 }
 
 // addPart merges one part of a directory (parts in number order): a later
@@ -411,32 +421,93 @@ func (t *keyTable) addPart(pi int32, pk *partKeys, losers []loser) []loser {
 	for r := range pk.docIDs {
 		k := Key{DocID: pk.docIDs[r], ChunkIndex: pk.index[r]}
 		e := entry{sha: pk.sha[r], at: pk.at[r], part: pi}
-		h := pk.hash[r]
-		i, ok := t.find(h, k)
-		if !ok {
-			t.insert(h, k, e)
-			continue
+		i, had := t.upsert(pk.hash[r], k, e)
+		if had {
+			losers = append(losers, loser{key: k, sha: t.entries[i].sha, part: t.entries[i].part})
+			t.entries[i] = e
 		}
-		losers = append(losers, loser{key: k, sha: t.entries[i].sha, part: t.entries[i].part})
-		t.entries[i] = e
 	}
 	return losers
+}
+
+// hashIndex is an open-addressing (linear probing) table from a 64-bit hash
+// to an int32, one 16-byte slot per entry, at most 3/4 full: one probe
+// sequence per find-or-insert instead of a map's lookup then assignment.
+type hashIndex struct {
+	slots []hashSlot
+	shift uint // 64 - log2(len(slots))
+	n     int
+}
+
+type hashSlot struct {
+	h uint64
+	v int32 // value + 1; 0 marks an empty slot
+}
+
+func newHashIndex(n int) hashIndex {
+	size := 16
+	for size*3/4 < n {
+		size *= 2
+	}
+	return hashIndex{slots: make([]hashSlot, size), shift: uint(64 - bits.TrailingZeros(uint(size)))}
+}
+
+func (x *hashIndex) home(h uint64) int { return int((h * 0x9e3779b97f4a7c15) >> x.shift) }
+
+func (x *hashIndex) get(h uint64) (int32, bool) {
+	mask := len(x.slots) - 1
+	for i := x.home(h); ; i = (i + 1) & mask {
+		s := &x.slots[i]
+		if s.v == 0 {
+			return 0, false
+		}
+		if s.h == h {
+			return s.v - 1, true
+		}
+	}
+}
+
+// getOrPut returns h's value, or stores v for h and returns v, false.
+func (x *hashIndex) getOrPut(h uint64, v int32) (int32, bool) {
+	if (x.n+1)*4 > len(x.slots)*3 {
+		x.grow()
+	}
+	mask := len(x.slots) - 1
+	for i := x.home(h); ; i = (i + 1) & mask {
+		s := &x.slots[i]
+		if s.v == 0 {
+			s.h, s.v = h, v+1
+			x.n++
+			return v, false
+		}
+		if s.h == h {
+			return s.v - 1, true
+		}
+	}
+}
+
+func (x *hashIndex) grow() {
+	old := x.slots
+	*x = newHashIndex(len(old))
+	for _, s := range old {
+		if s.v != 0 {
+			x.getOrPut(s.h, s.v-1)
+		}
+	}
 }
 
 // mergeDir merges a directory's winners into the index. Directories arrive in
 // name order: on an equal embedded_at the one merged later wins.
 func (ix *Index) mergeDir(t *keyTable) {
-	if ix.keys == nil {
+	if ix.entryKeys == nil {
 		ix.keyTable = *t
 		return
 	}
 	for j, k := range t.entryKeys {
 		e := t.entries[j]
-		h := ix.hash(k)
-		i, ok := ix.find(h, k)
+		i, had := ix.upsert(ix.hash(k), k, e)
 		switch {
-		case !ok:
-			ix.insert(h, k, e)
+		case !had:
 		case e.at >= ix.entries[i].at:
 			ix.losers = append(ix.losers, loser{key: k, sha: ix.entries[i].sha, part: ix.entries[i].part})
 			ix.entries[i] = e
