@@ -25,18 +25,21 @@ func recordID(rel, id, where string) string {
 }
 
 // emitRecord applies the UTF-8 rule and the filters to one record's text.
-func (s *Source) emitRecord(rel, id, where string, text []byte, emit func(Document) error) error {
+func (s *Source) emitRecord(rel, id, where string, text []byte, out sink) error {
 	docID := recordID(rel, id, where)
-	if !s.opts.keeps(docID) {
+	if !s.opts.kept(docID) {
 		return nil
 	}
+	if !s.opts.inSample(docID) {
+		return out.unsampled(int64(len(text)))
+	}
 	valid, invalid := ToValidUTF8(text)
-	return emit(Document{ID: docID, Text: valid, Bytes: int64(len(text)), InvalidUTF8: invalid})
+	return out.emit(Document{ID: docID, Text: valid, Bytes: int64(len(text)), InvalidUTF8: invalid})
 }
 
 // readJSONL reads one document per non-empty line: a JSON object whose text
 // field is a string. A line that is not such an object is skipped and listed.
-func (s *Source) readJSONL(ctx context.Context, ref fileRef, r io.Reader, emit func(Document) error, skip func(Skip) error) error {
+func (s *Source) readJSONL(ctx context.Context, ref fileRef, r io.Reader, out sink) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	textField, idField := s.opts.textField(), s.opts.idField()
 	for line := 1; ; line++ {
@@ -49,22 +52,28 @@ func (s *Source) readJSONL(ctx context.Context, ref fileRef, r io.Reader, emit f
 			var rec map[string]json.RawMessage
 			where := "L" + strconv.Itoa(line)
 			if jerr := json.Unmarshal(valid, &rec); jerr != nil {
-				if serr := skip(Skip{Path: displayPath(ref.root, ref.rel) + ":" + strconv.Itoa(line), Reason: "not a JSON object: " + jerr.Error()}); serr != nil {
+				if serr := out.skip(Skip{Path: displayPath(ref.root, ref.rel) + ":" + strconv.Itoa(line), Reason: "not a JSON object: " + jerr.Error()}); serr != nil {
 					return serr
 				}
 			} else {
 				var text string
 				if terr := json.Unmarshal(rec[textField], &text); rec[textField] == nil || terr != nil {
-					if serr := skip(Skip{Path: displayPath(ref.root, ref.rel) + ":" + strconv.Itoa(line), Reason: fmt.Sprintf("no string field %q", textField)}); serr != nil {
+					if serr := out.skip(Skip{Path: displayPath(ref.root, ref.rel) + ":" + strconv.Itoa(line), Reason: fmt.Sprintf("no string field %q", textField)}); serr != nil {
 						return serr
 					}
 				} else {
 					id := jsonID(rec[idField])
 					docID := recordID(ref.rel, id, where)
-					if s.opts.keeps(docID) {
-						if eerr := emit(Document{ID: docID, Text: []byte(text), Bytes: int64(len(raw)), InvalidUTF8: invalid}); eerr != nil {
-							return eerr
-						}
+					var eerr error
+					switch {
+					case !s.opts.kept(docID):
+					case !s.opts.inSample(docID):
+						eerr = out.unsampled(int64(len(raw)))
+					default:
+						eerr = out.emit(Document{ID: docID, Text: []byte(text), Bytes: int64(len(raw)), InvalidUTF8: invalid})
+					}
+					if eerr != nil {
+						return eerr
 					}
 				}
 			}
@@ -96,7 +105,7 @@ func jsonID(raw json.RawMessage) string {
 
 // readCSV reads one document per data row of a CSV (or TSV) file with a header
 // row naming the text and id columns.
-func (s *Source) readCSV(ctx context.Context, ref fileRef, r io.Reader, tsv bool, emit func(Document) error, skip func(Skip) error) (*Skip, error) {
+func (s *Source) readCSV(ctx context.Context, ref fileRef, r io.Reader, tsv bool, out sink) (*Skip, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.LazyQuotes = true
@@ -130,7 +139,7 @@ func (s *Source) readCSV(ctx context.Context, ref fileRef, r io.Reader, tsv bool
 		where := displayPath(ref.root, ref.rel) + ":" + strconv.Itoa(line)
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
-			if serr := skip(Skip{Path: where, Reason: "malformed CSV row: " + pe.Err.Error()}); serr != nil {
+			if serr := out.skip(Skip{Path: where, Reason: "malformed CSV row: " + pe.Err.Error()}); serr != nil {
 				return nil, serr
 			}
 			continue
@@ -139,7 +148,7 @@ func (s *Source) readCSV(ctx context.Context, ref fileRef, r io.Reader, tsv bool
 			return nil, fmt.Errorf("reading %q: %w", displayPath(ref.root, ref.rel), err)
 		}
 		if textCol >= len(rec) {
-			if serr := skip(Skip{Path: where, Reason: fmt.Sprintf("row has no column %q", s.opts.textField())}); serr != nil {
+			if serr := out.skip(Skip{Path: where, Reason: fmt.Sprintf("row has no column %q", s.opts.textField())}); serr != nil {
 				return nil, serr
 			}
 			continue
@@ -148,7 +157,7 @@ func (s *Source) readCSV(ctx context.Context, ref fileRef, r io.Reader, tsv bool
 		if idCol >= 0 && idCol < len(rec) {
 			id, _ = ToValidUTF8String(rec[idCol])
 		}
-		if err := s.emitRecord(ref.rel, id, "R"+strconv.Itoa(row), []byte(rec[textCol]), emit); err != nil {
+		if err := s.emitRecord(ref.rel, id, "R"+strconv.Itoa(row), []byte(rec[textCol]), out); err != nil {
 			return nil, err
 		}
 	}
@@ -165,7 +174,7 @@ func ToValidUTF8String(s string) (string, int) {
 
 // readParquet reads one document per row of a Parquet file, from the text
 // column (a string) and the optional id column.
-func (s *Source) readParquet(ctx context.Context, ref fileRef, f io.ReaderAt, size int64, emit func(Document) error, skip func(Skip) error) (*Skip, error) {
+func (s *Source) readParquet(ctx context.Context, ref fileRef, f io.ReaderAt, size int64, out sink) (*Skip, error) {
 	pf, err := parquet.OpenFile(f, size)
 	if err != nil {
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "not a readable Parquet file: " + err.Error()}, nil
@@ -203,13 +212,13 @@ func (s *Source) readParquet(ctx context.Context, ref fileRef, f io.ReaderAt, si
 					}
 				}
 				if !haveText {
-					if serr := skip(Skip{Path: displayPath(ref.root, ref.rel) + ":row " + strconv.Itoa(row), Reason: fmt.Sprintf("null column %q", s.opts.textField())}); serr != nil {
+					if serr := out.skip(Skip{Path: displayPath(ref.root, ref.rel) + ":row " + strconv.Itoa(row), Reason: fmt.Sprintf("null column %q", s.opts.textField())}); serr != nil {
 						rows.Close()
 						return nil, serr
 					}
 					continue
 				}
-				if eerr := s.emitRecord(ref.rel, id, "R"+strconv.Itoa(row), text, emit); eerr != nil {
+				if eerr := s.emitRecord(ref.rel, id, "R"+strconv.Itoa(row), text, out); eerr != nil {
 					rows.Close()
 					return nil, eerr
 				}

@@ -25,13 +25,22 @@ type Stats struct {
 	InvalidUTF8Examples []string `json:"invalid_utf8_examples"`
 	// Skipped lists files and records that were not read, and why.
 	Skipped []Skip `json:"skipped"`
+	// UnsampledBytes is the source size of the documents a sample left
+	// out (those passing Options.Keep): with Bytes, the corpus's whole size,
+	// which a sampled estimate extrapolates to.
+	UnsampledBytes int64 `json:"unsampled_bytes"`
+	// UnsampledSqBytes is the sum of the squares of those documents' sizes,
+	// which bounds how far the documents left out can move the total.
+	UnsampledSqBytes float64 `json:"unsampled_sq_bytes"`
 }
 
-// item is one unit of ordered output: a document's result or a skip.
+// item is one unit of ordered output: a document's result, a skip, or (with
+// neither) the bytes of a document the sample left out.
 type item[R any] struct {
-	r    R
-	doc  *docMeta
-	skip *Skip
+	r         R
+	doc       *docMeta
+	skip      *Skip
+	unsampled int64
 }
 
 type docMeta struct {
@@ -105,6 +114,11 @@ func Scan[R any](ctx context.Context, s *Source, jobs int, work func(doc Documen
 		for out := range order {
 			read := false
 			for it := range out {
+				if it.doc == nil && it.skip == nil {
+					st.UnsampledBytes += it.unsampled
+					st.UnsampledSqBytes += float64(it.unsampled) * float64(it.unsampled)
+					continue
+				}
 				if it.skip != nil {
 					if s.opts.Strict {
 						return fmt.Errorf("%w: %s: %s (strict mode)", ErrSkipped, it.skip.Path, it.skip.Reason)
@@ -147,14 +161,16 @@ func runJob[R any](ctx context.Context, s *Source, ref fileRef, out chan<- item[
 			return ctx.Err()
 		}
 	}
-	fileSkip, err := s.readFile(ctx, ref, func(d Document) error {
-		r, err := work(d)
-		if err != nil {
-			return fmt.Errorf("processing document %q: %w", d.ID, err)
-		}
-		return send(item[R]{r: r, doc: &docMeta{id: d.ID, bytes: d.Bytes, invalid: d.InvalidUTF8}})
-	}, func(sk Skip) error {
-		return send(item[R]{skip: &sk})
+	fileSkip, err := s.readFile(ctx, ref, sink{
+		emit: func(d Document) error {
+			r, err := work(d)
+			if err != nil {
+				return fmt.Errorf("processing document %q: %w", d.ID, err)
+			}
+			return send(item[R]{r: r, doc: &docMeta{id: d.ID, bytes: d.Bytes, invalid: d.InvalidUTF8}})
+		},
+		skip:      func(sk Skip) error { return send(item[R]{skip: &sk}) },
+		unsampled: func(n int64) error { return send(item[R]{unsampled: n}) },
 	})
 	if err != nil {
 		return err

@@ -103,11 +103,11 @@ func TestScanSameOutputForAnyJobs(t *testing.T) {
 
 func TestScanSampleIsRepeatable(t *testing.T) {
 	root := extractSample(t)
-	all, _, err := readCorpus(t, []string{root}, corpus.Options{}, 2)
+	all, stAll, err := readCorpus(t, []string{root}, corpus.Options{}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, _, err := readCorpus(t, []string{root}, corpus.Options{Sample: 0.5, Seed: 7}, 1)
+	a, stA, err := readCorpus(t, []string{root}, corpus.Options{Sample: 0.5, Seed: 7}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +137,23 @@ func TestScanSampleIsRepeatable(t *testing.T) {
 	}
 	if f := float64(len(a)) / float64(len(all)); f < 0.35 || f > 0.65 {
 		t.Errorf("sample 0.5 kept %d of %d documents (%.2f)", len(a), len(all), f)
+	}
+	// The bytes read and the bytes left out make up the whole corpus.
+	if stAll.UnsampledBytes != 0 || stA.Bytes+stA.UnsampledBytes != stAll.Bytes || stA.UnsampledBytes == 0 {
+		t.Errorf("sample: %d bytes read + %d left out, want %d in all", stA.Bytes, stA.UnsampledBytes, stAll.Bytes)
+	}
+	// A Keep filter's rejects are not the sample's: they are another shard's.
+	keep := func(id string) bool { return strings.HasPrefix(id, "md/") }
+	_, stK, err := readCorpus(t, []string{root}, corpus.Options{Keep: keep}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stKS, err := readCorpus(t, []string{root}, corpus.Options{Keep: keep, Sample: 0.5, Seed: 7}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stKS.Bytes+stKS.UnsampledBytes != stK.Bytes {
+		t.Errorf("sample of a shard: %d bytes read + %d left out, want the shard's %d", stKS.Bytes, stKS.UnsampledBytes, stK.Bytes)
 	}
 }
 

@@ -50,12 +50,13 @@ func (o *Options) idField() string {
 	return o.IDField
 }
 
-// keeps reports whether the document passes the sample and Keep filters.
-func (o *Options) keeps(docID string) bool {
-	if o.Sample > 0 && o.Sample < 1 && !SampleKeeps(o.Seed, docID, o.Sample) {
-		return false
-	}
-	return o.Keep == nil || o.Keep(docID)
+// kept reports whether the document passes the Keep filter (it belongs to
+// the corpus being read, whether or not the sample reads it).
+func (o *Options) kept(docID string) bool { return o.Keep == nil || o.Keep(docID) }
+
+// inSample reports whether the sample, if any, reads the document.
+func (o *Options) inSample(docID string) bool {
+	return o.Sample <= 0 || o.Sample >= 1 || SampleKeeps(o.Seed, docID, o.Sample)
 }
 
 // SampleKeeps reports whether a sample of the given fraction and seed keeps
@@ -271,10 +272,19 @@ func (s *Source) formatOf(rel string) format {
 	return formatText
 }
 
-// readFile reads the documents of one file and calls emit for each document
-// that passes the filters. Problems that make the file unreadable are returned
-// as a *Skip; problems with single records are passed to skip.
-func (s *Source) readFile(ctx context.Context, ref fileRef, emit func(Document) error, skip func(Skip) error) (*Skip, error) {
+// sink receives what reading a file finds, in order.
+type sink struct {
+	emit func(Document) error
+	skip func(Skip) error // a record that cannot be read
+	// unsampled receives the source bytes of a document that passes Keep
+	// but that the sample leaves out.
+	unsampled func(bytes int64) error
+}
+
+// readFile reads the documents of one file and passes each document that
+// passes the filters to out.emit. Problems that make the file unreadable are
+// returned as a *Skip; problems with single records go to out.skip.
+func (s *Source) readFile(ctx context.Context, ref fileRef, out sink) (*Skip, error) {
 	f, err := ref.root.dir.Open(ref.rel)
 	if err != nil {
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot open: " + errReason(err)}, nil
@@ -286,10 +296,15 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, emit func(Document) 
 	}
 	fmtKind := s.formatOf(ref.rel)
 	if fmtKind == formatParquet {
-		return s.readParquet(ctx, ref, f, fi.Size(), emit, skip)
+		return s.readParquet(ctx, ref, f, fi.Size(), out)
 	}
-	if (fmtKind == formatText || fmtKind == formatHTML) && !s.opts.keeps(ref.rel) {
-		return nil, nil // one document per file: sampled out or filtered before reading a byte
+	if fmtKind == formatText || fmtKind == formatHTML { // one document per file: filtered before reading a byte
+		if !s.opts.kept(ref.rel) {
+			return nil, nil
+		}
+		if !s.opts.inSample(ref.rel) {
+			return nil, out.unsampled(fi.Size())
+		}
 	}
 	head := make([]byte, binarySniffLen)
 	n, err := io.ReadFull(f, head)
@@ -303,9 +318,9 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, emit func(Document) 
 	rd := io.MultiReader(bytes.NewReader(head), f)
 	switch fmtKind {
 	case formatJSONL:
-		return nil, s.readJSONL(ctx, ref, rd, emit, skip)
+		return nil, s.readJSONL(ctx, ref, rd, out)
 	case formatCSV, formatTSV:
-		return s.readCSV(ctx, ref, rd, fmtKind == formatTSV, emit, skip)
+		return s.readCSV(ctx, ref, rd, fmtKind == formatTSV, out)
 	}
 	raw := make([]byte, 0, fi.Size()+1)
 	buf := bytes.NewBuffer(raw)
@@ -317,5 +332,5 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, emit func(Document) 
 	if fmtKind == formatHTML {
 		text = HTMLText(text)
 	}
-	return nil, emit(Document{ID: ref.rel, Text: text, Bytes: int64(len(raw)), InvalidUTF8: invalid})
+	return nil, out.emit(Document{ID: ref.rel, Text: text, Bytes: int64(len(raw)), InvalidUTF8: invalid})
 }

@@ -331,12 +331,11 @@ func TestSampledEstimateIntervalsContainFullValue(t *testing.T) {
 	root := extractSample(t)
 	ms := []pricing.Model{model(t, "text-embedding-3-small"), model(t, "embed-english-v3.0")}
 	full := run(t, sampleRequest(t, root, ms...))
-	// A fixed seed. The sample corpus is heavy-tailed: one file
-	// (txt/go-api-go1.20.txt) holds 39% of its billed tokens, so a half
-	// sample that misses it underestimates the total and, since the variance
-	// is estimated from the documents read, its interval is too narrow
-	// (seeds 2 and 3 exclude the full value). Seed 1 keeps that file.
-	for _, seed := range []int64{1} {
+	// Fixed seeds. The sample corpus is heavy-tailed: one file
+	// (txt/go-api-go1.20.txt) holds 30% of its bytes and 39% of its billed
+	// tokens. Over seeds 1 to 40, 38 intervals hold the full value (seeds 3
+	// and 4 miss by 0.1%); TestSampledCoverage (-tags soak) measures that.
+	for _, seed := range []int64{1, 2, 5} {
 		req := sampleRequest(t, root, ms...)
 		req.Corpus.Sample, req.Corpus.Seed = 0.5, seed
 		est := run(t, req)
