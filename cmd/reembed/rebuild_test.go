@@ -602,8 +602,10 @@ func testSignalStops(t *testing.T, bin, root string, spec planner.RebuildSpec, t
 }
 
 // TestRebuildBudgetCLI stops `reembed rebuild --budget-usd` below the corpus
-// cost with exit 3 and a summary that says why; a rerun without the cap
-// completes, `verify` exits 0, and 4 once a part is deleted.
+// cost with exit 3 and a summary that says why; `verify` then exits 4; a
+// rerun without the cap completes, reporting progress as JSON lines; another
+// chunking is refused with exit 2; `verify` exits 0, and 4 once a part is
+// deleted.
 func TestRebuildBudgetCLI(t *testing.T) {
 	t.Parallel()
 	root := filepath.Join(t.TempDir(), "corpus")
@@ -660,6 +662,23 @@ func TestRebuildBudgetCLI(t *testing.T) {
 	}
 	if sum2.ReusedChunks != sum.CommittedChunks || sum2.Stopped != "complete" {
 		t.Errorf("resume reused %d chunks (stopped %q), want the %d committed under the budget", sum2.ReusedChunks, sum2.Stopped, sum.CommittedChunks)
+	}
+	// Not a terminal: progress is JSON lines on stderr, the last one final.
+	var last map[string]any
+	for _, line := range strings.Split(stderr, "\n") {
+		var ev map[string]any
+		if json.Unmarshal([]byte(line), &ev) == nil && ev["event"] == "progress" {
+			last = ev
+		}
+	}
+	if last == nil || last["state"] != "complete" || last["embedded_chunks"] != float64(sum2.EmbeddedChunks) || last["planned_chunks"] != float64(sum2.PlannedChunks) {
+		t.Errorf("last progress line on stderr = %v, want the complete snapshot of %d chunks\n%s", last, sum2.EmbeddedChunks, stderr)
+	}
+
+	// Another chunking is refused (exit 2) and names --force; nothing changes.
+	code, _, stderr = runMain(t, append(append([]string{"rebuild"}, common...), "--chunk-tokens", "32", root)...)
+	if code != exitUsage || !strings.Contains(stderr, "--force") {
+		t.Errorf("rebuild with another --chunk-tokens: exit %d, want %d naming --force\n%s", code, exitUsage, stderr)
 	}
 
 	code, stdout, stderr = runMain(t, "verify", "--checkpoint", out, "--format", "json", root)
