@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -200,5 +201,42 @@ func TestRunbook(t *testing.T) {
 	j, err := te.jobs.Wait(t.Context(), jobID)
 	if err != nil || j.State != planner.JobSucceeded || j.Spec.BudgetUSD != 10_000_000 || j.Runs != 2 {
 		t.Errorf("after the runbook: %s (%s), budget %s, %d runs, %v", j.State, j.LastError, j.Spec.BudgetUSD, j.Runs, err)
+	}
+}
+
+// TestRunbookInREADME checks that the runbook printed in the README (and in
+// api/README-section.md, its source) is the one TestRunbook replays.
+func TestRunbookInREADME(t *testing.T) {
+	vars := map[string]string{"REEMBED": "http://x", "TOKEN": "t", "ID": "ID-PLACEHOLDER"}
+	want := parseRunbook(t, "testdata/runbook.sh", vars)
+	for _, doc := range []string{"README-section.md", "../README.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil || !strings.Contains(string(b), "api/testdata/runbook.sh") {
+			t.Logf("%s has no runbook section; skipped", doc)
+			continue
+		}
+		text := string(b)
+		_, after, _ := strings.Cut(text, "### Runbook")
+		_, block, _ := strings.Cut(after, "```sh\n")
+		block, _, _ = strings.Cut(block, "```")
+		var kept []string // drop the variable assignment line the script takes from its environment
+		for _, l := range strings.Split(block, "\n") {
+			if !strings.HasPrefix(l, "REEMBED=") {
+				kept = append(kept, l)
+			}
+		}
+		tmp := t.TempDir() + "/runbook.sh"
+		os.WriteFile(tmp, []byte(strings.Join(kept, "\n")), 0o644)
+		got := parseRunbook(t, tmp, vars)
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d curl commands, runbook.sh has %d", doc, len(got), len(want))
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			g.line, w.line = 0, 0
+			if !reflect.DeepEqual(g, w) {
+				t.Errorf("%s: command %d differs from runbook.sh:\n got  %+v\n want %+v", doc, i+1, g, w)
+			}
+		}
 	}
 }
