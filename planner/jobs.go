@@ -415,6 +415,12 @@ func (m *Jobs) load() error {
 		if !e.IsDir() || !validJobID(e.Name()) {
 			continue
 		}
+		// Temp files of job file writes a crash interrupted.
+		if tmps, _ := filepath.Glob(filepath.Join(m.jobDir, e.Name(), "job.json.tmp-*")); len(tmps) > 0 {
+			for _, tmp := range tmps {
+				os.Remove(tmp)
+			}
+		}
 		path := filepath.Join(m.jobDir, e.Name(), "job.json")
 		b, err := os.ReadFile(path)
 		if errors.Is(err, fs.ErrNotExist) {

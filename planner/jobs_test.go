@@ -211,6 +211,11 @@ func TestJobsCancelThenResume(t *testing.T) {
 	if _, err := m.Resume(t.Context(), j.ID, ResumeOptions{}); !errors.Is(err, ErrJobActive) {
 		t.Errorf("resume while running: %v, want ErrJobActive", err)
 	}
+	same := testSpec()
+	same.OutDir = j.CheckpointDir
+	if _, _, err := m.Submit(t.Context(), same, ""); !errors.Is(err, ErrJobActive) {
+		t.Errorf("a second job on the running job's checkpoint: %v, want ErrJobActive", err)
+	}
 	c, err := m.Cancel(t.Context(), j.ID)
 	if err != nil || !c.CancelRequested {
 		t.Fatalf("Cancel = %+v, %v", c, err)
@@ -268,6 +273,9 @@ func TestJobsShutdownInterruptsAndNextStartResumes(t *testing.T) {
 	if f.Job.State != JobInterrupted {
 		t.Fatalf("job file after shutdown says %s, want interrupted", f.Job.State)
 	}
+	// A job file write that a crash interrupted leaves a temp file: removed on open.
+	stray := filepath.Join(data, "jobs", j.ID, "job.json.tmp-123")
+	os.WriteFile(stray, []byte("{"), 0o644)
 	before := l.inputs()
 
 	m2 := openTestJobs(t, data, root, l) // same ledger: nothing may be paid twice
@@ -280,6 +288,9 @@ func TestJobsShutdownInterruptsAndNextStartResumes(t *testing.T) {
 	}
 	if twice := l.paidTwice(); len(twice) > 0 {
 		t.Errorf("%d chunks paid twice across the restart", len(twice))
+	}
+	if _, err := os.Stat(stray); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stray temp job file: %v", err)
 	}
 }
 
