@@ -14,7 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/reembed/reembed/checkpoint"
 	"github.com/reembed/reembed/corpus"
 	"github.com/reembed/reembed/corpus/sample"
 	"github.com/reembed/reembed/corpus/tokenizer"
@@ -201,12 +200,21 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		if len(ms) != 1 {
 			return usagef("--checkpoint: give one --model, the checkpoint's")
 		}
-		if _, err := os.Stat(ckpt); err != nil {
+		loc, err := parseStoreLocation("--checkpoint", ckpt)
+		if err != nil {
+			return err
+		}
+		if err := loc.exists(); err != nil {
 			return usagef("--checkpoint %q: %v", ckpt, errors.Unwrap(err))
 		}
-		done, err := planner.CheckpointDone(ctx, checkpoint.NewDir(ckpt))
+		store, closeStore, err := loc.open(ctx)
 		if err != nil {
-			return usagef("--checkpoint %q: %v", ckpt, err)
+			return err
+		}
+		defer closeStore()
+		done, err := planner.CheckpointDone(ctx, store)
+		if err != nil {
+			return usagef("--checkpoint %q: %v", loc, err)
 		}
 		req.Done = done
 	}

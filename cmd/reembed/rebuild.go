@@ -63,7 +63,7 @@ func newRebuildFlagSet(e *env) (*flag.FlagSet, *rebuildFlags) {
 	fs.StringVar(&f.model, "model", "text-embedding-3-small", "embedding model")
 	fs.StringVar(&f.pricingFile, "pricing", "", "YAML or JSON file of models that add to or replace the built-in catalog")
 	fs.IntVar(&f.dimensions, "dimensions", 0, "vector dimensions (default: the model's)")
-	fs.StringVar(&f.out, "out", "", "checkpoint directory (created if needed; resumed if it holds a checkpoint)")
+	fs.StringVar(&f.out, "out", "", "checkpoint directory, or object storage s3://BUCKET/PREFIX, gs://..., azblob://... (created if needed; resumed if it holds a checkpoint)")
 	fs.IntVar(&f.concurrency, "concurrency", planner.DefaultConcurrency, "requests in flight at once (lowered on 429)")
 	fs.IntVar(&f.batchSize, "batch-size", 0, "inputs per request (default: the model's maximum)")
 	fs.IntVar(&f.partRows, "part-rows", planner.DefaultPartRows, "rows per committed Parquet part (smaller loses less on a crash)")
@@ -80,6 +80,9 @@ func (f *rebuildFlags) spec(e *env, paths []string) (planner.RebuildSpec, pricin
 	var spec planner.RebuildSpec
 	if f.out == "" {
 		return spec, pricing.Model{}, &usageError{errNoOut}
+	}
+	if _, err := parseStoreLocation("--out", f.out); err != nil {
+		return spec, pricing.Model{}, err
 	}
 	if f.format != "table" && f.format != "json" {
 		return spec, pricing.Model{}, usagef("--format %q: want table or json", f.format)
@@ -140,10 +143,21 @@ func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(f.out, 0o755); err != nil {
-		return fmt.Errorf("creating --out %q: %w", f.out, err)
+	loc, err := parseStoreLocation("--out", f.out)
+	if err != nil {
+		return err
 	}
-	rb := &planner.Rebuilder{Embedder: emb, Tokenizer: tok, Store: checkpoint.NewDir(f.out), Logger: e.logger,
+	if loc.isLocal() {
+		if err := os.MkdirAll(f.out, 0o755); err != nil {
+			return fmt.Errorf("creating --out %q: %w", f.out, err)
+		}
+	}
+	store, closeStore, err := loc.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	rb := &planner.Rebuilder{Embedder: emb, Tokenizer: tok, Store: store, Logger: e.logger,
 		ProgressInterval: f.progressEvery, OnProgress: progressPrinter(e.stderr)}
 	sum, err := rb.Run(ctx, spec)
 	if sum != nil {
@@ -157,7 +171,7 @@ func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
 	case errors.Is(err, planner.ErrInterrupted):
 		return &exitCodeError{exitInterrupted, err}
 	case errors.Is(err, checkpoint.ErrManifestMismatch):
-		return &usageError{fmt.Errorf("--out %q: %w (use --force to resume anyway, or another --out)", f.out, err)}
+		return &usageError{fmt.Errorf("--out %q: %w (use --force to resume anyway, or another --out)", loc, err)}
 	}
 	return err
 }

@@ -14,7 +14,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "verify", "verify [flags] --checkpoint DIR [PATH...]\n\nReports how completely the checkpoint DIR covers the corpus at PATH (default: the bundled sample), cut\nwith the chunking recorded in DIR's manifest: present, missing, stale, extra. Exit 0 only when complete, 4 otherwise.")
 	var cf corpusFlags
 	cf.register(fs)
-	dir := fs.String("checkpoint", "", "checkpoint directory written by rebuild (all shards are read)")
+	dir := fs.String("checkpoint", "", "checkpoint written by rebuild: a directory or s3://, gs://, azblob:// URL (all shards are read)")
 	pricingFile := fs.String("pricing", "", "YAML or JSON file of models that add to or replace the built-in catalog")
 	format := fs.String("format", "table", "output format: table or json")
 	if err := parseFlags(fs, args); err != nil {
@@ -26,10 +26,18 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	if *format != "table" && *format != "json" {
 		return usagef("--format %q: want table or json", *format)
 	}
-	store := checkpoint.NewDir(*dir)
+	loc, err := parseStoreLocation("--checkpoint", *dir)
+	if err != nil {
+		return err
+	}
+	store, closeStore, err := loc.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 	m, err := readAnyManifest(ctx, store)
 	if err != nil {
-		return usagef("--checkpoint %q: %v", *dir, err)
+		return usagef("--checkpoint %q: %v", loc, err)
 	}
 	cat, err := loadCatalog(*pricingFile)
 	if err != nil {
@@ -37,7 +45,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	}
 	model, err := cat.Lookup(m.Model)
 	if err != nil {
-		return usagef("--checkpoint %q: manifest model: %v", *dir, err)
+		return usagef("--checkpoint %q: manifest model: %v", loc, err)
 	}
 	paths, cleanup, err := corpusPaths(fs.Args())
 	if err != nil {

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+
+	"gocloud.dev/blob"
+	// The object storage drivers: each registers its URL scheme on
+	// blob.DefaultURLMux. They are imported here only, so that the library
+	// packages do not carry the cloud SDKs.
+	_ "gocloud.dev/blob/azureblob" // azblob://container/prefix (AZURE_STORAGE_ACCOUNT, AZURE_STORAGE_KEY or default Azure credentials)
+	_ "gocloud.dev/blob/fileblob"  // file:///path
+	_ "gocloud.dev/blob/gcsblob"   // gs://bucket/prefix (Application Default Credentials)
+	_ "gocloud.dev/blob/s3blob"    // s3://bucket/prefix (the AWS SDK's environment, profile or role)
+
+	"github.com/reembed/reembed/checkpoint"
+)
+
+// blobSchemes are the URL schemes --out and --checkpoint accept besides a
+// local path.
+var blobSchemes = []string{"s3", "gs", "azblob", "file"}
+
+var schemeRE = regexp.MustCompile(`^([a-z][a-z0-9+.-]*)://`)
+
+// isStoreURL reports whether loc names object storage (scheme://...) rather
+// than a local directory.
+func isStoreURL(loc string) bool { return schemeRE.MatchString(loc) }
+
+// storeLocation is where a checkpoint lives, as given on the command line.
+type storeLocation struct {
+	raw string // as given; may hold a query with options
+	url *url.URL
+}
+
+// parseStoreLocation parses --out or --checkpoint: a local path, or
+// s3://bucket/prefix, gs://bucket/prefix, azblob://container/prefix or
+// file:///dir. flagName is used in errors.
+func parseStoreLocation(flagName, loc string) (storeLocation, error) {
+	if !isStoreURL(loc) {
+		return storeLocation{raw: loc}, nil
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return storeLocation{}, usagef("%s: not a valid URL (%v)", flagName, redactErr(err, loc))
+	}
+	known := false
+	for _, s := range blobSchemes {
+		known = known || u.Scheme == s
+	}
+	if !known {
+		return storeLocation{}, usagef("%s %s: unknown scheme %q: want a local path, s3://, gs://, azblob:// or file://", flagName, redactURL(u), u.Scheme)
+	}
+	if u.Scheme != "file" && u.Host == "" {
+		return storeLocation{}, usagef("%s %s: no bucket name: want %s://BUCKET/PREFIX", flagName, redactURL(u), u.Scheme)
+	}
+	return storeLocation{raw: loc, url: u}, nil
+}
+
+// isLocal reports whether the location is a local directory (not a URL).
+func (l storeLocation) isLocal() bool { return l.url == nil }
+
+// String returns the location for logs and messages: a URL without user
+// information or query (which may carry credentials or endpoints).
+func (l storeLocation) String() string {
+	if l.url == nil {
+		return l.raw
+	}
+	return redactURL(l.url)
+}
+
+// redactURL renders u without its user information and query.
+func redactURL(u *url.URL) string {
+	c := *u
+	c.User, c.RawQuery, c.ForceQuery, c.Fragment = nil, "", false, ""
+	return c.String()
+}
+
+// redactErr returns err's text with the raw location replaced by its redacted
+// form, and every query value and user information removed (driver errors may
+// quote the URL or one of its options).
+func redactErr(err error, raw string) error {
+	if err == nil {
+		return nil
+	}
+	u, perr := url.Parse(raw)
+	if perr != nil || raw == redactURL(u) {
+		return err
+	}
+	var secrets []string
+	for _, vs := range u.Query() {
+		secrets = append(secrets, vs...)
+	}
+	if u.User != nil {
+		secrets = append(secrets, u.User.Username())
+		if p, ok := u.User.Password(); ok {
+			secrets = append(secrets, p)
+		}
+	}
+	msg := strings.ReplaceAll(err.Error(), raw, redactURL(u))
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "[redacted]")
+		}
+	}
+	return errors.New(msg)
+}
+
+// open returns the store and a function that releases it. A local directory
+// is a [checkpoint.Dir] (create it first if it must exist); a URL opens the
+// bucket through gocloud.dev/blob with the driver's standard credentials from
+// the environment, and the URL's path becomes the key prefix. s3 URLs take
+// gocloud's query options (region, endpoint, use_path_style, ...); a
+// "prefix" query option is added to the path.
+func (l storeLocation) open(ctx context.Context) (checkpoint.Store, func() error, error) {
+	if l.url == nil {
+		return checkpoint.NewDir(l.raw), func() error { return nil }, nil
+	}
+	bu := *l.url
+	prefix := ""
+	if bu.Scheme != "file" {
+		prefix = strings.Trim(bu.Path, "/")
+		bu.Path, bu.RawPath = "", ""
+	}
+	bucket, err := blob.DefaultURLMux().OpenBucketURL(ctx, &bu)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening %s: %w", l, redactErr(err, l.raw))
+	}
+	store, err := checkpoint.NewBlob(bucket, prefix, checkpoint.BlobOptions{})
+	if err != nil {
+		bucket.Close()
+		return nil, nil, &usageError{fmt.Errorf("opening %s: %w", l, err)}
+	}
+	return store, bucket.Close, nil
+}
+
+// exists reports whether a local checkpoint directory exists; object storage
+// has no directories, so a URL always "exists" (an empty prefix lists nothing).
+func (l storeLocation) exists() error {
+	if l.url != nil {
+		return nil
+	}
+	_, err := os.Stat(l.raw)
+	return err
+}
