@@ -11,6 +11,10 @@ import "errors"
 // ErrOutsideRoot is returned when a path resolves outside its corpus root.
 var ErrOutsideRoot = errors.New("path is outside the corpus root")
 
+// ErrCorpusPath is wrapped by [Open]'s errors for corpus paths that cannot
+// be used together.
+var ErrCorpusPath = errors.New("unusable corpus paths")
+
 // ErrSkipped is wrapped by the error returned in strict mode when a file had
 // to be skipped.
 var ErrSkipped = errors.New("file skipped")

@@ -63,7 +63,7 @@ func (s *Source) readJSONL(ctx context.Context, ref fileRef, r io.Reader, out si
 					}
 				} else {
 					id := jsonID(rec[idField])
-					docID := recordID(ref.rel, id, where)
+					docID := recordID(ref.id(), id, where)
 					var eerr error
 					switch {
 					case !s.opts.kept(docID):
@@ -157,7 +157,7 @@ func (s *Source) readCSV(ctx context.Context, ref fileRef, r io.Reader, tsv bool
 		if idCol >= 0 && idCol < len(rec) {
 			id, _ = ToValidUTF8String(rec[idCol])
 		}
-		if err := s.emitRecord(ref.rel, id, "R"+strconv.Itoa(row), []byte(rec[textCol]), out); err != nil {
+		if err := s.emitRecord(ref.id(), id, "R"+strconv.Itoa(row), []byte(rec[textCol]), out); err != nil {
 			return nil, err
 		}
 	}
@@ -218,7 +218,7 @@ func (s *Source) readParquet(ctx context.Context, ref fileRef, f io.ReaderAt, si
 					}
 					continue
 				}
-				if eerr := s.emitRecord(ref.rel, id, "R"+strconv.Itoa(row), text, out); eerr != nil {
+				if eerr := s.emitRecord(ref.id(), id, "R"+strconv.Itoa(row), text, out); eerr != nil {
 					rows.Close()
 					return nil, eerr
 				}

@@ -79,6 +79,9 @@ type root struct {
 	dir  *os.Root
 	name string // the path the user gave
 	only string // for a single-file root: the one file's name within dir
+	// prefix starts every document ID of this root: "" with one root, else
+	// the root directory's base name and "/".
+	prefix string
 }
 
 // Open opens the corpus paths. Each path must exist; the error names it.
@@ -104,7 +107,38 @@ func Open(paths []string, opts Options) (*Source, error) {
 		}
 		s.roots = append(s.roots, &root{dir: r, name: p, only: only})
 	}
+	if err := s.namePrefixes(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// namePrefixes keeps document IDs unique across several roots: each
+// directory root's IDs start with its base name and "/", and a single-file
+// root's ID is its file name. Two roots that would give the same name are an
+// error. With one root, IDs are plain relative paths.
+func (s *Source) namePrefixes() error {
+	if len(s.roots) < 2 {
+		return nil
+	}
+	seen := map[string]string{}
+	for _, r := range s.roots {
+		name := r.only
+		if name == "" {
+			abs, err := filepath.Abs(r.name)
+			if err != nil {
+				return fmt.Errorf("resolving corpus path %q: %w", r.name, err)
+			}
+			name = filepath.Base(abs)
+			r.prefix = name + "/"
+		}
+		if other, ok := seen[name]; ok {
+			return fmt.Errorf("%w: corpus paths %q and %q would both name their documents %q: document IDs must be unique, so give one directory that holds both, or paths with different names", ErrCorpusPath, other, r.name, name)
+		}
+		seen[name] = r.name
+	}
+	return nil
 }
 
 // Close releases the roots.
@@ -123,6 +157,10 @@ func (s *Source) Roots() []string {
 	}
 	return out
 }
+
+// id is the document ID of the file: its path relative to its root, prefixed
+// with the root's name when the source has several roots.
+func (ref fileRef) id() string { return ref.root.prefix + ref.rel }
 
 // fileRef is one file to read, or a skip to report, in walk order.
 type fileRef struct {
@@ -299,10 +337,10 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, out sink) (*Skip, er
 		return s.readParquet(ctx, ref, f, fi.Size(), out)
 	}
 	if fmtKind == formatText || fmtKind == formatHTML { // one document per file: filtered before reading a byte
-		if !s.opts.kept(ref.rel) {
+		if !s.opts.kept(ref.id()) {
 			return nil, nil
 		}
-		if !s.opts.inSample(ref.rel) {
+		if !s.opts.inSample(ref.id()) {
 			return nil, out.unsampled(fi.Size())
 		}
 	}
@@ -332,5 +370,5 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, out sink) (*Skip, er
 	if fmtKind == formatHTML {
 		text = HTMLText(text)
 	}
-	return nil, out.emit(Document{ID: ref.rel, Text: text, Bytes: int64(len(raw)), InvalidUTF8: invalid})
+	return nil, out.emit(Document{ID: ref.id(), Text: text, Bytes: int64(len(raw)), InvalidUTF8: invalid})
 }

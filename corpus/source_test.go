@@ -193,8 +193,18 @@ func TestOpen(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := docIDs(docs); !slices.Equal(got, []string{"x.md", "2.txt"}) {
-			t.Errorf("documents %q, want [x.md 2.txt]", got)
+		if got := docIDs(docs); !slices.Equal(got, []string{"x.md", "two/2.txt"}) {
+			t.Errorf("documents %q, want [x.md two/2.txt]: with several roots a directory's IDs start with its name", got)
+		}
+	})
+	t.Run("RootsWithTheSameNameAreRefused", func(t *testing.T) {
+		other := filepath.Join(t.TempDir(), "two")
+		if err := os.MkdirAll(other, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		_, err := corpus.Open([]string{filepath.Join(dir, "two"), other}, corpus.Options{})
+		if !errors.Is(err, corpus.ErrCorpusPath) {
+			t.Fatalf("Open of two roots named \"two\" = %v, want ErrCorpusPath", err)
 		}
 	})
 	t.Run("MarkdownIsPlainText", func(t *testing.T) {

@@ -224,7 +224,7 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 	}
 	est, err := planner.Run(ctx, tok, req)
 	if err != nil {
-		if errors.Is(err, corpus.ErrSkipped) {
+		if errors.Is(err, corpus.ErrSkipped) || errors.Is(err, corpus.ErrCorpusPath) {
 			return &usageError{err}
 		}
 		return fmt.Errorf("estimating: %w", err)
