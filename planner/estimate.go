@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/reembed/reembed/checkpoint"
 	"github.com/reembed/reembed/corpus"
 	"github.com/reembed/reembed/corpus/tokenizer"
 	"github.com/reembed/reembed/pricing"
@@ -74,6 +75,13 @@ type EstimateRequest struct {
 	// Done, when set, reports chunks already checkpointed (by document,
 	// index and text); they are counted as reused and not priced.
 	Done func(docID string, index int, text []byte) bool
+	// Shard, when Count > 0, estimates only that shard's documents (the
+	// filter of rebuild --shard, [KeepShard]); a what-if deals its documents
+	// out evenly.
+	Shard checkpoint.Shard
+	// Shards, when 2 or more, adds per-shard figures for that many shards
+	// ([ModelEstimate.Sharded]); at most [MaxEstimateShards].
+	Shards int
 }
 
 // Validate checks the request; errors name the flag (CLI) or field (API).
@@ -99,6 +107,14 @@ func (r *EstimateRequest) Validate() error {
 	}
 	if r.RTO < 0 {
 		errs = append(errs, errors.New("--rto must not be negative"))
+	}
+	if err := r.Shard.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--shard: %w", err))
+	}
+	if r.Shards < 0 || r.Shards > MaxEstimateShards {
+		errs = append(errs, fmt.Errorf("--shards %d: want 0 to %d", r.Shards, MaxEstimateShards))
+	} else if r.Shards > 1 && r.Shard.Count > 0 {
+		errs = append(errs, errors.New("--shards: give either --shard i/N (one shard) or --shards N (all of them)"))
 	}
 	if r.ChunkTokens < 0 {
 		errs = append(errs, errors.New("--chunk-tokens must not be negative"))
@@ -172,6 +188,7 @@ type Estimate struct {
 	Corpus    CorpusSummary   `json:"corpus"`
 	Chunking  Chunking        `json:"chunking"`
 	Limits    LimitsSummary   `json:"limits"`
+	Shard     *ShardSummary   `json:"shard,omitempty"` // the one shard estimated (--shard i/N)
 	Estimates []ModelEstimate `json:"estimates"`
 }
 
@@ -243,6 +260,8 @@ type ModelEstimate struct {
 	PriceAsOf       string          `json:"price_as_of"`
 	PriceSource     string          `json:"price_source"`
 	Notes           []string        `json:"notes,omitempty"`
+	// Sharded holds per-shard figures and their total (estimate --shards N).
+	Sharded *ShardedEstimate `json:"sharded,omitempty"`
 }
 
 // DurationTerms are the three terms of the duration, in seconds.
@@ -275,6 +294,7 @@ type modelAcc struct {
 	split        int64
 	reused       int64
 	reusedTokens int64
+	shards       []*shardAcc // per shard (EstimateRequest.Shards), or nil
 	// Per-document sums for a sample's variance: Σx², Σx·b and Σb² of
 	// tokens x, chunks and source bytes b.
 	sumSqTokens, sumTokensBytes float64
@@ -319,11 +339,21 @@ func Run(ctx context.Context, tok tokenizer.Tokenizer, req EstimateRequest) (*Es
 		s := req.RTO.Seconds()
 		est.Limits.RTOSeconds = &s
 	}
+	if req.Shard.Count > 0 {
+		est.Shard = &ShardSummary{Index: req.Shard.Index, Count: req.Shard.Count}
+		req.Corpus.Keep = KeepShard(req.Shard, req.Corpus.Keep)
+		if req.WhatIf != nil {
+			w := *req.WhatIf
+			w.Documents = shardShare(w.Documents, req.Shard.Index, req.Shard.Count)
+			req.WhatIf = &w
+		}
+	}
 	var configs []chunkConfig
 	accs := make([]*modelAcc, len(req.Models))
 	for i, m := range req.Models {
 		size, overlap := req.ChunkTokens, req.ChunkOverlap
-		acc := &modelAcc{model: m, packer: NewPacker(m.MaxInputsPerRequest, m.MaxTokensPerRequest, req.Limits.BatchSize, req.Limits.TPM)}
+		acc := &modelAcc{model: m, packer: NewPacker(m.MaxInputsPerRequest, m.MaxTokensPerRequest, req.Limits.BatchSize, req.Limits.TPM),
+			shards: newShardAccs(req, m)}
 		if size > m.MaxTokensPerInput {
 			acc.notes = append(acc.notes, fmt.Sprintf("chunks capped at the model's %d tokens per input", m.MaxTokensPerInput))
 			size = m.MaxTokensPerInput
@@ -403,6 +433,7 @@ func Run(ctx context.Context, tok tokenizer.Tokenizer, req EstimateRequest) (*Es
 		}
 		for i, acc := range accs {
 			cr := r.configs[acc.cfg]
+			sh := acc.shardOf(r.id)
 			var docChunks, docTokens int64
 			for _, c := range cr.chunks {
 				t := int64(c.tokens)
@@ -415,11 +446,19 @@ func Run(ctx context.Context, tok tokenizer.Tokenizer, req EstimateRequest) (*Es
 					continue
 				}
 				acc.packer.Add(int(t))
+				if sh != nil {
+					sh.packer.Add(int(t))
+				}
 				docChunks++
 				docTokens += t
 			}
 			acc.chunks += docChunks
 			acc.tokens += docTokens
+			if sh != nil {
+				sh.docs++
+				sh.chunks += docChunks
+				sh.tokens += docTokens
+			}
 			b := float64(r.bytes)
 			acc.sumSqChunks += float64(docChunks) * float64(docChunks)
 			acc.sumSqTokens += float64(docTokens) * float64(docTokens)
@@ -533,6 +572,7 @@ func whatIf(est *Estimate, req EstimateRequest, configs []chunkConfig, accs []*m
 			acc.split = w.Documents
 		}
 		acc.packer.AddRepeated(chunks, w.Documents)
+		acc.whatIfShards(chunks, w.Documents)
 	}
 }
 
@@ -602,6 +642,7 @@ func finish(est *Estimate, req EstimateRequest, accs []*modelAcc, x extrapolatio
 			ok := me.DurationSeconds <= req.RTO.Seconds()
 			me.MeetsRTO = &ok
 		}
+		me.Sharded = shardedEstimate(acc, req, scale)
 		me.Recommendations = recommend(me, m, req, accs)
 		est.Estimates = append(est.Estimates, me)
 	}
@@ -700,12 +741,15 @@ func recommend(me ModelEstimate, m pricing.Model, req EstimateRequest, accs []*m
 		if me.Terms.TPMSeconds > rto && l.TPM > 0 {
 			need := int64(math.Ceil(float64(me.Tokens) * 60 / rto))
 			keys := int(math.Ceil(me.Terms.TPMSeconds / rto))
-			out = append(out, fmt.Sprintf("raise TPM to at least %d (now %d): %d API keys or projects at the current limits, run as %d shards (--shard i/%d)", need, l.TPM, keys, keys, keys))
+			out = append(out, fmt.Sprintf("raise TPM to at least %d (now %d): %d API keys or projects at the current limits", need, l.TPM, keys))
 		}
 		if me.Terms.RPMSeconds > rto && l.RPM > 0 {
 			need := int64(math.Ceil(float64(me.Requests) * 60 / rto))
 			keys := int(math.Ceil(me.Terms.RPMSeconds / rto))
 			out = append(out, fmt.Sprintf("raise RPM to at least %d (now %d): %d API keys or projects at the current limits", need, l.RPM, keys))
+		}
+		if n := shardsNeeded(me.Terms, rto); n > 1 {
+			out = append(out, shardAdvice(n))
 		}
 		if me.Terms.LatencySeconds > rto {
 			need := int(math.Ceil(float64(me.Requests) * l.Latency.Seconds() / rto))

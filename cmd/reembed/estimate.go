@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/reembed/reembed/checkpoint"
 	"github.com/reembed/reembed/corpus"
 	"github.com/reembed/reembed/corpus/sample"
 	"github.com/reembed/reembed/corpus/tokenizer"
@@ -124,6 +125,8 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		documents   int64
 		tokensPer   int64
 		ckpt        string
+		shard       string
+		shards      int
 	)
 	cf.register(fs)
 	fs.Var(&models, "model", "embedding model; repeat or comma-separate for several, or 'all' (default text-embedding-3-small)")
@@ -140,7 +143,9 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 	fs.Int64Var(&seed, "seed", 1, "seed choosing the --sample documents")
 	fs.Int64Var(&documents, "documents", 0, "what-if: number of documents (with --tokens-per-document; reads no corpus)")
 	fs.Int64Var(&tokensPer, "tokens-per-document", 0, "what-if: tokens per document")
-	fs.StringVar(&ckpt, "checkpoint", "", "price only the chunks this rebuild checkpoint lacks, and report the reused ones")
+	fs.StringVar(&ckpt, "checkpoint", "", "price only the chunks this rebuild checkpoint (directory or s3://, gs://, azblob:// URL) lacks, and report the reused ones")
+	fs.StringVar(&shard, "shard", "", "estimate only shard i of N (i/N: the documents rebuild --shard i/N embeds)")
+	fs.IntVar(&shards, "shards", 0, "add per-shard figures for N shards, each on its own key with these limits, and their total")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -171,6 +176,11 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		RTO:    rto, Jobs: cf.jobs,
 	}
 	req.Corpus.Sample, req.Corpus.Seed = sampleF, seed
+	si, sn, err := parseShard(shard)
+	if err != nil {
+		return err
+	}
+	req.Shard, req.Shards = checkpoint.Shard{Index: si, Count: sn}, shards
 	if given["documents"] || given["tokens-per-document"] {
 		req.WhatIf = &planner.WhatIf{Documents: documents, TokensPerDocument: tokensPer}
 		req.Paths = fs.Args()
@@ -303,6 +313,9 @@ func writeEstimateTable(w io.Writer, est *planner.Estimate) error {
 			fmt.Fprintln(w)
 		}
 	}
+	if s := est.Shard; s != nil {
+		fmt.Fprintf(w, "  shard %d/%d only: the documents rebuild --shard %d/%d embeds\n", s.Index, s.Count, s.Index, s.Count)
+	}
 	l := est.Limits
 	fmt.Fprintf(w, "Chunking: %d tokens, overlap %d.  Limits: %d RPM, %d TPM, concurrency %d, latency %dms",
 		est.Chunking.ChunkTokens, est.Chunking.ChunkOverlap, l.RPM, l.TPM, l.Concurrency, l.LatencyMS)
@@ -337,6 +350,19 @@ func writeEstimateTable(w io.Writer, est *planner.Estimate) error {
 		}
 		if iv := m.Intervals; iv != nil {
 			fmt.Fprintf(w, "\n%s: 95%% interval: tokens %.0f–%.0f, cost $%.4f–$%.4f", m.Model, iv.Tokens.Low, iv.Tokens.High, iv.CostUSD.Low, iv.CostUSD.High)
+		}
+		if sh := m.Sharded; sh != nil {
+			fmt.Fprintf(w, "\n%s in %d shards, each on its own key:", m.Model, sh.Count)
+			for _, s := range append(sh.Shards, sh.Total) {
+				name := fmt.Sprintf("shard %d/%d", s.Shard, sh.Count)
+				if s.Shard < 0 {
+					name = "total"
+				}
+				fmt.Fprintf(w, "\n  %-12s %d documents, %d chunks, %d tokens, %d requests, $%s, %s (%s)", name, s.Documents, s.Chunks, s.Tokens, s.Requests, s.CostUSD, s.Duration, s.Bottleneck)
+				if s.MeetsRTO != nil {
+					fmt.Fprintf(w, ", meets RTO: %s", map[bool]string{true: "yes", false: "NO"}[*s.MeetsRTO])
+				}
+			}
 		}
 		for _, r := range m.Recommendations {
 			fmt.Fprintf(w, "\n%s: %s", m.Model, r)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -361,5 +362,81 @@ func TestRebuildVerifyBlob(t *testing.T) {
 	code, stdout, stderr := runMain(t, "estimate", "--checkpoint", out, "--format", "json", corpus)
 	if code != 0 || !strings.Contains(stdout, `"chunks": 0`) {
 		t.Errorf("estimate --checkpoint of a complete checkpoint: exit %d, want 0 chunks left\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+// TestEstimateShardsCLI checks estimate --shards N and --shard i/N as a user
+// runs them: per-shard JSON figures that add up, one shard alone matching its
+// entry, and the two flags refused together.
+func TestEstimateShardsCLI(t *testing.T) {
+	code, out, errOut := runMain(t, "estimate", "--format", "json", "--shards", "3", "--rto", "10s")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	type shardFigures struct {
+		Shard     int   `json:"shard"`
+		Documents int64 `json:"documents"`
+		Chunks    int64 `json:"chunks"`
+		Tokens    int64 `json:"tokens"`
+		Requests  int64 `json:"requests"`
+		MeetsRTO  *bool `json:"meets_rto"`
+	}
+	var est struct {
+		Corpus struct {
+			Documents int64 `json:"documents"`
+		} `json:"corpus"`
+		Estimates []struct {
+			Tokens          int64    `json:"tokens"`
+			Recommendations []string `json:"recommendations"`
+			Sharded         *struct {
+				Count  int            `json:"count"`
+				Shards []shardFigures `json:"shards"`
+				Total  shardFigures   `json:"total"`
+			} `json:"sharded"`
+		} `json:"estimates"`
+	}
+	if err := json.Unmarshal([]byte(out), &est); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	sh := est.Estimates[0].Sharded
+	if sh == nil || sh.Count != 3 || len(sh.Shards) != 3 {
+		t.Fatalf("sharded = %+v, want 3 shards", sh)
+	}
+	var docs, tokens int64
+	for _, s := range sh.Shards {
+		docs += s.Documents
+		tokens += s.Tokens
+	}
+	if docs != est.Corpus.Documents || tokens != est.Estimates[0].Tokens || sh.Total.Tokens != tokens || sh.Total.MeetsRTO == nil {
+		t.Errorf("shards add up to %d documents, %d tokens (total %+v); corpus %d, %d", docs, tokens, sh.Total, est.Corpus.Documents, est.Estimates[0].Tokens)
+	}
+	if !strings.Contains(strings.Join(est.Estimates[0].Recommendations, "\n"), "--shards ") {
+		t.Errorf("a missed RTO does not recommend --shards N: %q", est.Estimates[0].Recommendations)
+	}
+
+	code, out, errOut = runMain(t, "estimate", "--format", "json", "--shard", "2/3")
+	if code != exitOK {
+		t.Fatalf("--shard 2/3: exit %d: %s", code, errOut)
+	}
+	var one struct {
+		Shard  struct{ Index, Count int } `json:"shard"`
+		Corpus struct {
+			Documents int64 `json:"documents"`
+		} `json:"corpus"`
+		Estimates []struct {
+			Tokens int64 `json:"tokens"`
+		} `json:"estimates"`
+	}
+	if err := json.Unmarshal([]byte(out), &one); err != nil {
+		t.Fatal(err)
+	}
+	if one.Shard.Index != 2 || one.Shard.Count != 3 || one.Corpus.Documents != sh.Shards[2].Documents || one.Estimates[0].Tokens != sh.Shards[2].Tokens {
+		t.Errorf("--shard 2/3: %+v, want shard 2 of --shards 3: %+v", one, sh.Shards[2])
+	}
+	if code, _, errOut := runMain(t, "estimate", "--shard", "0/2", "--shards", "2"); code != exitUsage {
+		t.Errorf("--shard with --shards: exit %d, want %d (%s)", code, exitUsage, errOut)
+	}
+	if code, _, _ := runMain(t, "estimate", "--shard", "2/2"); code != exitUsage {
+		t.Errorf("--shard 2/2: exit %d, want %d", code, exitUsage)
 	}
 }
