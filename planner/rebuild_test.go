@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -769,5 +770,147 @@ func TestRebuildValidate(t *testing.T) {
 				t.Errorf("an invalid job wrote %d files", len(files))
 			}
 		})
+	}
+}
+
+// signalStore is a checkpoint.Store that reports each committed part on
+// parts, and fails part commits with failParts when set.
+type signalStore struct {
+	checkpoint.Store
+	parts     chan string
+	failParts error
+}
+
+func (s *signalStore) Commit(ctx context.Context, name string, write func(io.Writer) error) error {
+	part := strings.HasSuffix(name, ".parquet")
+	if part && s.failParts != nil {
+		return s.failParts
+	}
+	if err := s.Store.Commit(ctx, name, write); err != nil {
+		return err
+	}
+	if part && s.parts != nil {
+		select {
+		case s.parts <- name:
+		default:
+		}
+	}
+	return nil
+}
+
+// TestRebuildFlushInterval checks that rows are committed every
+// FlushInterval even when a part is far from full: the third request waits
+// until a part is committed, which can only hold rows of the first two.
+func TestRebuildFlushInterval(t *testing.T) {
+	t.Parallel()
+	root, out := rbCorpus(t, 6, 10), t.TempDir()
+	spec := rbSpec(t, root)
+	spec.Limits.Concurrency = 1
+	spec.PartRows = 1_000_000
+	spec.FlushInterval = time.Millisecond
+	store := &signalStore{Store: checkpoint.NewDir(out), parts: make(chan string, 1)}
+	var firstPart string
+	fake := newRecordingFake(func(ctx context.Context, n int, _ *embedder.Request) error {
+		if n == 3 {
+			select {
+			case firstPart = <-store.parts:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	rb := &Rebuilder{Embedder: fake, Tokenizer: rbTokenizer(t), Store: store}
+	if _, err := rb.Run(t.Context(), spec); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	parts := rbRows(t, out)
+	first := rowKeys(parts[firstPart])
+	early := inputKeys(fake.succeeded()[:2*spec.Limits.BatchSize])
+	if len(first) == 0 || len(first) > len(early) {
+		t.Fatalf("the first part holds %d rows, want 1 to %d from the first two requests", len(first), len(early))
+	}
+	for _, k := range first {
+		if !slices.Contains(early, k) {
+			t.Errorf("the first part holds %s, not from the first two requests", k)
+		}
+	}
+	if len(parts) < 2 {
+		t.Errorf("%d parts with PartRows %d: the flush interval committed nothing", len(parts), spec.PartRows)
+	}
+}
+
+// TestRebuildGracePeriod interrupts a job whose request hangs: after the
+// grace period the request is abandoned and Run returns ErrInterrupted with
+// the earlier rows committed.
+func TestRebuildGracePeriod(t *testing.T) {
+	t.Parallel()
+	root, out := rbCorpus(t, 6, 11), t.TempDir()
+	spec := rbSpec(t, root)
+	spec.Limits.Concurrency = 1
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	fake := newRecordingFake(func(rctx context.Context, n int, _ *embedder.Request) error {
+		if n == 3 {
+			cancel()
+			<-rctx.Done() // hangs until the grace period ends
+			return rctx.Err()
+		}
+		return nil
+	})
+	sum, err := rbRun(t, ctx, fake, out, spec, func(rb *Rebuilder) { rb.GracePeriod = 10 * time.Millisecond })
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("err = %v, want ErrInterrupted", err)
+	}
+	if sum.Stopped != "interrupted" || sum.LastError == "" {
+		t.Errorf("summary: stopped %q, last error %q", sum.Stopped, sum.LastError)
+	}
+	if got, want := rowKeys(rbAllRows(t, out)), inputKeys(fake.succeeded()); !slices.Equal(got, want) || len(want) != 2*spec.Limits.BatchSize {
+		t.Errorf("committed %d rows, want the %d of the two answered requests", len(got), len(want))
+	}
+}
+
+// TestRebuildStopsWhenCommitsFail fails every part commit: the job stops
+// with the store's error instead of paying for rows it cannot keep.
+func TestRebuildStopsWhenCommitsFail(t *testing.T) {
+	t.Parallel()
+	root, out := rbCorpus(t, 20, 12), t.TempDir()
+	spec := rbSpec(t, root)
+	diskFull := errors.New("no space left on device")
+	store := &signalStore{Store: checkpoint.NewDir(out), failParts: diskFull}
+	fake := newRecordingFake(nil)
+	rb := &Rebuilder{Embedder: fake, Tokenizer: rbTokenizer(t), Store: store}
+	sum, err := rb.Run(t.Context(), spec)
+	if !errors.Is(err, diskFull) {
+		t.Fatalf("err = %v, want the store's error", err)
+	}
+	if sum.Stopped != "error" || sum.CommittedChunks != 0 {
+		t.Errorf("summary: stopped %q, committed %d; want error, 0", sum.Stopped, sum.CommittedChunks)
+	}
+	// The first commit is due after PartRows/BatchSize requests; then at
+	// most the requests in flight and queued for the writer are answered.
+	limit := spec.PartRows/spec.Limits.BatchSize + (spec.Limits.Concurrency + RowsQueue(spec.Limits.Concurrency)) + 1
+	if fake.Calls() > limit || int64(fake.Calls()) >= sum.PlannedRequests {
+		t.Errorf("%d requests after commits started failing (of %d planned), want at most %d", fake.Calls(), sum.PlannedRequests, limit)
+	}
+}
+
+// TestRebuildBudgetBelowOneRequest stops before the first request when the
+// budget cannot pay for it: nothing billed, nothing committed.
+func TestRebuildBudgetBelowOneRequest(t *testing.T) {
+	t.Parallel()
+	root, out := rbCorpus(t, 4, 13), t.TempDir()
+	spec := rbSpec(t, root)
+	spec.Budget = 1 // one micro-dollar: a 8-chunk request costs more
+	sim := rbSimulator(t)
+	sum, err := rbRun(t, t.Context(), sim, out, spec)
+	if !errors.Is(err, ErrBudgetExceeded) {
+		t.Fatalf("err = %v, want ErrBudgetExceeded", err)
+	}
+	if led := sim.Ledger(); led.Totals.Requests != 0 || sum.Cost != 0 || sum.EmbeddedChunks != 0 {
+		t.Errorf("%d requests, $%s spent, %d chunks; want none", led.Totals.Requests, sum.Cost, sum.EmbeddedChunks)
+	}
+	if !strings.Contains(err.Error(), "--budget-usd") {
+		t.Errorf("error %q does not say how to resume", err)
 	}
 }
