@@ -914,3 +914,52 @@ func TestRebuildBudgetBelowOneRequest(t *testing.T) {
 		t.Errorf("error %q does not say how to resume", err)
 	}
 }
+
+// TestRebuildShards runs a corpus as two shards into one root: each shard
+// embeds only its documents, into its own directory, and together they
+// cover the corpus once. A root first filled part way unsharded (stopped
+// by its budget) is finished by the shards without paying twice.
+func TestRebuildShards(t *testing.T) {
+	t.Parallel()
+	for _, prefilled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("prefilled=%v", prefilled), func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			root, out := rbCorpus(t, 12, 14), t.TempDir()
+			spec := rbSpec(t, root)
+			sim := rbSimulator(t)
+			if prefilled {
+				s := spec
+				s.Budget = 60
+				if _, err := rbRun(t, ctx, sim, out, s); !errors.Is(err, ErrBudgetExceeded) {
+					t.Fatalf("unsharded run with a budget: %v", err)
+				}
+			}
+			before := len(rbAllRows(t, out))
+			for i := range 2 {
+				s := spec
+				s.Shard = checkpoint.Shard{Index: i, Count: 2}
+				if _, err := rbRun(t, ctx, sim, out, s); err != nil {
+					t.Fatalf("shard %d/2: %v", i, err)
+				}
+			}
+			for name, rows := range rbRows(t, out) {
+				for _, r := range rows {
+					if dir := filepath.Dir(name); dir != "." && dir != checkpoint.ShardDir(checkpoint.Shard{Index: ShardOf(r.DocID, 2), Count: 2}) {
+						t.Errorf("row %s of shard %d is in %s", r.Key(), ShardOf(r.DocID, 2), name)
+					}
+				}
+			}
+			rep := rbVerify(t, out, spec)
+			if !rep.Complete() || rep.Duplicates != 0 || rep.Extra != 0 {
+				t.Errorf("Verify = %+v, want complete, each chunk once", rep)
+			}
+			if n := rbBilledTwice(sim.Ledger()); n != 0 {
+				t.Errorf("%d chunks billed twice", n)
+			}
+			if prefilled && before == 0 {
+				t.Error("the budget run committed nothing: the test proves nothing")
+			}
+		})
+	}
+}
