@@ -306,3 +306,36 @@ func mustModels(t *testing.T, te *testEnv) []pricing.Model {
 	}
 	return m
 }
+
+// TestSpecExamplesAreAccepted sends every request example of openapi.yaml
+// to its operation: each must be accepted and its answer match the spec.
+func TestSpecExamplesAreAccepted(t *testing.T) {
+	c := loadContract(t)
+	te := newEnv(t, envOptions{})
+	n := 0
+	for path, item := range c.doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.RequestBody == nil || op.RequestBody.Value == nil {
+				continue
+			}
+			mt := op.RequestBody.Value.Content.Get("application/json")
+			if mt == nil {
+				continue
+			}
+			for name, ex := range mt.Examples {
+				body, err := json.Marshal(ex.Value.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rec := c.check(t, te, request{method: method, path: path, body: string(body)})
+				if rec.Code >= 300 {
+					t.Errorf("%s %s example %q: %d %s", method, path, name, rec.Code, trim(rec.Body.String()))
+				}
+				n++
+			}
+		}
+	}
+	if n < 3 {
+		t.Errorf("%d examples in openapi.yaml, want at least 3", n)
+	}
+}
