@@ -62,6 +62,8 @@ func TestBadRequests(t *testing.T) {
 		{"absolute outside", est(`{"paths":["/etc"]}`), 400, api.CodeOutsideRoot, "paths"},
 		{"symlink escape", est(`{"paths":["escape/secret.txt"]}`), 400, api.CodeOutsideRoot, "paths"},
 		{"missing path", est(`{"paths":["nope"]}`), 400, api.CodePathNotFound, "paths"},
+		{"paths with clashing names", est(`{"paths":["docs","other/docs"]}`), 400, api.CodeInvalidValue, "paths"},
+		{"rebuild paths with clashing names", rb(`{"paths":["docs","other/docs"]}`), 400, api.CodeInvalidValue, "paths"},
 		// Rebuilds.
 		{"rebuild without paths", rb(`{}`), 400, api.CodeMissing, "paths"},
 		{"rebuild with two models", rb(`{"paths":["docs"],"model":["a","b"]}`), 400, api.CodeInvalidType, "model"},
@@ -106,6 +108,9 @@ func TestBadRequests(t *testing.T) {
 			e := decode[errorBody](t, rec)
 			if e.Error.Code != tc.code || e.Error.Field == nil || *e.Error.Field != tc.field || e.Error.Message == "" {
 				t.Errorf("error %+v (field %v), want code %q field %q", e.Error, deref(e.Error.Field), tc.code, tc.field)
+			}
+			if strings.Contains(e.Error.Message, te.root) {
+				t.Errorf("the message reveals the server's corpus root: %s", e.Error.Message)
 			}
 			if got := rec.Header().Get("Content-Type"); !strings.HasPrefix(got, "application/json") {
 				t.Errorf("Content-Type %q", got)

@@ -125,6 +125,11 @@ func (s *Server) estimateRequest(b *estimateBody) (planner.EstimateRequest, erro
 			}
 			req.Paths = append(req.Paths, real)
 		}
+		src, err := corpus.Open(req.Paths, corpus.Options{})
+		if err != nil {
+			return req, badRequest(CodeInvalidValue, "paths", "%v", planner.ClientPaths(err, req.Paths, b.Paths))
+		}
+		src.Close()
 	}
 	if err := req.Validate(); err != nil {
 		return req, badRequest(CodeInvalidValue, planner.FieldOfFlagError(err), "%v", err)

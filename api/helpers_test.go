@@ -74,6 +74,9 @@ func writeCorpus(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
+	// other/docs clashes with docs: both would name their documents "docs/...".
+	os.MkdirAll(filepath.Join(root, "other", "docs"), 0o755)
+	os.WriteFile(filepath.Join(root, "other", "docs", "z.txt"), []byte("another z"), 0o644)
 	outside := filepath.Join(base, "outside")
 	os.MkdirAll(outside, 0o755)
 	os.WriteFile(filepath.Join(outside, "secret.txt"), []byte("not yours"), 0o644)

@@ -569,6 +569,12 @@ func (m *Jobs) prepare(spec JobSpec, id string) (RebuildSpec, string, error) {
 		}
 		resolved[i] = r
 	}
+	// The corpus must open as given (e.g. no two roots of the same name).
+	src, err := corpus.Open(resolved, corpus.Options{})
+	if err != nil {
+		return zero, "", &FieldError{Field: "paths", Err: clientPaths(err, resolved, spec.Paths)}
+	}
+	src.Close()
 	for _, c := range []struct {
 		name string
 		v    int64
@@ -612,6 +618,20 @@ func (m *Jobs) prepare(spec JobSpec, id string) (RebuildSpec, string, error) {
 	}
 	return rs, ckdir, nil
 }
+
+// clientPaths returns err with the server's paths replaced by the client's.
+func clientPaths(err error, server, client []string) error {
+	msg := err.Error()
+	for i := range server {
+		msg = strings.ReplaceAll(msg, server[i], client[i])
+	}
+	return errors.New(msg)
+}
+
+// ClientPaths returns err with the server's (resolved) paths replaced by
+// the paths the client gave, so that answers do not reveal the server's
+// directory layout.
+func ClientPaths(err error, server, client []string) error { return clientPaths(err, server, client) }
 
 // flagField guesses the API field an error about a CLI flag names: the first
 // "--flag" in msg, in snake_case.
