@@ -179,6 +179,21 @@ func (s *server) call(t *testing.T, method, path, body string, header map[string
 	return res.StatusCode, b
 }
 
+// fetchLedger reads the simulated provider's billing ledger over HTTP.
+func fetchLedger(t *testing.T, base string) embedder.Ledger {
+	t.Helper()
+	res, err := http.Get(base + "/v1/ledger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var l embedder.Ledger
+	if err := json.NewDecoder(res.Body).Decode(&l); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 func writeServeCorpus(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
@@ -243,7 +258,7 @@ func TestServeResumesAfterSIGKILLAndSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	s1.cmd.Wait()
-	if ledger := sim.Ledger(); ledger.Totals.BilledInputs != 6 {
+	if ledger := fetchLedger(t, ps.URL); ledger.Totals.BilledInputs != 6 {
 		t.Fatalf("after the kill the provider billed %d inputs, want 6", ledger.Totals.BilledInputs)
 	}
 
@@ -300,7 +315,7 @@ func TestServeResumesAfterSIGKILLAndSIGTERM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ledger := sim.Ledger()
+	ledger := fetchLedger(t, ps.URL)
 	if len(ix.Duplicates()) > 0 || len(ix.Unreadable()) > 0 {
 		t.Errorf("checkpoint: %d duplicates, %d unreadable parts", len(ix.Duplicates()), len(ix.Unreadable()))
 	}
