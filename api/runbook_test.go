@@ -20,6 +20,7 @@ type curlCommand struct {
 	data    string
 	assign  string // VAR of VAR=$(curl ... | jq -r .FIELD)
 	field   string // FIELD
+	until   string // EXPR of until curl ... | jq -e 'EXPR' >/dev/null; do sleep N; done
 }
 
 // parseRunbook reads the curl commands of a POSIX sh runbook. It knows the
@@ -47,6 +48,14 @@ func parseRunbook(t *testing.T, path string, vars map[string]string) []curlComma
 		}
 		var c curlCommand
 		c.line = start
+		if rest, ok := strings.CutPrefix(line, "until "); ok {
+			body, tail, ok := strings.Cut(rest, " | jq -e '")
+			expr, loop, ok2 := strings.Cut(tail, "' >/dev/null; do sleep ")
+			if !ok || !ok2 || !strings.HasSuffix(loop, "; done") {
+				t.Fatalf("%s:%d: want until curl ... | jq -e 'EXPR' >/dev/null; do sleep N; done: %s", path, start, line)
+			}
+			c.until, line = expr, body
+		}
 		if name, rest, ok := strings.Cut(line, "=$("); ok && !strings.ContainsAny(name, " \"'") {
 			body, jq, ok := strings.Cut(strings.TrimSuffix(rest, ")"), " | jq -r .")
 			if !ok {
@@ -150,8 +159,8 @@ func TestRunbook(t *testing.T) {
 	// $ID is set by the runbook itself (step 4): a placeholder until then.
 	vars := map[string]string{"REEMBED": "http://reembed.test:8080", "TOKEN": token, "ID": "ID-PLACEHOLDER"}
 	cmds := parseRunbook(t, "testdata/runbook.sh", vars)
-	if len(cmds) < 9 {
-		t.Fatalf("the runbook has %d curl commands, want the 9 steps", len(cmds))
+	if len(cmds) < 10 {
+		t.Fatalf("the runbook has %d curl commands, want the 9 steps and a poll", len(cmds))
 	}
 	var jobID string
 	for _, cmd := range cmds {
@@ -160,12 +169,12 @@ func TestRunbook(t *testing.T) {
 			t.Fatalf("line %d: %v", cmd.line, err)
 		}
 		path := u.RequestURI()
-		if strings.HasSuffix(path, "/resume") {
-			// Step 7 asked for a cancel; the job stops once its request in
-			// flight returns and is committed (the runbook polls for it).
+		if cmd.until != "" {
+			// The runbook polls until the job has stopped: it does once its
+			// request in flight returns and is committed.
 			te.gate.release()
-			if j, err := te.jobs.Wait(t.Context(), jobID); err != nil || j.State != planner.JobCancelled {
-				t.Fatalf("before resume: job %s, %v", j.State, err)
+			if _, err := te.jobs.Wait(t.Context(), jobID); err != nil {
+				t.Fatal(err)
 			}
 		}
 		r := request{method: cmd.method, path: path, body: cmd.data, header: cmd.headers}
@@ -185,6 +194,13 @@ func TestRunbook(t *testing.T) {
 			<-te.gate.calls // the job runs: its first request is in flight
 		}
 		switch {
+		case cmd.until != "":
+			if want := `.state == "cancelled"`; cmd.until != want {
+				t.Fatalf("line %d: the test knows until ... | jq -e '%s' only", cmd.line, want)
+			}
+			if j := decode[planner.Job](t, rec); j.State != planner.JobCancelled {
+				t.Errorf("line %d: polled state %s, want cancelled", cmd.line, j.State)
+			}
 		case strings.HasSuffix(path, "state=running"):
 			if l := decode[struct{ Rebuilds []planner.Job }](t, rec); len(l.Rebuilds) != 1 || l.Rebuilds[0].ID != jobID {
 				t.Errorf("line %d: running jobs %+v, want %s", cmd.line, l.Rebuilds, jobID)

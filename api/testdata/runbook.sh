@@ -35,8 +35,9 @@ curl -fsS "$REEMBED/v1/rebuilds/$ID" -H "Authorization: Bearer $TOKEN"
 # 6. Everything running.
 curl -fsS "$REEMBED/v1/rebuilds?state=running" -H "Authorization: Bearer $TOKEN"
 
-# 7. Stop it: it commits what it embedded and turns "cancelled" (poll step 5 until it does).
+# 7. Stop it: it commits what it embedded and turns "cancelled"; wait until it has stopped.
 curl -fsS -X POST "$REEMBED/v1/rebuilds/$ID/cancel" -H "Authorization: Bearer $TOKEN"
+until curl -fsS "$REEMBED/v1/rebuilds/$ID" -H "Authorization: Bearer $TOKEN" | jq -e '.state == "cancelled"' >/dev/null; do sleep 2; done
 
 # 8. Resume it, with a higher budget: checkpointed chunks are skipped, nothing is paid twice.
 curl -fsS -X POST "$REEMBED/v1/rebuilds/$ID/resume" \
