@@ -219,6 +219,7 @@ func ledgerDiff(before, after embedder.Ledger) (map[string]int, int64) {
 // against a simulated provider on loopback: SIGKILLed at random moments and
 // resumed (crash), and stopped by SIGTERM or SIGINT (signals).
 func TestRebuildSubprocess(t *testing.T) {
+	t.Parallel()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("go is not on PATH: cannot build the reembed binary for the subprocess tests")
