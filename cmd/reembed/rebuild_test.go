@@ -245,9 +245,9 @@ func TestRebuildSubprocess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The job's own estimate, with the rebuild's defaults (512-token chunks, 64 overlap).
+	// The job's own estimate, with the rebuild's default chunking.
 	plan := func(root string) (planner.RebuildSpec, planner.ModelEstimate) {
-		spec := planner.RebuildSpec{Paths: []string{root}, Model: model, ChunkTokens: 512, ChunkOverlap: 64}
+		spec := planner.RebuildSpec{Paths: []string{root}, Model: model, ChunkTokens: planner.DefaultChunkTokens, ChunkOverlap: planner.DefaultChunkOverlap}
 		est, err := planner.Run(t.Context(), tok, planner.EstimateRequest{Paths: spec.Paths, Models: []pricing.Model{model},
 			ChunkTokens: spec.ChunkTokens, ChunkOverlap: spec.ChunkOverlap, Limits: planner.Limits{BatchSize: crashBatch}})
 		if err != nil {
