@@ -17,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -33,7 +34,7 @@ import (
 const (
 	shardCount       = 4
 	shardVictim      = 1 // the index that is SIGKILLed and rerun
-	shardBatch       = 16
+	shardBatch       = 8
 	shardConcurrency = 2
 	shardKeyEnv      = "REEMBED_SHARD_TEST_KEY"
 	shardKey         = "sk-shard-test-SECRET-0123456789"
@@ -81,7 +82,10 @@ func TestShardsProof(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := planner.RebuildSpec{Paths: []string{root}, Model: model, ChunkTokens: planner.DefaultChunkTokens, ChunkOverlap: planner.DefaultChunkOverlap}
+	// The sample's JSONL and CSV records: 233 documents of 551 chunks, which
+	// the hash spreads evenly enough for every shard to commit many parts.
+	paths := []string{filepath.Join(root, "jsonl"), filepath.Join(root, "csv")}
+	spec := planner.RebuildSpec{Paths: paths, Model: model, ChunkTokens: planner.DefaultChunkTokens, ChunkOverlap: planner.DefaultChunkOverlap}
 	est, err := planner.Run(t.Context(), tok, planner.EstimateRequest{Paths: spec.Paths, Models: []pricing.Model{model},
 		ChunkTokens: spec.ChunkTokens, ChunkOverlap: spec.ChunkOverlap, Limits: planner.Limits{BatchSize: shardBatch}})
 	if err != nil {
@@ -91,7 +95,7 @@ func TestShardsProof(t *testing.T) {
 
 	t.Run("dir", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "out")
-		testShardsProof(t, bin, root, out, nil, tok, spec, plan)
+		testShardsProof(t, bin, out, nil, tok, spec, plan)
 	})
 	t.Run("s3", func(t *testing.T) {
 		backend := s3mem.New()
@@ -109,14 +113,15 @@ func TestShardsProof(t *testing.T) {
 		}
 		out := "s3://reembed/runs/proof?region=us-east-1&use_path_style=true&disable_https=true" +
 			"&request_checksum_calculation=when_required&response_checksum_validation=when_required&endpoint=" + s3srv.URL
-		testShardsProof(t, bin, root, out, awsEnv, tok, spec, plan)
+		testShardsProof(t, bin, out, awsEnv, tok, spec, plan)
 	})
 }
 
-func testShardsProof(t *testing.T, bin, root, out string, extraEnv []string, tok tokenizer.Tokenizer, spec planner.RebuildSpec, plan planner.ModelEstimate) {
+func testShardsProof(t *testing.T, bin, out string, extraEnv []string, tok tokenizer.Tokenizer, spec planner.RebuildSpec, plan planner.ModelEstimate) {
 	// The shared key: one simulator, limits such that each shard takes a few
-	// seconds at a quarter of them, and the parts commit along the way.
-	const tpm, rpm = 12_000_000, 60_000
+	// seconds at a quarter of them (20,000 tokens/s), and the parts commit
+	// along the way.
+	const tpm, rpm = 4_800_000, 120_000
 	sim, err := embedder.NewSimulator(embedder.SimulatorConfig{APIKey: shardKey, RPM: rpm, TPM: tpm})
 	if err != nil {
 		t.Fatal(err)
@@ -131,11 +136,12 @@ func testShardsProof(t *testing.T, bin, root, out string, extraEnv []string, tok
 			"--rpm", strconv.Itoa(rpm/shardCount), "--tpm", strconv.Itoa(tpm/shardCount),
 			"--batch-size", strconv.Itoa(shardBatch), "--part-rows", strconv.Itoa(shardBatch),
 			"--concurrency", strconv.Itoa(shardConcurrency), "--progress-interval", "1h", "--format", "json",
-			"--out", out, root)
+			"--out", out, spec.Paths[0], spec.Paths[1])
 		cmd.Env = append(append(os.Environ(), shardKeyEnv+"="+shardKey), extraEnv...)
 		return cmd
 	}
 
+	began := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, shardCount)
 	logs := make([]bytes.Buffer, shardCount)
@@ -184,6 +190,7 @@ func testShardsProof(t *testing.T, bin, root, out string, extraEnv []string, tok
 			t.Fatalf("shard %d/%d: %v\n%s", i, shardCount, err, logs[i].String())
 		}
 	}
+	ranAt := time.Since(began)
 	// Rerun the killed index: it resumes from its committed parts.
 	rerun := child(shardVictim)
 	var rerunLog bytes.Buffer
@@ -195,6 +202,7 @@ func testShardsProof(t *testing.T, bin, root, out string, extraEnv []string, tok
 		strings.Contains(rerunLog.String(), "SECRET") {
 		t.Error("a secret appears in the rebuild's log")
 	}
+	rerunAt := time.Since(began)
 	srv.Close() // waits for every request, the killed child's too, to be billed
 	led := sim.Ledger()
 
@@ -281,8 +289,9 @@ func testShardsProof(t *testing.T, bin, root, out string, extraEnv []string, tok
 	if led.Totals.OverLimit != 0 {
 		t.Errorf("%d requests went over the shared key's limits: the divided limits do not add up", led.Totals.OverLimit)
 	}
-	t.Logf("%d chunks, %d tokens checkpointed; %d tokens billed in %d requests (excess %d, bound %d)",
-		len(seen), rowTokens, led.Totals.PromptTokens, led.Totals.Billed, led.Totals.PromptTokens-rowTokens, bound)
+	t.Logf("%d chunks, %d tokens checkpointed; %d tokens billed in %d requests (excess %d, bound %d); shards ran %.1fs, rerun %.1fs, checks %.1fs",
+		len(seen), rowTokens, led.Totals.PromptTokens, led.Totals.Billed, led.Totals.PromptTokens-rowTokens, bound,
+		ranAt.Seconds(), (rerunAt - ranAt).Seconds(), (time.Since(began) - rerunAt).Seconds())
 }
 
 // TestParseStoreLocation checks which --out values are local directories,
