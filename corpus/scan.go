@@ -95,6 +95,7 @@ func Scan[R any](ctx context.Context, s *Source, jobs int, work func(doc Documen
 			case jobsCh <- job{ref, out}:
 				return nil
 			case <-ctx.Done():
+				close(out) // the collector may be waiting on it
 				return ctx.Err()
 			}
 		})
@@ -111,9 +112,20 @@ func Scan[R any](ctx context.Context, s *Source, jobs int, work func(doc Documen
 	}
 	st := &Stats{}
 	g.Go(func() error {
-		for out := range order {
+		for {
+			var out chan item[R]
+			select {
+			case o, ok := <-order:
+				if !ok {
+					return nil
+				}
+				out = o
+			case <-ctx.Done():
+				// A failed worker leaves queued files unread: stop waiting.
+				return ctx.Err()
+			}
 			read := false
-			for it := range out {
+			for it := range recv(ctx, out) {
 				if it.doc == nil && it.skip == nil {
 					st.UnsampledBytes += it.unsampled
 					st.UnsampledSqBytes += float64(it.unsampled) * float64(it.unsampled)
@@ -139,14 +151,32 @@ func Scan[R any](ctx context.Context, s *Source, jobs int, work func(doc Documen
 					return err
 				}
 			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			if read {
 				st.Files++
 			}
 		}
-		return nil
 	})
 	err := g.Wait()
 	return st, err
+}
+
+// recv yields the items of out until it is closed or ctx ends.
+func recv[R any](ctx context.Context, out <-chan item[R]) func(yield func(item[R]) bool) {
+	return func(yield func(item[R]) bool) {
+		for {
+			select {
+			case it, ok := <-out:
+				if !ok || !yield(it) {
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
 }
 
 // runJob reads one file, sends each document's result (or skip) to out in

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/reembed/reembed/corpus"
@@ -221,5 +223,42 @@ func TestScanNamesInvalidUTF8Documents(t *testing.T) {
 	}
 	if got := docText(t, docs, "z.jsonl#r1"); got != "x\uFFFDy" {
 		t.Errorf("z.jsonl#r1 text = %q, want one U+FFFD for E1 80", got)
+	}
+}
+
+// TestScanCancelNeverHangs cancels scans at many moments: Scan must always
+// return (a queued file's output channel once made the collector wait forever).
+func TestScanCancelNeverHangs(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 64 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d.txt", i)), []byte(strings.Repeat("word ", 200)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 200 {
+		src, err := corpus.Open([]string{dir}, corpus.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		n := 0
+		var worked atomic.Int64
+		_, err = corpus.Scan(ctx, src, 1+i%4, func(d corpus.Document) (int, error) {
+			if i%2 == 1 && worked.Add(1) == int64(i%64) {
+				cancel() // from a worker
+			}
+			return len(d.Text), nil
+		}, func(int) error {
+			n++
+			if i%2 == 0 && n == i%64 {
+				cancel() // from the collector
+			}
+			return nil
+		})
+		cancel()
+		src.Close()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("run %d: %v", i, err)
+		}
 	}
 }
