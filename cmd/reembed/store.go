@@ -10,13 +10,12 @@ import (
 	"strings"
 
 	"gocloud.dev/blob"
-	// The object storage drivers: each registers its URL scheme on
-	// blob.DefaultURLMux. They are imported here only, so that the library
-	// packages do not carry the cloud SDKs.
-	_ "gocloud.dev/blob/azureblob" // azblob://container/prefix (AZURE_STORAGE_ACCOUNT, AZURE_STORAGE_KEY or default Azure credentials)
-	_ "gocloud.dev/blob/fileblob"  // file:///path
-	_ "gocloud.dev/blob/gcsblob"   // gs://bucket/prefix (Application Default Credentials)
-	_ "gocloud.dev/blob/s3blob"    // s3://bucket/prefix (the AWS SDK's environment, profile or role)
+	// The object storage drivers register their URL schemes on
+	// blob.DefaultURLMux. They are imported in this package only, so that
+	// the library packages do not carry the cloud SDKs; the s3, gs and azblob
+	// drivers are in store_*.go, each of which a build tag leaves out
+	// (binary size: GCS adds ~34 MB, S3 ~15 MB, Azure ~8 MB).
+	_ "gocloud.dev/blob/fileblob" // file:///path
 
 	"github.com/reembed/reembed/checkpoint"
 )
@@ -54,6 +53,9 @@ func parseStoreLocation(flagName, loc string) (storeLocation, error) {
 	}
 	if !known {
 		return storeLocation{}, usagef("%s %s: unknown scheme %q: want a local path, s3://, gs://, azblob:// or file://", flagName, redactURL(u), u.Scheme)
+	}
+	if !blob.DefaultURLMux().ValidBucketScheme(u.Scheme) {
+		return storeLocation{}, usagef("%s %s: this reembed was built without the %s:// driver (build tag reembed_no%s)", flagName, redactURL(u), u.Scheme, u.Scheme)
 	}
 	if u.Scheme != "file" && u.Host == "" {
 		return storeLocation{}, usagef("%s %s: no bucket name: want %s://BUCKET/PREFIX", flagName, redactURL(u), u.Scheme)
