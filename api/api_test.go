@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -337,5 +339,24 @@ func TestSpecExamplesAreAccepted(t *testing.T) {
 	}
 	if n < 3 {
 		t.Errorf("%d examples in openapi.yaml, want at least 3", n)
+	}
+}
+
+// TestBodyLimitWithoutContentLength sends a body of unknown length (chunked)
+// past the limit: it is cut off and answered 413.
+func TestBodyLimitWithoutContentLength(t *testing.T) {
+	te := newEnv(t, envOptions{maxBody: 1024})
+	before := listing(t, te.data)
+	req := httptest.NewRequestWithContext(t.Context(), "POST", "/v1/rebuilds",
+		io.MultiReader(strings.NewReader(`{"paths":["`), strings.NewReader(strings.Repeat("x", 4096)), strings.NewReader(`"]}`)))
+	req.ContentLength = -1
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	te.srv.ServeHTTP(rec, req)
+	if e := decode[errorBody](t, rec); rec.Code != 413 || e.Error.Code != api.CodeBodyTooLarge {
+		t.Errorf("status %d, %+v", rec.Code, e)
+	}
+	if after := listing(t, te.data); !slices.Equal(before, after) || len(te.jobs.List()) != 0 {
+		t.Error("a refused body changed the data directory")
 	}
 }
