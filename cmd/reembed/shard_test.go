@@ -232,6 +232,7 @@ func testShardsProof(t *testing.T, bin, out string, extraEnv []string, tok token
 		t.Fatal(err)
 	}
 	seen := map[checkpoint.Key]string{}
+	docOf := map[string]string{} // chunk sha256 → doc_id
 	var rowTokens int64
 	shardsWithParts := map[int]bool{}
 	for _, f := range files {
@@ -260,6 +261,7 @@ func testShardsProof(t *testing.T, bin, out string, extraEnv []string, tok token
 			}
 			seen[k] = f.Name
 			rowTokens += int64(row.Tokens)
+			docOf[row.ChunkSHA256] = row.DocID
 			if got := planner.ShardOf(row.DocID, shardCount); got != s.Index {
 				t.Errorf("%s (shard %d) is in %s", k, got, f.Name)
 			}
@@ -285,6 +287,11 @@ func testShardsProof(t *testing.T, bin, out string, extraEnv []string, tok token
 	bound := int64(shardBatch-1+(planner.RowsQueue(shardConcurrency)+shardConcurrency)*shardBatch) * int64(spec.ChunkTokens)
 	if excess := led.Totals.PromptTokens - rowTokens; excess > bound {
 		t.Errorf("the provider billed %d tokens more than the checkpoint holds, above the %d that can be in flight or buffered at a kill", excess, bound)
+	}
+	for sha, n := range led.Inputs {
+		if doc, ok := docOf[sha]; ok && n > 1 && planner.ShardOf(doc, shardCount) != shardVictim {
+			t.Errorf("a chunk of %s (shard %d, never killed) was billed %d times", doc, planner.ShardOf(doc, shardCount), n)
+		}
 	}
 	if led.Totals.OverLimit != 0 {
 		t.Errorf("%d requests went over the shared key's limits: the divided limits do not add up", led.Totals.OverLimit)
