@@ -456,3 +456,49 @@ func TestEstimateShardsCLI(t *testing.T) {
 		t.Errorf("--shard 2/2: exit %d, want %d", code, exitUsage)
 	}
 }
+
+// TestVerifyShard checks verify --shard i/N against a checkpoint rebuilt as
+// two shards: each shard alone is complete, and when one shard's parts are
+// lost, that shard and the whole root are incomplete while the other shard
+// is still complete.
+func TestVerifyShard(t *testing.T) {
+	root, err := sample.Extract(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	corpus := filepath.Join(root, "html")
+	out := t.TempDir()
+	for i := range 2 {
+		if code, stdout, stderr := runMain(t, "rebuild", "--out", out, "--shard", fmt.Sprintf("%d/2", i), "--part-rows", "8",
+			"--progress-interval", "1h", "--rpm", "0", "--tpm", "0", corpus); code != exitOK {
+			t.Fatalf("rebuild --shard %d/2: exit %d\n%s\n%s", i, code, stdout, stderr)
+		}
+	}
+	verify := func(args ...string) int {
+		code, _, _ := runMain(t, append(append([]string{"verify", "--checkpoint", out}, args...), corpus)...)
+		return code
+	}
+	for _, args := range [][]string{nil, {"--shard", "0/2"}, {"--shard", "1/2"}} {
+		if code := verify(args...); code != exitOK {
+			t.Errorf("verify %v of a complete checkpoint: exit %d, want 0", args, code)
+		}
+	}
+	parts, err := filepath.Glob(filepath.Join(out, "shard-0001-of-0002", "part-*.parquet"))
+	if err != nil || len(parts) == 0 {
+		t.Fatalf("no parts in shard 1: %v", err)
+	}
+	if err := os.Remove(parts[0]); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{{nil, exitIncomplete}, {[]string{"--shard", "1/2"}, exitIncomplete}, {[]string{"--shard", "0/2"}, exitOK}} {
+		if code := verify(tc.args...); code != tc.want {
+			t.Errorf("verify %v after losing a part of shard 1: exit %d, want %d", tc.args, code, tc.want)
+		}
+	}
+	if code := verify("--shard", "2/2"); code != exitUsage {
+		t.Errorf("verify --shard 2/2: exit %d, want %d", code, exitUsage)
+	}
+}

@@ -17,6 +17,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	dir := fs.String("checkpoint", "", "checkpoint written by rebuild: a directory or s3://, gs://, azblob:// URL (all shards are read)")
 	pricingFile := fs.String("pricing", "", "YAML or JSON file of models that add to or replace the built-in catalog")
 	format := fs.String("format", "table", "output format: table or json")
+	shard := fs.String("shard", "", "verify only shard i of N (i/N): its documents against its own parts (default: all shards as one)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -30,11 +31,18 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	si, sn, err := parseShard(*shard)
+	if err != nil {
+		return err
+	}
 	store, closeStore, err := loc.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
+	if sn > 0 {
+		store = shardStore{Store: store, dir: checkpoint.ShardDir(checkpoint.Shard{Index: si, Count: sn})}
+	}
 	m, err := readAnyManifest(ctx, store)
 	if err != nil {
 		return usagef("--checkpoint %q: %v", loc, err)
@@ -55,7 +63,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	opts := cf.options()
 	opts.PlainText = m.PlainText
 	spec := planner.RebuildSpec{Paths: paths, Corpus: opts, Model: model, ChunkTokens: m.Chunking.ChunkTokens,
-		ChunkOverlap: m.Chunking.ChunkOverlap, Jobs: cf.jobs}
+		ChunkOverlap: m.Chunking.ChunkOverlap, Jobs: cf.jobs, Shard: checkpoint.Shard{Index: si, Count: sn}}
 	tok, err := tokenizer.Default()
 	if err != nil {
 		return err
