@@ -66,29 +66,38 @@ func (p *Packer) AddRepeated(chunks []int, n int64) {
 	if len(chunks) == 0 || n <= 0 {
 		return
 	}
-	type seen struct {
-		rep      int64
-		requests int64
-	}
-	at := map[packState]seen{}
-	for rep := int64(0); rep < n; rep++ {
-		st := p.state()
-		if prev, ok := at[st]; ok {
-			period := rep - prev.rep
-			perPeriod := p.requests - prev.requests
-			skip := (n - rep) / period
-			p.requests += skip * perPeriod
-			rep += skip * period
-			for ; rep < n; rep++ {
-				for _, t := range chunks {
-					p.Add(t)
-				}
-			}
-			return
-		}
-		at[st] = seen{rep, p.requests}
+	step := func(q *Packer) {
 		for _, t := range chunks {
-			p.Add(t)
+			q.Add(t)
 		}
 	}
+	// Brent's cycle detection on the state at each repetition's start.
+	power, lam := int64(1), int64(1)
+	tort := *p
+	hare := *p
+	step(&hare)
+	done := int64(1)
+	for tort.state() != hare.state() && done < n {
+		if power == lam {
+			tort = hare
+			power *= 2
+			lam = 0
+		}
+		step(&hare)
+		done++
+		lam++
+	}
+	if done >= n || tort.state() != hare.state() {
+		*p = hare
+		return
+	}
+	// hare is lam repetitions after tort with the same state: a period of lam.
+	perPeriod := hare.requests - tort.requests
+	skip := (n - done) / lam
+	hare.requests += skip * perPeriod
+	done += skip * lam
+	for ; done < n; done++ {
+		step(&hare)
+	}
+	*p = hare
 }
