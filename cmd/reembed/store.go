@@ -20,10 +20,6 @@ import (
 	"github.com/reembed/reembed/checkpoint"
 )
 
-// blobSchemes are the URL schemes --out and --checkpoint accept besides a
-// local path.
-var blobSchemes = []string{"s3", "gs", "azblob", "file"}
-
 var schemeRE = regexp.MustCompile(`^([a-z][a-z0-9+.-]*)://`)
 
 // isStoreURL reports whether loc names object storage (scheme://...) rather
@@ -47,11 +43,9 @@ func parseStoreLocation(flagName, loc string) (storeLocation, error) {
 	if err != nil {
 		return storeLocation{}, usagef("%s: not a valid URL (%v)", flagName, redactErr(err, loc))
 	}
-	known := false
-	for _, s := range blobSchemes {
-		known = known || u.Scheme == s
-	}
-	if !known {
+	switch u.Scheme {
+	case "s3", "gs", "azblob", "file":
+	default:
 		return storeLocation{}, usagef("%s %s: unknown scheme %q: want a local path, s3://, gs://, azblob:// or file://", flagName, redactURL(u), u.Scheme)
 	}
 	if !blob.DefaultURLMux().ValidBucketScheme(u.Scheme) {
