@@ -42,6 +42,7 @@ func commands() []command {
 		{"verify", "report how completely a checkpoint covers a corpus", runVerify},
 		{"drill", "prove a rebuild end to end: estimate, rebuild, SIGKILL, resume, verify", runDrill},
 		{"simulate", "serve a simulated OpenAI-compatible embeddings API", runSimulate},
+		{"serve", "serve the REST API for runbooks (openapi.yaml)", runServe},
 	}
 }
 
