@@ -91,16 +91,20 @@ func TestDuckDBReadsParts(t *testing.T) {
 // function that runs interop/duckdb-check.mjs with the given arguments.
 func duckDBCheck(t *testing.T) func(args ...string) []byte {
 	t.Helper()
-	if testing.Short() {
+	// .ci/run sets REEMBED_REQUIRE_INTEROP: there a missing client is a failure.
+	skip := t.Skip
+	if os.Getenv("REEMBED_REQUIRE_INTEROP") != "" {
+		skip = t.Fatal
+	} else if testing.Short() {
 		t.Skip("starts node: skipped in -short")
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not on PATH: DuckDB interop check skipped")
+		skip("node is not on PATH: DuckDB interop check skipped")
 	}
 	script, _ := filepath.Abs("../interop/duckdb-check.mjs")
 	if _, err := os.Stat("../interop/node_modules/@duckdb/node-api"); err != nil {
-		t.Skip("interop/node_modules/@duckdb/node-api missing (run: cd interop && npm ci): DuckDB interop check skipped")
+		skip("interop/node_modules/@duckdb/node-api missing (run: cd interop && npm ci): DuckDB interop check skipped")
 	}
 	return func(args ...string) []byte {
 		out, err := exec.Command(node, append([]string{script}, args...)...).Output()
