@@ -75,6 +75,10 @@ type EstimateRequest struct {
 	// Done, when set, reports chunks already checkpointed (by document,
 	// index and text); they are counted as reused and not priced.
 	Done func(docID string, index int, text []byte) bool
+	// Alternatives are catalog models the recommendations may point to: a
+	// cheaper exact (cl100k_base) model with the same limits, priced on the
+	// same tokens.
+	Alternatives []pricing.Model
 	// Shard, when Count > 0, estimates only that shard's documents (the
 	// filter of rebuild --shard, [KeepShard]); a what-if deals its documents
 	// out evenly.
@@ -645,6 +649,43 @@ func finish(est *Estimate, req EstimateRequest, accs []*modelAcc, x extrapolatio
 		me.Sharded = shardedEstimate(acc, req, scale)
 		me.Recommendations = recommend(me, m, req, accs)
 		est.Estimates = append(est.Estimates, me)
+	}
+	recommendModels(est, req)
+}
+
+// recommendModels adds the model-level advice once every model is estimated:
+// another estimated model that meets a missed RTO (faster), and the cheapest
+// exact model that bills the same tokens (cheaper). A switch of model changes
+// the vector space, so the advice says queries must be re-embedded too.
+func recommendModels(est *Estimate, req EstimateRequest) {
+	const caveat = "a different model: queries must be embedded with it too"
+	for i := range est.Estimates {
+		me := &est.Estimates[i]
+		if me.MeetsRTO != nil && !*me.MeetsRTO {
+			best := -1
+			for j, o := range est.Estimates {
+				if j != i && o.MeetsRTO != nil && *o.MeetsRTO && (best < 0 || o.CostUSD < est.Estimates[best].CostUSD) {
+					best = j
+				}
+			}
+			if best >= 0 {
+				o := est.Estimates[best]
+				me.Recommendations = append(me.Recommendations, fmt.Sprintf("faster: %s meets the RTO in %s for $%s (%s)", o.Model, o.Duration, o.CostUSD, caveat))
+			}
+		}
+		if me.TokenCount != "exact" {
+			continue
+		}
+		var cheapest *pricing.Model
+		for k, a := range req.Alternatives {
+			if a.Exact() && a.Name != me.Model && a.PricePer1M < me.PricePer1M && (cheapest == nil || a.PricePer1M < cheapest.PricePer1M) {
+				cheapest = &req.Alternatives[k]
+			}
+		}
+		if cheapest != nil {
+			me.Recommendations = append(me.Recommendations, fmt.Sprintf("cheaper: %s would cost $%s for the same %d tokens (%s)",
+				cheapest.Name, pricing.Cost(me.Tokens, cheapest.PricePer1M), me.Tokens, caveat))
+		}
 	}
 }
 

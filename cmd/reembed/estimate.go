@@ -169,11 +169,17 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 	if given["sample"] && (sampleF <= 0 || sampleF > 1) {
 		return usagef("--sample %v: want a fraction in (0, 1], e.g. 0.05", sampleF)
 	}
+	var alternatives []pricing.Model
+	for _, m := range cat.Models() {
+		if m.Exact() {
+			alternatives = append(alternatives, m)
+		}
+	}
 	req := planner.EstimateRequest{
 		Corpus: cf.options(), Models: ms,
 		ChunkTokens: cf.chunkTokens, ChunkOverlap: cf.chunkOverlap,
 		Limits: planner.Limits{RPM: rpm, TPM: tpm, Concurrency: concurrency, Latency: latency, BatchSize: batchSize},
-		RTO:    rto, Jobs: cf.jobs,
+		RTO:    rto, Jobs: cf.jobs, Alternatives: alternatives,
 	}
 	req.Corpus.Sample, req.Corpus.Seed = sampleF, seed
 	si, sn, err := parseShard(shard)
