@@ -27,8 +27,9 @@ import (
 // large file goes up as a multipart upload, which is not visible before it
 // completes either). On any error the writer's context is cancelled before
 // Close, which aborts the upload: no partial object is ever visible, and there
-// are no temporary objects to clean up. The upload carries the file's MD5, so a
-// store that checks it (S3, GCS, Azure) refuses bytes damaged on the way.
+// are no temporary objects to clean up. The upload carries the file's MD5,
+// which GCS and Azure check (s3blob drops it; the AWS SDK sends its own CRC32
+// checksum unless request_checksum_calculation=when_required).
 //
 // Unlike [Dir], Blob honours ctx: a cancelled context aborts a commit. Pass
 // context.WithoutCancel(ctx), with a timeout, to the last flush of a rebuild
