@@ -7,11 +7,13 @@
 // Commands:
 //
 //	estimate   price and time a rebuild of a corpus (default: the bundled sample), or a what-if
-//	           (--documents N --tokens-per-document T); --model all compares every model
+//	           (--documents N --tokens-per-document T); --model all compares every model;
+//	           --shards N gives per-shard figures, --shard i/N one shard
 //	models     list the pricing catalog: prices, limits, tokenizer, source and date
 //	rebuild    embed a corpus into resumable Parquet checkpoints under --out (a directory or
 //	           s3://, gs://, azblob:// URL); running it again resumes
 //	verify     report how completely a checkpoint covers a corpus: present, missing, stale, extra
+//	           (all shards as one, or --shard i/N)
 //	drill      estimate, rebuild in a child process, SIGKILL it, resume, verify, and compare
 //	           predicted with actual tokens, requests, cost and duration
 //	simulate   serve a simulated OpenAI-compatible POST /v1/embeddings with limits, faults and a ledger
