@@ -220,15 +220,7 @@ func ledgerDiff(before, after embedder.Ledger) (map[string]int, int64) {
 // resumed (crash), and stopped by SIGTERM or SIGINT (signals).
 func TestRebuildSubprocess(t *testing.T) {
 	t.Parallel()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go is not on PATH: cannot build the reembed binary for the subprocess tests")
-	}
-	bin := filepath.Join(t.TempDir(), "reembed")
-	build := exec.Command(goBin, "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildReembed(t)
 	root, err := sample.Extract(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

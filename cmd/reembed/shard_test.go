@@ -40,20 +40,6 @@ const (
 	shardKey         = "sk-shard-test-SECRET-0123456789"
 )
 
-// buildReembed builds the reembed binary once for a test.
-func buildReembed(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go is not on PATH: cannot build the reembed binary for the subprocess tests")
-	}
-	bin := filepath.Join(t.TempDir(), "reembed")
-	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // TestShardsProof is the proof on one machine of DESIGN §10: four
 // `rebuild --shard i/4` processes run at once against one simulated provider
 // whose limits they share (each gets --rpm and --tpm of a quarter), one is
