@@ -6,7 +6,35 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/reembed/reembed/corpus/sample"
+	"github.com/reembed/reembed/corpus/tokenizer"
+	"github.com/reembed/reembed/pricing"
 )
+
+// sampleSetup extracts the bundled sample corpus into a temp dir and returns
+// its root, the tokenizer and text-embedding-3-small, as the subprocess tests
+// use them.
+func sampleSetup(t *testing.T) (string, tokenizer.Tokenizer, pricing.Model) {
+	t.Helper()
+	root, err := sample.Extract(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := pricing.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := cat.Lookup("text-embedding-3-small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, tok, model
+}
 
 // builtBinary is the reembed binary the subprocess tests run, built once per
 // test process (without -race, so that the children run at full speed).

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/reembed/reembed/checkpoint"
-	"github.com/reembed/reembed/corpus/sample"
 	"github.com/reembed/reembed/corpus/tokenizer"
 	"github.com/reembed/reembed/embedder"
 	"github.com/reembed/reembed/planner"
@@ -221,22 +220,7 @@ func ledgerDiff(before, after embedder.Ledger) (map[string]int, int64) {
 func TestRebuildSubprocess(t *testing.T) {
 	t.Parallel()
 	bin := buildReembed(t)
-	root, err := sample.Extract(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := pricing.Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	model, err := cat.Lookup("text-embedding-3-small")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, tok, model := sampleSetup(t)
 	// The job's own estimate, with the rebuild's default chunking.
 	plan := func(root string) (planner.RebuildSpec, planner.ModelEstimate) {
 		spec := planner.RebuildSpec{Paths: []string{root}, Model: model, ChunkTokens: planner.DefaultChunkTokens, ChunkOverlap: planner.DefaultChunkOverlap}

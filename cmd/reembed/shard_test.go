@@ -52,22 +52,7 @@ const (
 // by an in-process S3 (gofakes3).
 func TestShardsProof(t *testing.T) {
 	bin := buildReembed(t)
-	root, err := sample.Extract(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := pricing.Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	model, err := cat.Lookup("text-embedding-3-small")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, tok, model := sampleSetup(t)
 	// The sample's JSONL and CSV records: 233 documents of 551 chunks, which
 	// the hash spreads evenly enough for every shard to commit many parts.
 	paths := []string{filepath.Join(root, "jsonl"), filepath.Join(root, "csv")}
