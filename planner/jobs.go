@@ -292,6 +292,7 @@ type Jobs struct {
 
 	base     context.Context
 	stopBase context.CancelFunc
+	lock     *os.File // holds the data directory's flock until Shutdown
 
 	mu      sync.Mutex
 	jobs    map[string]*job
@@ -359,7 +360,11 @@ func OpenJobs(cfg JobsConfig) (*Jobs, error) {
 	}
 	m.cfg.DataDir = data
 	m.jobDir = filepath.Join(data, "jobs")
+	if m.lock, err = lockDataDir(data); err != nil {
+		return nil, err
+	}
 	if err := m.load(); err != nil {
+		m.lock.Close()
 		return nil, err
 	}
 	m.base, m.stopBase = context.WithCancel(context.Background())
@@ -1046,10 +1051,34 @@ func (m *Jobs) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		m.stopBase()
+		m.lock.Close() // releases the flock: another server may take the directory
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for rebuild jobs to commit: %w", context.Cause(ctx))
 	}
+}
+
+// ErrDataDirInUse is returned by [OpenJobs] when another process (or another
+// Jobs in this one) has the data directory open: two servers would run the
+// same jobs twice.
+var ErrDataDirInUse = errors.New("data directory is in use by another reembed serve")
+
+// lockDataDir takes an exclusive flock on DIR/lock, held while the returned
+// file is open. The kernel drops it when the process dies, so a SIGKILLed
+// server never leaves a stale lock.
+func lockDataDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: opening the data directory lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("jobs: %w: %s", ErrDataDirInUse, dir)
+		}
+		return nil, fmt.Errorf("jobs: locking the data directory: %w", err)
+	}
+	return f, nil
 }
 
 // Closing reports whether Shutdown was called.

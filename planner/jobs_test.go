@@ -408,3 +408,20 @@ func TestResolvePath(t *testing.T) {
 		}
 	}
 }
+
+// TestJobsDataDirLock: a second job manager on the same data directory is
+// refused while the first runs (it would run the same jobs twice), and
+// allowed once the first has shut down.
+func TestJobsDataDirLock(t *testing.T) {
+	data, root := t.TempDir(), jobsCorpus(t)
+	m := openTestJobs(t, data, root, newLedger(false))
+	_, err := OpenJobs(JobsConfig{DataDir: data, CorpusRoots: []string{root},
+		NewEmbedder: func(JobSpec) (embedder.Embedder, error) { return nil, errors.New("unused") }})
+	if !errors.Is(err, ErrDataDirInUse) {
+		t.Fatalf("second OpenJobs on a data directory in use: err = %v, want ErrDataDirInUse", err)
+	}
+	if err := m.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	openTestJobs(t, data, root, newLedger(false))
+}
