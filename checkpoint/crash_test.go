@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -23,7 +24,11 @@ import (
 //	begin NAME       temporary file created, nothing written
 //	midwrite NAME    half of the part's bytes written to the temporary file
 //	renamed NAME     renamed to its final name, directory not yet fsynced
-//	committed NAME KEY,KEY,...   Add returned: the part is committed
+//	committed NAME KEY,KEY,...   OnCommit: the part is committed
+//
+// Every other run pipelines its commits (Options.Pipeline): Add returns while
+// a part commits in the background, and the stops above come from the commit's
+// goroutine.
 //
 // so the parent kills at an exact point. In "free" runs the writer does not
 // wait and the parent kills it while it races ahead, at whatever moment the
@@ -35,6 +40,7 @@ const (
 	crashEnvDir  = "CHECKPOINT_CRASH_CHILD_DIR"
 	crashEnvFree = "CHECKPOINT_CRASH_CHILD_FREE"
 	crashEnvDocs = "CHECKPOINT_CRASH_CHILD_DOCS"
+	crashEnvPipe = "CHECKPOINT_CRASH_CHILD_PIPELINE"
 
 	crashChunks, crashDims, crashPartRows = 10, 32, 10
 )
@@ -51,14 +57,14 @@ func TestCrashWriterProcess(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s: %v", crashEnvDocs, err)
 	}
-	if err := crashWriter(root, docs, os.Getenv(crashEnvFree) != ""); err != nil {
+	if err := crashWriter(root, docs, os.Getenv(crashEnvFree) != "", os.Getenv(crashEnvPipe) != ""); err != nil {
 		fmt.Println("error", err)
 		os.Exit(3)
 	}
 	os.Exit(0)
 }
 
-func crashWriter(root string, docs int, free bool) error {
+func crashWriter(root string, docs int, free, pipeline bool) error {
 	ctx := context.Background()
 	out := bufio.NewWriter(os.Stdout)
 	in := bufio.NewReader(os.Stdin)
@@ -74,12 +80,27 @@ func crashWriter(root string, docs int, free bool) error {
 		return err
 	}
 	dir := NewDir(root)
-	var pending error
+	// pending is the first error of a stop; with Pipeline the stops of a
+	// commit run on its own goroutine.
+	var pendingMu sync.Mutex
+	var pendingErr error
+	setPending := func(err error) {
+		pendingMu.Lock()
+		defer pendingMu.Unlock()
+		if pendingErr == nil {
+			pendingErr = err
+		}
+	}
+	pending := func() error {
+		pendingMu.Lock()
+		defer pendingMu.Unlock()
+		return pendingErr
+	}
 	ops := dir.ops
 	dir.ops.createTemp = func(d, pattern string) (*os.File, error) {
 		f, err := ops.createTemp(d, pattern)
 		if err == nil && strings.HasPrefix(pattern, "part-") {
-			pending = say("begin %s", f.Name())
+			setPending(say("begin %s", f.Name()))
 		}
 		return f, err
 	}
@@ -108,12 +129,11 @@ func crashWriter(root string, docs int, free bool) error {
 	w, err := Open(ctx, dir, Options{
 		Manifest: testManifest(crashDims),
 		PartRows: crashPartRows,
+		Pipeline: pipeline,
 		OnCommit: func(p PartInfo) {
 			keys := added[:p.Rows]
 			added = added[p.Rows:]
-			if err := say("committed %s %s", p.Name, strings.Join(keys, ",")); err != nil && pending == nil {
-				pending = err
-			}
+			setPending(say("committed %s %s", p.Name, strings.Join(keys, ",")))
 		},
 	})
 	if err != nil {
@@ -135,16 +155,16 @@ func crashWriter(root string, docs int, free bool) error {
 		if err := w.Add(ctx, todo[:n]...); err != nil {
 			return err
 		}
-		if pending != nil {
-			return pending
+		if err := pending(); err != nil {
+			return err
 		}
 		todo = todo[n:]
 	}
 	if err := w.Close(ctx); err != nil {
 		return err
 	}
-	if pending != nil {
-		return pending
+	if err := pending(); err != nil {
+		return err
 	}
 	fmt.Fprintln(out, "done")
 	return out.Flush()
@@ -181,10 +201,11 @@ func TestCrashDuringCommit(t *testing.T) {
 			t.Fatalf("no complete run after %d runs", run)
 		}
 		free := run%4 == 3
+		pipeline := run%2 == 1
 		kill := killed < kills
 		// Kill at the k-th stop of this run (four stops per commit).
 		k := rng.IntN(4 * 3)
-		res := runCrashWriter(t, root, docs, free, kill, k, reported)
+		res := runCrashWriter(t, root, docs, free, pipeline, kill, k, reported)
 		if res.start.todo != len(rows)-res.presentBefore {
 			t.Fatalf("run %d: writer would embed %d chunks, %d are missing", run, res.start.todo, len(rows)-res.presentBefore)
 		}
@@ -250,7 +271,7 @@ type crashResult struct {
 
 // runCrashWriter runs one writer process. With kill set it SIGKILLs the writer
 // at its k-th stop (or, when free, as soon as it reports its k-th line).
-func runCrashWriter(t *testing.T, root string, docs int, free, kill bool, k int, reported map[string]bool) crashResult {
+func runCrashWriter(t *testing.T, root string, docs int, free, pipeline, kill bool, k int, reported map[string]bool) crashResult {
 	t.Helper()
 	var res crashResult
 	if ix, err := Scan(context.Background(), NewDir(root), ScanOptions{}); err == nil {
@@ -265,6 +286,9 @@ func runCrashWriter(t *testing.T, root string, docs int, free, kill bool, k int,
 	cmd.Env = append(os.Environ(), crashEnvDir+"="+root, crashEnvDocs+"="+strconv.Itoa(docs))
 	if free {
 		cmd.Env = append(cmd.Env, crashEnvFree+"=1")
+	}
+	if pipeline {
+		cmd.Env = append(cmd.Env, crashEnvPipe+"=1")
 	}
 	stdin, err := cmd.StdinPipe()
 	must(t, err)

@@ -143,3 +143,70 @@ func TestRenameRefusesToReplace(t *testing.T) {
 		t.Error("Open accepted a name outside the root")
 	}
 }
+
+// TestPipelinedCommit: with Options.Pipeline, Add returns while a part
+// commits; the part's rows count as buffered (a crash would lose them) until
+// the commit is settled; a failed background commit is reported by the next
+// Flush and its rows are committed again, in order, under new numbers.
+func TestPipelinedCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	root := t.TempDir()
+	dir := NewDir(root)
+	rows := corpusRows(3, 4, 8) // 12 rows, parts of 4
+	var committed []PartInfo
+	w := openWriter(t, dir, Options{Manifest: testManifest(8), PartRows: 4, Pipeline: true,
+		OnCommit: func(p PartInfo) { committed = append(committed, p) }})
+
+	reached, release := make(chan struct{}), make(chan struct{})
+	syncs := 0
+	realSync := dir.ops.sync
+	dir.ops.sync = func(f *os.File) error { // the first part's fsync blocks, then fails
+		if syncs++; syncs == 1 {
+			close(reached)
+			<-release
+			return errInjected
+		}
+		return realSync(f)
+	}
+
+	must(t, w.Add(ctx, rows[:4]...)) // returns with part 1 committing
+	must(t, w.Add(ctx, rows[4:6]...))
+	if got := w.Buffered(); got != 6 {
+		t.Errorf("Buffered = %d while part 1 commits, want 6 (4 in flight + 2)", got)
+	}
+	if parts, _ := w.Committed(); parts != 0 || len(committed) != 0 {
+		t.Errorf("a part counted committed before its commit finished: %d, %+v", parts, committed)
+	}
+	<-reached
+	if files := listDir(t, root); len(files) != 2 || files[0] != "manifest.json" || classify(files[1]).kind != kindTemp {
+		t.Errorf("files %v while part 1 commits, want the manifest and one temporary file", files)
+	}
+
+	close(release)
+	if err := w.Flush(ctx); !errors.Is(err, errInjected) {
+		t.Fatalf("Flush after a failed background commit: %v, want the injected error", err)
+	}
+	if got := w.Buffered(); got != 6 {
+		t.Errorf("Buffered = %d after the failed commit, want 6 (kept for the retry)", got)
+	}
+	must(t, w.Add(ctx, rows[6:]...))
+	must(t, w.Close(ctx))
+
+	parts := readAllParts(t, root)
+	if _, ok := parts["part-000001.parquet"]; ok {
+		t.Error("the failed part 1 exists")
+	}
+	for i, name := range []string{"part-000002.parquet", "part-000003.parquet", "part-000004.parquet"} {
+		got := parts[name]
+		if len(got) != 4 || got[0].Key() != rows[4*i].Key() || got[3].Key() != rows[4*i+3].Key() {
+			t.Errorf("%s holds %d rows starting %v, want rows %d..%d in order", name, len(got), got, 4*i, 4*i+3)
+		}
+	}
+	if len(committed) != 3 || committed[0].Number != 2 || committed[2].Number != 4 {
+		t.Errorf("OnCommit got %+v, want parts 2, 3, 4", committed)
+	}
+	if p, r := w.Committed(); p != 3 || r != 12 || w.Buffered() != 0 {
+		t.Errorf("Committed = %d parts %d rows, Buffered %d; want 3, 12, 0", p, r, w.Buffered())
+	}
+}

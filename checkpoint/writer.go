@@ -9,14 +9,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"time"
-
-	"github.com/parquet-go/parquet-go/compress"
 )
 
 // DefaultPartRows is the default number of rows per part. With 1536-dimension
 // embeddings a part of 1000 rows is about 7 MB; a crash loses at most the rows
-// buffered since the last commit, so smaller parts lose less and cost more
-// files (and a little more time per row).
+// not yet committed (fewer than PartRows, plus one part when pipelined), so
+// smaller parts lose less and cost more files (and a little more time per row).
 const DefaultPartRows = 1000
 
 // ErrInvalidRow is returned (wrapped, naming the row) by [Writer.Add] for a row
@@ -45,8 +43,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for the manifest's created_at; nil means time.Now.
 	Now func() time.Time
-	// OnCommit, if set, is called on the writer's goroutine after each part is
-	// committed (including when the commit returned [ErrNotDurable]).
+	// Pipeline lets Add return while a full part commits in the background
+	// (see [Writer]): encoding and fsync then overlap the work that produces
+	// the next rows, and a crash can lose one more part. Without it Add
+	// returns only once the part it filled is committed.
+	Pipeline bool
+	// OnCommit, if set, is called on the writer's goroutine (from Add, Flush
+	// or Close) once a part is known to be committed, including when the
+	// commit returned [ErrNotDurable].
 	OnCommit func(PartInfo)
 }
 
@@ -67,13 +71,21 @@ type Recovery struct {
 
 // Writer appends rows to one shard's directory as numbered Parquet parts.
 //
-// Crash guarantee: a part is committed atomically (see [Store.Commit]) every
-// PartRows rows and on every [Writer.Flush]. A crash (kill -9, power loss)
-// loses only the rows added since the last commit returned; it never leaves a
-// committed part unreadable or partly written, and a committed part is never
+// A part is committed every PartRows rows and on every [Writer.Flush]. With
+// [Options.Pipeline], Add hands a full part to a background commit (encode,
+// write, fsync, rename) and returns, so encoding and fsync overlap the work
+// that produces the next rows; at most one commit is in flight, the next one
+// waits for it, and Flush and Close wait for all.
+//
+// Crash guarantee: a part is committed atomically (see [Store.Commit]). A
+// crash (kill -9, power loss) loses only the rows whose part had not finished
+// committing ([Writer.Buffered]): fewer than PartRows buffered rows, plus,
+// when pipelined, the PartRows rows of the commit in flight. It never leaves
+// a committed part unreadable or partly written, and a committed part is never
 // rewritten: every commit attempt, failed or not, takes a new part number.
-// After a failed commit the rows stay buffered and the next Add or Flush tries
-// again under the next number.
+// After a failed commit its rows are buffered again, ahead of newer ones, and
+// the next Add or Flush reports the error; the one after tries again under the
+// next number.
 //
 // A Writer is owned by one goroutine: it is not safe for concurrent use.
 type Writer struct {
@@ -83,12 +95,14 @@ type Writer struct {
 	partRows int
 	logger   *slog.Logger
 	onCommit func(PartInfo)
-	codec    compress.Codec
+	pipeline bool
+	enc      encoder // used by one commit at a time
 
 	index    *Index
 	recovery Recovery
 	next     int
 	buf      []Row
+	pending  *pendingCommit // the commit in flight, if any
 	closed   bool
 
 	parts, rows int
@@ -130,7 +144,7 @@ func Open(ctx context.Context, store Store, opts Options) (*Writer, error) {
 		partRows: cmp.Or(opts.PartRows, DefaultPartRows),
 		logger:   opts.Logger,
 		onCommit: opts.OnCommit,
-		codec:    newCodec(),
+		pipeline: opts.Pipeline,
 	}
 	if w.logger == nil {
 		w.logger = slog.New(slog.DiscardHandler)
@@ -295,17 +309,25 @@ func (w *Writer) Recovery() Recovery { return w.recovery }
 // Manifest returns the manifest in force for this shard.
 func (w *Writer) Manifest() Manifest { return w.manifest }
 
-// Buffered returns the number of rows added but not yet committed: what a
-// crash now would lose.
-func (w *Writer) Buffered() int { return len(w.buf) }
+// Buffered returns the number of rows added but not yet known committed,
+// those of the commit in flight included: what a crash now would lose.
+func (w *Writer) Buffered() int {
+	n := len(w.buf)
+	if w.pending != nil {
+		n += len(w.pending.rows)
+	}
+	return n
+}
 
 // Committed returns the number of parts and rows this Writer has committed.
 func (w *Writer) Committed() (parts, rows int) { return w.parts, w.rows }
 
-// Add buffers rows and commits a part each time PartRows rows are buffered.
-// The Writer keeps a reference to each row's Embedding: do not modify it
-// afterwards. It returns an error wrapping [ErrInvalidRow] (nothing added),
-// [ErrClosed], or a commit error (the rows stay buffered).
+// Add buffers rows and commits a part each time PartRows rows are buffered;
+// when pipelined it only starts that commit, with ctx, after waiting for the
+// previous one. The Writer keeps a reference to each row's Embedding: do not
+// modify it afterwards. It returns an error wrapping [ErrInvalidRow] (nothing
+// added), [ErrClosed], or the error of a commit that failed (the rows are
+// added, and the failed part's rows are buffered again).
 func (w *Writer) Add(ctx context.Context, rows ...Row) error {
 	if w.closed {
 		return ErrClosed
@@ -316,9 +338,17 @@ func (w *Writer) Add(ctx context.Context, rows ...Row) error {
 		}
 	}
 	w.buf = append(w.buf, rows...)
+	if err := w.poll(); err != nil {
+		return err
+	}
 	for len(w.buf) >= w.partRows {
-		if err := w.commit(ctx, w.partRows); err != nil {
+		if err := w.startCommit(ctx, w.partRows); err != nil {
 			return err
+		}
+		if !w.pipeline {
+			if err := w.wait(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -352,8 +382,10 @@ func isLowerHex(s string) bool {
 	return true
 }
 
-// Flush commits the buffered rows, if any, as one part. The rebuild calls it
-// on its flush interval and before exiting. On error the rows stay buffered.
+// Flush commits the buffered rows, if any, as parts of at most PartRows rows,
+// and waits until every commit, the one in flight included, has finished. The
+// rebuild calls it on its flush interval and before exiting. On error the
+// rows stay buffered.
 //
 // On shutdown ctx is often already cancelled: [Dir] commits anyway, but a
 // store that honours ctx (object storage) would not, so pass
@@ -363,10 +395,18 @@ func (w *Writer) Flush(ctx context.Context) error {
 	if w.closed {
 		return ErrClosed
 	}
-	if len(w.buf) == 0 {
-		return nil
+	if err := w.wait(); err != nil {
+		return err
 	}
-	return w.commit(ctx, len(w.buf))
+	for len(w.buf) > 0 {
+		if err := w.startCommit(ctx, min(len(w.buf), w.partRows)); err != nil {
+			return err
+		}
+		if err := w.wait(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close flushes and closes the Writer. After an error the rows stay buffered
@@ -393,33 +433,83 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// commit writes the first n buffered rows as the next part.
-func (w *Writer) commit(ctx context.Context, n int) error {
+// pendingCommit is a part being committed in the background.
+type pendingCommit struct {
+	info PartInfo
+	rows []Row
+	done chan struct{} // closed when err and info.Size are set
+	err  error
+}
+
+// startCommit waits for the commit in flight, then takes the first n
+// buffered rows and commits them as the next part in the background.
+func (w *Writer) startCommit(ctx context.Context, n int) error {
+	if err := w.wait(); err != nil {
+		return err
+	}
 	number := w.next
 	w.next++ // never reuse a number, even after a failed attempt
-	name := partPath(w.dir, fmt.Sprintf("part-%06d.parquet", number))
-	var size int64
-	err := w.store.Commit(ctx, name, func(out io.Writer) error {
-		cw := &countingWriter{w: out}
-		err := writeRowsCodec(cw, w.buf[:n], w.codec)
-		size = cw.n
-		return err
-	})
-	if err != nil && !errors.Is(err, ErrNotDurable) {
-		return fmt.Errorf("committing checkpoint part: %w", err)
+	p := &pendingCommit{
+		info: PartInfo{Name: partPath(w.dir, fmt.Sprintf("part-%06d.parquet", number)), Dir: w.dir, Number: number, Rows: n},
+		rows: make([]Row, n),
+		done: make(chan struct{}),
 	}
-	info := PartInfo{Name: name, Dir: w.dir, Number: number, Rows: n, Size: size}
+	copy(p.rows, w.buf[:n])
 	rest := copy(w.buf, w.buf[n:])
-	clear(w.buf[rest:]) // drop references to committed embeddings
+	clear(w.buf[rest:]) // the pending commit holds these rows now
 	w.buf = w.buf[:rest]
-	w.parts++
-	w.rows += n
-	w.logger.Info("committed checkpoint part", "part", name, "rows", n, "bytes", size)
-	if w.onCommit != nil {
-		w.onCommit(info)
+	w.pending = p
+	go func() {
+		defer close(p.done)
+		p.err = w.store.Commit(ctx, p.info.Name, func(out io.Writer) error {
+			cw := &countingWriter{w: out}
+			err := w.enc.encode(cw, p.rows)
+			p.info.Size = cw.n
+			return err
+		})
+	}()
+	return nil
+}
+
+// wait waits for the commit in flight, if any, and settles it.
+func (w *Writer) wait() error {
+	if w.pending == nil {
+		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("committing checkpoint part: %w", err)
+	<-w.pending.done
+	return w.settle()
+}
+
+// poll settles the commit in flight if it has finished, without waiting.
+func (w *Writer) poll() error {
+	if w.pending == nil {
+		return nil
+	}
+	select {
+	case <-w.pending.done:
+		return w.settle()
+	default:
+		return nil
+	}
+}
+
+// settle accounts for the finished commit in flight. A failed commit's rows
+// go back to the front of the buffer, to be committed under a new number.
+func (w *Writer) settle() error {
+	p := w.pending
+	w.pending = nil
+	if p.err != nil && !errors.Is(p.err, ErrNotDurable) {
+		w.buf = append(p.rows, w.buf...)
+		return fmt.Errorf("committing checkpoint part: %w", p.err)
+	}
+	w.parts++
+	w.rows += p.info.Rows
+	w.logger.Info("committed checkpoint part", "part", p.info.Name, "rows", p.info.Rows, "bytes", p.info.Size)
+	if w.onCommit != nil {
+		w.onCommit(p.info)
+	}
+	if p.err != nil {
+		return fmt.Errorf("committing checkpoint part: %w", p.err)
 	}
 	return nil
 }

@@ -31,9 +31,9 @@ var ErrInterrupted = errors.New("interrupted")
 // Defaults of a rebuild's commit policy: a crash loses at most the chunks
 // embedded since the last commit: the rows buffered for the next part (fewer
 // than DefaultPartRows, and at most DefaultFlushInterval of work), the part
-// being written, the batches queued for the writer ([RowsQueue]) and the
-// requests in flight. Smaller values lose less on a crash but write more,
-// smaller parts.
+// being committed in the background (DefaultPartRows), the batches queued for
+// the writer ([RowsQueue]) and the requests in flight. Smaller values lose
+// less on a crash but write more, smaller parts.
 const (
 	DefaultPartRows      = checkpoint.DefaultPartRows
 	DefaultFlushInterval = 30 * time.Second
@@ -156,7 +156,12 @@ type Progress struct {
 	TokensPerSecond float64        `json:"tokens_per_second"`
 	ETASeconds      *float64       `json:"eta_seconds"`
 	ElapsedSeconds  float64        `json:"elapsed_seconds"`
-	LastError       string         `json:"last_error,omitempty"`
+	// CheckpointWaitSeconds is how long the run waited for checkpoint
+	// commits: the store's share of the critical path (commits otherwise run
+	// in the background while the next part fills). When it nears
+	// ElapsedSeconds the store, not the provider, bounds the rebuild.
+	CheckpointWaitSeconds float64 `json:"checkpoint_wait_seconds"`
+	LastError             string  `json:"last_error,omitempty"`
 }
 
 // Summary is the outcome of [Rebuilder.Run].
@@ -228,6 +233,8 @@ func (r *Rebuilder) Run(ctx context.Context, spec RebuildSpec) (*Summary, error)
 
 	w, err := checkpoint.Open(ctx, r.Store, checkpoint.Options{
 		Manifest: spec.Manifest(), Force: spec.Force, PartRows: spec.PartRows, Logger: logger,
+		// Encode and fsync a part while the next one fills.
+		Pipeline: true,
 		OnCommit: func(p checkpoint.PartInfo) {
 			st.parts.Add(1)
 			st.committed.Add(int64(p.Rows))
@@ -461,6 +468,12 @@ func (r *Rebuilder) Run(ctx context.Context, spec RebuildSpec) (*Summary, error)
 	}
 	ticker := time.NewTicker(flushEvery)
 	var writeErr error
+	timed := func(f func() error) error {
+		start := time.Now()
+		err := f()
+		st.checkpointWait.Add(int64(time.Since(start)))
+		return err
+	}
 loop:
 	for {
 		select {
@@ -471,13 +484,13 @@ loop:
 			if writeErr != nil {
 				continue
 			}
-			if err := w.Add(writeCtx, rs...); err != nil {
+			if err := timed(func() error { return w.Add(writeCtx, rs...) }); err != nil {
 				writeErr = fmt.Errorf("writing checkpoint: %w", err)
 				setFatal(writeErr)
 			}
 		case <-ticker.C:
 			if writeErr == nil {
-				if err := w.Flush(writeCtx); err != nil {
+				if err := timed(func() error { return w.Flush(writeCtx) }); err != nil {
 					writeErr = fmt.Errorf("committing checkpoint part: %w", err)
 					setFatal(writeErr)
 				}
@@ -485,7 +498,7 @@ loop:
 		}
 	}
 	ticker.Stop()
-	if err := w.Close(writeCtx); err != nil && writeErr == nil {
+	if err := timed(func() error { return w.Close(writeCtx) }); err != nil && writeErr == nil {
 		writeErr = fmt.Errorf("committing the last checkpoint part: %w", err)
 	}
 	close(progressDone)
@@ -519,7 +532,9 @@ loop:
 
 // RowsQueue is how many embedded batches may wait for the checkpoint writer.
 // With it, what a crash can lose, embedded and paid but not committed, is at
-// most PartRows-1 buffered rows plus (RowsQueue + concurrency) batches.
+// most PartRows-1 buffered rows, the PartRows rows of the part committing in
+// the background, the batch the writer holds, and (RowsQueue + concurrency)
+// batches.
 func RowsQueue(concurrency int) int { return max(concurrency, 1) }
 
 func effectiveSize(s RebuildSpec) int { return min(s.ChunkTokens, s.Model.MaxTokensPerInput) }
@@ -544,8 +559,10 @@ type state struct {
 	billed    atomic.Int64
 	requests  atomic.Int64
 	parts     atomic.Int64
-	mu        sync.Mutex
-	lastError string
+	// checkpointWait is the time, in ns, the writer spent in checkpoint calls.
+	checkpointWait atomic.Int64
+	mu             sync.Mutex
+	lastError      string
 }
 
 func (s *state) setLastError(msg string) {
@@ -562,6 +579,7 @@ func (s *state) snapshot(elapsed time.Duration) Progress {
 	p.Requests = s.requests.Load()
 	p.Parts = int(s.parts.Load())
 	p.ElapsedSeconds = elapsed.Seconds()
+	p.CheckpointWaitSeconds = time.Duration(s.checkpointWait.Load()).Seconds()
 	if sec := elapsed.Seconds(); sec > 0 {
 		p.TokensPerSecond = float64(p.BilledTokens) / sec
 		if p.TokensPerSecond > 0 {

@@ -200,8 +200,9 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 		problems = append(problems, fmt.Sprintf("the ledger billed %d tokens, fewer than the %d checkpointed", led.Totals.PromptTokens, tokens))
 	}
 	// Embedded but not committed at the kill: the writer's buffer (< part rows,
-	// here one batch), the batches queued for it and those in flight.
-	if bound := *batch + (planner.RowsQueue(*concurrency)+*concurrency)**batch; twice > bound {
+	// here one batch), the part committing in the background (one batch), the
+	// batches queued for the writer and those in flight.
+	if bound := 2**batch + (planner.RowsQueue(*concurrency)+*concurrency)**batch; twice > bound {
 		problems = append(problems, fmt.Sprintf("%d chunks were paid twice, more than the %d that can be embedded but uncommitted at a kill", twice, bound))
 	}
 	if len(problems) > 0 {

@@ -446,11 +446,12 @@ func testCrashResume(t *testing.T, bin, root string, spec planner.RebuildSpec, t
 		t.Errorf("ledger billed %d tokens; corpus %d + lost at kills %d = %d", ledger.Totals.PromptTokens, plan.Tokens, lostTokens, plan.Tokens+lostTokens)
 	}
 	// What a kill can lose, embedded and paid but not committed: fewer
-	// than part-rows buffered rows, the batch being committed, the batches
-	// queued for the writer and those in flight (planner.RowsQueue).
+	// than part-rows buffered rows, the batch the writer holds, the part
+	// committing in the background, the batches queued for the writer and
+	// those in flight (planner.RowsQueue).
 	queued := planner.RowsQueue(crashConcurrency) + crashConcurrency
-	perKillRows := (crashBatch - 1) + crashBatch + queued*crashBatch
-	perKillTokens := int64(queued+2) * int64(maxBatchTokens)
+	perKillRows := (crashBatch - 1) + crashBatch + crashBatch + queued*crashBatch
+	perKillTokens := int64(queued+3) * int64(maxBatchTokens)
 	if worstRows > perKillRows {
 		t.Errorf("one kill lost %d billed rows, more than the %d that can be uncommitted", worstRows, perKillRows)
 	}
