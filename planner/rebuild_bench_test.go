@@ -83,7 +83,7 @@ func benchCPU() time.Duration {
 // BenchmarkRebuildCheckpoint rebuilds the bundled sample corpus (1361
 // chunks of 512 tokens, 1536 dimensions), or REEMBED_BENCH_COPIES copies of
 // it (distinct doc_ids, the same texts), against a zero-latency in-process
-// simulator, with the rebuild's default commit policy (1000-row parts,
+// simulator (or one answering after REEMBED_BENCH_LATENCY, e.g. 100ms), with the rebuild's default commit policy (1000-row parts,
 // committed in the background while the next fills), 64 inputs per request
 // and 4 requests in flight, into three stores:
 //
@@ -104,6 +104,7 @@ func BenchmarkRebuildCheckpoint(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("REEMBED_BENCH_COPIES")); err == nil && v > 0 {
 		copies = v
 	}
+	latency, _ := time.ParseDuration(os.Getenv("REEMBED_BENCH_LATENCY"))
 	root := b.TempDir()
 	for i := range copies {
 		if _, err := sample.Extract(filepath.Join(root, fmt.Sprintf("copy-%03d", i+1))); err != nil {
@@ -123,7 +124,7 @@ func BenchmarkRebuildCheckpoint(b *testing.B) {
 	}
 	for _, st := range stores {
 		b.Run(st.name, func(b *testing.B) {
-			sim, err := embedder.NewSimulator(embedder.SimulatorConfig{Model: spec.Model.Name, Tokenizer: tok})
+			sim, err := embedder.NewSimulator(embedder.SimulatorConfig{Model: spec.Model.Name, Tokenizer: tok, Latency: latency})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# bench-rebuild.sh [COUNT [COPIES]]: measures the rebuild's checkpoint overhead
-# with BenchmarkRebuildCheckpoint (planner/rebuild_bench_test.go): COPIES
-# copies (default 10) of the bundled sample corpus (1361 chunks of 1536
-# dimensions each) rebuilt against a zero-latency in-process simulator into
-# three stores, interleaved in one run, COUNT times each (default 5):
+# bench-rebuild.sh [COUNT [COPIES [LATENCY]]]: measures the rebuild's checkpoint
+# overhead with BenchmarkRebuildCheckpoint (planner/rebuild_bench_test.go):
+# COPIES copies (default 10) of the bundled sample corpus (1361 chunks of 1536
+# dimensions each) rebuilt against an in-process simulator answering after
+# LATENCY (default 0s: zero latency) into three stores, interleaved in one run,
+# COUNT times each (default 5):
 #   none     parts neither encoded nor written (no checkpoint at all)
 #   discard  parts encoded to Parquet, written to io.Discard
 #   parquet  checkpoint.NewDir: temp file, fsync, rename, directory fsync
@@ -15,10 +16,11 @@
 set -euo pipefail
 count=${1:-5}
 copies=${2:-10}
+latency=${3:-0s}
 cd "$(dirname "$0")/.."
 out=$(mktemp)
-echo "corpus: $copies copies of the sample; $count runs of each store"
-REEMBED_BENCH_COPIES=$copies go test -run '^$' -bench '^BenchmarkRebuildCheckpoint$' -benchtime 3x -count "$count" ./planner/ | tee "$out" | grep -E '^Benchmark'
+echo "corpus: $copies copies of the sample; simulator latency $latency; $count runs of each store"
+REEMBED_BENCH_COPIES=$copies REEMBED_BENCH_LATENCY=$latency go test -run '^$' -bench '^BenchmarkRebuildCheckpoint$' -benchtime 3x -count "$count" ./planner/ | tee "$out" | grep -E '^Benchmark'
 awk '
   /^BenchmarkRebuildCheckpoint\// {
     split($1, p, "/"); name = p[2]; sub(/-[0-9]+$/, "", name)

@@ -221,6 +221,10 @@ func writeSummary(w io.Writer, s *planner.Summary, format string) error {
 	}
 	fmt.Fprintf(w, "Rebuild %s: %d chunks embedded (%d already checkpointed), %d tokens billed, %d requests, $%s, %d parts, %.1fs\n",
 		s.Stopped, s.EmbeddedChunks, s.ReusedChunks, s.BilledTokens, s.Requests, s.Cost, s.Parts, s.ElapsedSeconds)
+	if s.ElapsedSeconds > 0 && s.CheckpointWaitSeconds > 0.2*s.ElapsedSeconds {
+		fmt.Fprintf(w, "The rebuild waited %.1fs (%.0f%% of its time) for checkpoint commits: the store at --out, not the provider, held it back.\n",
+			s.CheckpointWaitSeconds, 100*s.CheckpointWaitSeconds/s.ElapsedSeconds)
+	}
 	if s.Estimate != nil {
 		fmt.Fprintf(w, "Planned: %d chunks, %d tokens, %d requests, $%s\n", s.PlannedChunks, s.PlannedTokens, s.PlannedRequests, s.PlannedCost)
 	}
