@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -39,6 +40,19 @@ func (discardStore) Rename(context.Context, string, string) error { return nil }
 type noEncodeStore struct{ discardStore }
 
 func (noEncodeStore) Commit(context.Context, string, func(io.Writer) error) error { return nil }
+
+// slowStore delays every part's commit, as a remote store would.
+type slowStore struct {
+	checkpoint.Store
+	delay time.Duration
+}
+
+func (s slowStore) Commit(ctx context.Context, name string, write func(io.Writer) error) error {
+	if strings.HasSuffix(name, ".parquet") {
+		time.Sleep(s.delay)
+	}
+	return s.Store.Commit(ctx, name, write)
+}
 
 // timedStore measures the time spent in Commit (encode, write, fsync,
 // rename) and the bytes written.
@@ -121,6 +135,14 @@ func BenchmarkRebuildCheckpoint(b *testing.B) {
 		{"none", func(string) checkpoint.Store { return noEncodeStore{} }},
 		{"discard", func(string) checkpoint.Store { return discardStore{} }},
 		{"parquet", func(dir string) checkpoint.Store { return checkpoint.NewDir(dir) }},
+	}
+	// REEMBED_BENCH_COMMIT_DELAY (e.g. 300ms) adds /slow: the real thing with
+	// every part's commit delayed, like an object store's PUT of a 7 MB part.
+	if delay, _ := time.ParseDuration(os.Getenv("REEMBED_BENCH_COMMIT_DELAY")); delay > 0 {
+		stores = append(stores, struct {
+			name string
+			new  func(dir string) checkpoint.Store
+		}{"slow", func(dir string) checkpoint.Store { return slowStore{checkpoint.NewDir(dir), delay} }})
 	}
 	for _, st := range stores {
 		b.Run(st.name, func(b *testing.B) {
