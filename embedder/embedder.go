@@ -178,6 +178,19 @@ func (e *ProviderError) tooLarge() bool {
 	return e.Status == 429 && strings.HasPrefix(strings.ToLower(e.Message), "request too large")
 }
 
+// BatchTooLarge reports a refusal of the batch for its size, which fewer
+// inputs cure: 413 (payload too large), TEI's 422 "batch size 64 > maximum
+// allowed batch size 32", and the simulator's 400 "64 inputs, over the
+// maximum of 32 per request".
+func (e *ProviderError) BatchTooLarge() bool {
+	if e.Status == 413 {
+		return true
+	}
+	m := strings.ToLower(e.Message)
+	return (e.Status == 400 || e.Status == 422) &&
+		(strings.Contains(m, "maximum allowed batch size") || strings.Contains(m, "inputs, over the maximum"))
+}
+
 // Retryable reports whether sending the same request again may succeed:
 // rate limits (not quota, not "request too large"), 408, 409, 5xx,
 // timeouts, resets and malformed answers. 400, 401, 403, 404, 413, 422 and

@@ -43,6 +43,11 @@ type RetryConfig struct {
 //     halved.
 //   - 5xx, 408, 409, timeouts, connection resets, malformed answers: back off
 //     and retry up to MaxAttempts.
+//   - a refusal of the batch for its size ([ProviderError.BatchTooLarge]:
+//     413, or TEI's 422 "batch size N > maximum allowed batch size M"): the
+//     batch is split in halves, each embedded (and retried) on its own, and
+//     later batches are split to the size that worked without being sent
+//     whole. A self-hosted server's input cap need not be known in advance.
 //   - 400, 401, 403, 404, 413, 422, 429 insufficient_quota and every other
 //     error: returned at once, naming the chunk (see [ProviderError]).
 //
@@ -59,6 +64,7 @@ type Retrying struct {
 	pauseUntil time.Time
 	lastShrink time.Time
 	successes  int
+	maxInputs  int // learned from batch-size refusals; 0 = unknown
 }
 
 var _ Embedder = (*Retrying)(nil)
@@ -107,6 +113,12 @@ func (r *Retrying) Concurrency() int { return r.sem.currentLimit() }
 // Embed sends req until it succeeds, fails for good or the budget is spent.
 // The error wraps the last attempt's error (a *ProviderError, or ctx's).
 func (r *Retrying) Embed(ctx context.Context, req *Request) (*Result, error) {
+	r.mu.Lock()
+	most := r.maxInputs
+	r.mu.Unlock()
+	if most > 0 && len(req.Inputs) > most {
+		return r.embedSplit(ctx, req)
+	}
 	transient, limited := 0, 0
 	for {
 		if err := r.waitPause(ctx); err != nil {
@@ -125,6 +137,10 @@ func (r *Retrying) Embed(ctx context.Context, req *Request) (*Result, error) {
 			return nil, ctx.Err()
 		}
 		pe, ok := errors.AsType[*ProviderError](err)
+		if ok && pe.BatchTooLarge() && len(req.Inputs) > 1 {
+			r.learnMaxInputs(len(req.Inputs)/2, pe)
+			return r.embedSplit(ctx, req)
+		}
 		if !ok || !pe.Retryable() {
 			return nil, fmt.Errorf("embedding %d inputs: %w", len(req.Inputs), err)
 		}
@@ -155,6 +171,42 @@ func (r *Retrying) Embed(ctx context.Context, req *Request) (*Result, error) {
 			return nil, err
 		}
 	}
+}
+
+// learnMaxInputs lowers the batch size later requests are split to.
+func (r *Retrying) learnMaxInputs(n int, pe *ProviderError) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.maxInputs == 0 || n < r.maxInputs {
+		r.maxInputs = n
+		r.log.Warn("the provider refused a batch as too large; splitting batches to fewer inputs (set --batch-size to avoid the refused request)",
+			"max_inputs", n, "status", pe.Status, "message", pe.Message)
+	}
+}
+
+// embedSplit embeds the two halves of req in turn and joins the results.
+func (r *Retrying) embedSplit(ctx context.Context, req *Request) (*Result, error) {
+	half := len(req.Inputs) / 2
+	first, second := *req, *req
+	first.Inputs, second.Inputs = req.Inputs[:half:half], req.Inputs[half:]
+	a, err := r.Embed(ctx, &first)
+	if err != nil {
+		return nil, err
+	}
+	b, err := r.Embed(ctx, &second)
+	if err != nil {
+		return nil, err
+	}
+	out := &Result{
+		Vectors: append(a.Vectors[:len(a.Vectors):len(a.Vectors)], b.Vectors...),
+		Usage: Usage{PromptTokens: a.Usage.PromptTokens + b.Usage.PromptTokens,
+			TotalTokens: a.Usage.TotalTokens + b.Usage.TotalTokens},
+		Received: b.Received, RateLimit: b.RateLimit,
+	}
+	if out.RateLimit == nil {
+		out.RateLimit = a.RateLimit
+	}
+	return out, nil
 }
 
 // backoff returns a jittered exponential delay for the n-th failure (n >= 1):

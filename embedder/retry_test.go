@@ -201,3 +201,66 @@ func TestRetryingLowersAndRecoversConcurrency(t *testing.T) {
 		}
 	})
 }
+
+// TestRetryingSplitsBatchesTheServerRefusesAsTooLarge: a server with a small
+// input cap (TEI's is 32) refuses the batch; the batch is split until it
+// fits, every chunk is embedded once and in order, and later batches are
+// split before they are sent, so only the first batch sees refusals.
+func TestRetryingSplitsBatchesTheServerRefusesAsTooLarge(t *testing.T) {
+	t.Parallel()
+	sim, srv := serveSim(t, embedder.SimulatorConfig{MaxInputs: 4})
+	r := newRetrying(t, newOpenAI(t, embedder.OpenAIConfig{BaseURL: srv.URL + "/v1"}), embedder.RetryConfig{})
+	for round, doc := range []string{"first.md", "second.md"} {
+		in := chunks(t, doc, 13)
+		res, err := r.Embed(t.Context(), &embedder.Request{Model: "text-embedding-3-small", Inputs: in})
+		if err != nil {
+			t.Fatalf("round %d: Embed: %v", round, err)
+		}
+		want := 0
+		for i, c := range in {
+			want += c.Tokens
+			if !sameVector(res.Vectors[i], embedder.SimulatedVector("text-embedding-3-small", 1536, c.Text)) {
+				t.Fatalf("round %d: vector %d is not chunk %d's", round, i, i)
+			}
+		}
+		if len(res.Vectors) != len(in) || res.Usage.PromptTokens != want {
+			t.Errorf("round %d: %d vectors, %d tokens; want %d, %d", round, len(res.Vectors), res.Usage.PromptTokens, len(in), want)
+		}
+	}
+	led := sim.Ledger()
+	// 13 refused → at most 6: the 6 refused → at most 3; the 7 is split
+	// before it is sent. Two refusals, then none in the second round.
+	if led.Totals.Rejected != 2 || led.Totals.BilledInputs != 26 {
+		t.Errorf("ledger: %d rejected, %d billed inputs; want 2 and 26", led.Totals.Rejected, led.Totals.BilledInputs)
+	}
+	for _, req := range led.Requests {
+		if req.Status == 200 && req.Inputs > 3 {
+			t.Errorf("a batch of %d inputs was sent after the server's cap was learned", req.Inputs)
+		}
+	}
+	for sha, n := range led.Inputs {
+		if n != 1 {
+			t.Errorf("input %s… billed %d times", sha[:12], n)
+		}
+	}
+}
+
+// TestBatchTooLarge: which refusals mean "send fewer inputs".
+func TestBatchTooLarge(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		pe   embedder.ProviderError
+		want bool
+	}{
+		{embedder.ProviderError{Status: 413, Message: "Payload Too Large"}, true},
+		{embedder.ProviderError{Status: 422, Message: "batch size 64 > maximum allowed batch size 32"}, true}, // TEI
+		{embedder.ProviderError{Status: 400, Message: "'$.input' is invalid: 64 inputs, over the maximum of 32 per request"}, true},
+		{embedder.ProviderError{Status: 400, Message: "This model's maximum context length is 8192 tokens"}, false},
+		{embedder.ProviderError{Status: 422, Message: "Input validation error: inputs cannot be empty"}, false},
+		{embedder.ProviderError{Status: 429, Message: "Request too large for text-embedding-3-small"}, false},
+	} {
+		if got := tt.pe.BatchTooLarge(); got != tt.want {
+			t.Errorf("%d %q: BatchTooLarge = %v, want %v", tt.pe.Status, tt.pe.Message, got, tt.want)
+		}
+	}
+}
