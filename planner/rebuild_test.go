@@ -887,9 +887,11 @@ func TestRebuildStopsWhenCommitsFail(t *testing.T) {
 	if sum.Stopped != "error" || sum.CommittedChunks != 0 {
 		t.Errorf("summary: stopped %q, committed %d; want error, 0", sum.Stopped, sum.CommittedChunks)
 	}
-	// The first commit is due after PartRows/BatchSize requests; then at
-	// most the requests in flight and queued for the writer are answered.
-	limit := spec.PartRows/spec.Limits.BatchSize + (spec.Limits.Concurrency + RowsQueue(spec.Limits.Concurrency)) + 1
+	// The first commit is due after PartRows/BatchSize requests. It runs in
+	// the background, so its failure is seen at the latest when the second
+	// part is full; then at most the requests in flight and queued for the
+	// writer are answered.
+	limit := 2*spec.PartRows/spec.Limits.BatchSize + (spec.Limits.Concurrency + RowsQueue(spec.Limits.Concurrency)) + 1
 	if fake.Calls() > limit || int64(fake.Calls()) >= sum.PlannedRequests {
 		t.Errorf("%d requests after commits started failing (of %d planned), want at most %d", fake.Calls(), sum.PlannedRequests, limit)
 	}
