@@ -450,7 +450,7 @@ func (w *Writer) startCommit(ctx context.Context, n int) error {
 	number := w.next
 	w.next++ // never reuse a number, even after a failed attempt
 	p := &pendingCommit{
-		info: PartInfo{Name: partPath(w.dir, fmt.Sprintf("part-%06d.parquet", number)), Dir: w.dir, Number: number, Rows: n},
+		info: PartInfo{Name: PartName(w.manifest.Shard, number), Dir: w.dir, Number: number, Rows: n},
 		rows: make([]Row, n),
 		done: make(chan struct{}),
 	}
