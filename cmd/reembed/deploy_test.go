@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -61,7 +62,14 @@ func TestKubernetesManifests(t *testing.T) {
 		})
 	}
 	var out bytes.Buffer
-	vars := map[string]string{"JOB_COMPLETION_INDEX": "2", "JOB_COMPLETIONS": "4", "OPENAI_API_KEY": "k"}
+	// The pod's environment: what Kubernetes sets (the index only), the
+	// container's own env, and the secret's key.
+	vars := map[string]string{"JOB_COMPLETION_INDEX": "2", "OPENAI_API_KEY": "k"}
+	envList, _ := c["env"].([]any)
+	for _, v := range envList {
+		kv := v.(map[string]any)
+		vars[kv["name"].(string)], _ = kv["value"].(string)
+	}
 	e := &env{stdout: &out, stderr: &out, getenv: func(k string) string { return vars[k] }}
 	fs, f := newRebuildFlagSet(e)
 	if err := fs.Parse(args[1:]); err != nil {
@@ -76,5 +84,10 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if rs.Shard.Index != 2 || rs.Shard.Count != completions {
 		t.Errorf("shard = %d/%d, want 2/%d from JOB_COMPLETION_INDEX", rs.Shard.Index, rs.Shard.Count, completions)
+	}
+	// A manifest that forgets the count is refused, naming the variable.
+	delete(vars, "JOB_COMPLETIONS")
+	if _, _, err := f.spec(e, fs.Args()); err == nil || !strings.Contains(err.Error(), "JOB_COMPLETIONS") {
+		t.Errorf("without JOB_COMPLETIONS: err = %v, want a usage error naming it", err)
 	}
 }

@@ -106,6 +106,10 @@ func (f *rebuildFlags) spec(e *env, paths []string) (planner.RebuildSpec, pricin
 	}
 	shardFlag := f.shard
 	if shardFlag == "" && e.getenv("JOB_COMPLETION_INDEX") != "" {
+		// Kubernetes sets the index only; the count comes from the manifest.
+		if e.getenv("JOB_COMPLETIONS") == "" {
+			return spec, pricing.Model{}, usagef("JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not: set it to the Job's completions (deploy/kubernetes/job.yaml does), or pass --shard i/N")
+		}
 		shardFlag = e.getenv("JOB_COMPLETION_INDEX") + "/" + e.getenv("JOB_COMPLETIONS")
 	}
 	si, sn, err := parseShard(shardFlag)
