@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -136,8 +137,10 @@ func closedLoop(b *testing.B, clients int, do func() error) {
 					return
 				}
 				t0 := time.Now()
-				if err := do(); err != nil && firstErr == nil {
-					firstErr = err
+				if err := do(); err != nil {
+					next.Lock()
+					firstErr = cmp.Or(firstErr, err)
+					next.Unlock()
 				}
 				lat[n] = time.Since(t0)
 			}

@@ -58,7 +58,7 @@ func NewMetrics(jobCounts func() map[planner.JobState]int, rpm, tpm int, now fun
 	m.tokens = f("reembed_embed_billed_tokens_total", "Tokens the provider billed, over all jobs.")
 	m.cost = f("reembed_embed_cost_usd_total", "Cost of the billed tokens in US dollars, at the catalog price.")
 	m.rateLimited = f("reembed_embed_rate_limited_total", "Provider answers 429 (rate limited), retried after retry-after.")
-	m.retries = f("reembed_embed_retries_total", "Attempts beyond the first of a batch (429, 5xx, timeouts, resets).")
+	m.retries = f("reembed_embed_retries_total", "Attempts beyond the first of a batch (429, 5xx, timeouts, resets); the halves of a batch split for its size are new requests, not retries.")
 	m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reembed_embed_requests_total",
 		Help: "HTTP requests (attempts) sent to the provider, by outcome: ok, rate_limited, error."}, []string{"outcome"})
 	m.http = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "reembed_http_request_duration_seconds",
@@ -126,14 +126,17 @@ const utilHelp = "Fraction of the provider limit used in the last minute: reques
 
 type attemptsKey struct{}
 
+// batchAttempts follows the requests sent for one batch: the same request
+// sent again is a retry; the halves of a batch split for its size are not.
+type batchAttempts struct{ last *embedder.Request }
+
 // Batches wraps the whole embedder stack of a job (outside the retries): it
 // counts batches, billed tokens and their cost at pricePer1M micro-dollars
 // per million tokens (rounded up per request, as the job's budget does).
 func (m *Metrics) Batches(inner embedder.Embedder, pricePer1M pricing.Micros) embedder.Embedder {
 	return embedFunc(func(ctx context.Context, req *embedder.Request) (*embedder.Result, error) {
 		m.batches.Inc()
-		n := new(int)
-		res, err := inner.Embed(context.WithValue(ctx, attemptsKey{}, n), req)
+		res, err := inner.Embed(context.WithValue(ctx, attemptsKey{}, &batchAttempts{}), req)
 		if err == nil && res != nil {
 			billed := res.Usage.PromptTokens
 			if billed == 0 {
@@ -151,11 +154,11 @@ func (m *Metrics) Batches(inner embedder.Embedder, pricePer1M pricing.Micros) em
 // utilisation is measured on.
 func (m *Metrics) Attempts(inner embedder.Embedder) embedder.Embedder {
 	return embedFunc(func(ctx context.Context, req *embedder.Request) (*embedder.Result, error) {
-		if n, ok := ctx.Value(attemptsKey{}).(*int); ok {
-			*n++ // a batch's attempts are sequential
-			if *n > 1 {
+		if a, ok := ctx.Value(attemptsKey{}).(*batchAttempts); ok { // a batch's attempts are sequential
+			if a.last == req {
 				m.retries.Inc()
 			}
+			a.last = req
 		}
 		tokens := 0
 		for _, in := range req.Inputs {

@@ -16,13 +16,14 @@ import (
 
 // TestMetricsCountWhatTheEmbedderStackDoes stacks the metrics decorators
 // as `reembed serve` does, Batches(Retrying(Attempts(provider))), and checks
-// the counters after a 429, a 500 and a success.
+// the counters after a 413 that splits the batch (its halves are not
+// retries), then a 429, a 500 and successes.
 func TestMetricsCountWhatTheEmbedderStackDoes(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	m := api.NewMetrics(func() map[planner.JobState]int {
 		return map[planner.JobState]int{planner.JobRunning: 2, planner.JobSucceeded: 5}
 	}, 60, 1000, func() time.Time { return now })
-	fake := &embeddertest.Fake{Script: []embeddertest.Step{embeddertest.RateLimited(time.Millisecond), embeddertest.ServerError()}}
+	fake := &embeddertest.Fake{Script: []embeddertest.Step{embeddertest.Status(413), embeddertest.RateLimited(time.Millisecond), embeddertest.ServerError()}}
 	retry, err := embedder.NewRetrying(m.Attempts(fake), embedder.RetryConfig{BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -47,10 +48,10 @@ reembed_embed_cost_usd_total 1e-05
 reembed_embed_rate_limited_total 1
 # HELP reembed_embed_requests_total HTTP requests (attempts) sent to the provider, by outcome: ok, rate_limited, error.
 # TYPE reembed_embed_requests_total counter
-reembed_embed_requests_total{outcome="error"} 1
-reembed_embed_requests_total{outcome="ok"} 1
+reembed_embed_requests_total{outcome="error"} 2
+reembed_embed_requests_total{outcome="ok"} 2
 reembed_embed_requests_total{outcome="rate_limited"} 1
-# HELP reembed_embed_retries_total Attempts beyond the first of a batch (429, 5xx, timeouts, resets).
+# HELP reembed_embed_retries_total Attempts beyond the first of a batch (429, 5xx, timeouts, resets); the halves of a batch split for its size are new requests, not retries.
 # TYPE reembed_embed_retries_total counter
 reembed_embed_retries_total 2
 # HELP reembed_jobs Rebuild jobs by state.
@@ -68,19 +69,20 @@ reembed_jobs{state="succeeded"} 5
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
-	// Three attempts of 500 tokens in this minute, against 60 RPM and 1000 TPM.
+	// Five attempts in this minute, against 60 RPM and 1000 TPM: the whole
+	// batch (500 tokens), three of its first half (300) and its second (200).
 	util := `
 # HELP reembed_rate_limit_utilization Fraction of the provider limit used in the last minute: requests over RPM (limit=rpm), tokens over TPM (limit=tpm); 0 when the limit is unknown.
 # TYPE reembed_rate_limit_utilization gauge
-reembed_rate_limit_utilization{limit="rpm"} 0.05
-reembed_rate_limit_utilization{limit="tpm"} 1.5
+reembed_rate_limit_utilization{limit="rpm"} 0.08333333333333333
+reembed_rate_limit_utilization{limit="tpm"} 1.6
 `
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(util), "reembed_rate_limit_utilization"); err != nil {
 		t.Error(err)
 	}
 	now = now.Add(61 * time.Second) // the minute has passed
 	m.SetLimits(60, 1000)
-	after := strings.ReplaceAll(strings.ReplaceAll(util, "} 0.05", "} 0"), "} 1.5", "} 0")
+	after := strings.ReplaceAll(strings.ReplaceAll(util, "} 0.08333333333333333", "} 0"), "} 1.6", "} 0")
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(after), "reembed_rate_limit_utilization"); err != nil {
 		t.Error(err)
 	}

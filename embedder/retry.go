@@ -48,8 +48,9 @@ type RetryConfig struct {
 //     batch is split in halves, each embedded (and retried) on its own, and
 //     later batches are split to the size that worked without being sent
 //     whole. A self-hosted server's input cap need not be known in advance.
-//   - 400, 401, 403, 404, 413, 422, 429 insufficient_quota and every other
-//     error: returned at once, naming the chunk (see [ProviderError]).
+//   - 400, 401, 403, 404, 413, 422 (other refusals, or of a single input),
+//     429 insufficient_quota and every other error: returned at once, naming
+//     the chunk (see [ProviderError]).
 //
 // A cancelled ctx stops it within the request in flight. It is safe for
 // concurrent use.

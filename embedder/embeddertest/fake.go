@@ -27,7 +27,7 @@ type Step struct {
 	RetryAfter time.Duration
 	// Err, when set with Status 0, fails as a transport failure: a
 	// *ProviderError with Status 0 and this cause (embedder.ErrTimeout,
-	// embedder.ErrConnectionReset). With Status -1 it is returned as is.
+	// embedder.ErrConnectionReset).
 	Err error
 	// Hang blocks until ctx ends and returns ctx's error.
 	Hang bool
@@ -49,14 +49,11 @@ func Status(status int) Step { return Step{Status: status} }
 // order; after the script every call succeeds, unless Func is set, which
 // then answers every call (n counts calls from 1). Safe for concurrent use.
 type Fake struct {
-	Script     []Step
-	Func       func(ctx context.Context, n int, req *embedder.Request) (*embedder.Result, error)
-	Model      string // for vectors when a request names none; default "fake"
-	Dimensions int    // for vectors when a request names none; default 8
+	Script []Step
+	Func   func(ctx context.Context, n int, req *embedder.Request) (*embedder.Result, error)
 
-	mu     sync.Mutex
-	calls  int
-	inputs int
+	mu    sync.Mutex
+	calls int
 }
 
 var _ embedder.Embedder = (*Fake)(nil)
@@ -68,18 +65,10 @@ func (f *Fake) Calls() int {
 	return f.calls
 }
 
-// Inputs returns how many inputs were sent in all calls.
-func (f *Fake) Inputs() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.inputs
-}
-
 // Embed answers the next step.
 func (f *Fake) Embed(ctx context.Context, req *embedder.Request) (*embedder.Result, error) {
 	f.mu.Lock()
 	f.calls++
-	f.inputs += len(req.Inputs)
 	n := f.calls
 	step := Step{}
 	if n <= len(f.Script) {
@@ -96,8 +85,6 @@ func (f *Fake) Embed(ctx context.Context, req *embedder.Request) (*embedder.Resu
 	case step.Hang:
 		<-ctx.Done()
 		return nil, ctx.Err()
-	case step.Status == -1:
-		return nil, step.Err
 	case step.Status != 0 && step.Status != 200 || step.Err != nil:
 		pe := &embedder.ProviderError{Status: step.Status, Code: step.Code, RetryAfter: step.RetryAfter, Err: step.Err,
 			Message: "scripted failure", InputIndex: -1, Inputs: len(req.Inputs)}
@@ -112,7 +99,7 @@ func (f *Fake) Embed(ctx context.Context, req *embedder.Request) (*embedder.Resu
 		}
 		return nil, pe
 	}
-	return Vectors(req, f.Model, f.Dimensions), nil
+	return Vectors(req, "", 0), nil
 }
 
 // Vectors returns the successful result the fake gives for req: the
