@@ -278,7 +278,7 @@ func TestBlobCrashMidCommit(t *testing.T) {
 				}
 				var todo []checkpoint.Row
 				for _, r := range rows {
-					if !ix.Has(checkpoint.Key{DocID: r.DocID, ChunkIndex: r.ChunkIndex}, r.ChunkSHA256) {
+					if !ix.Has(r.Key(), r.ChunkSHA256) {
 						todo = append(todo, r)
 					}
 				}
@@ -303,7 +303,7 @@ func TestBlobCrashMidCommit(t *testing.T) {
 					t.Errorf("checkpoint holds %d keys, want %d", ix.Len(), len(rows))
 				}
 				for _, r := range rows {
-					if !ix.Has(checkpoint.Key{DocID: r.DocID, ChunkIndex: r.ChunkIndex}, r.ChunkSHA256) {
+					if !ix.Has(r.Key(), r.ChunkSHA256) {
 						t.Errorf("row %s/%d missing after resume", r.DocID, r.ChunkIndex)
 					}
 				}

@@ -209,6 +209,9 @@ func TestCrashDuringCommit(t *testing.T) {
 		if res.start.todo != len(rows)-res.presentBefore {
 			t.Fatalf("run %d: writer would embed %d chunks, %d are missing", run, res.start.todo, len(rows)-res.presentBefore)
 		}
+		if res.start.present != res.presentBefore {
+			t.Fatalf("run %d: writer's index has %d keys, the scan before the run %d", run, res.start.present, res.presentBefore)
+		}
 		if res.start.removed != res.tempsBefore {
 			t.Fatalf("run %d: writer removed %d temporary files, %d were left", run, res.start.removed, res.tempsBefore)
 		}

@@ -1,12 +1,12 @@
 package checkpoint
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"iter"
 	"math"
 	"os"
@@ -132,26 +132,13 @@ func readAllParts(t testing.TB, root string) map[string][]Row {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows, err := ReadRows(bytesReaderAt(b), int64(len(b)))
+		rows, err := ReadRows(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
 			t.Fatalf("part %s does not read: %v", name, err)
 		}
 		out[name] = rows
 	}
 	return out
-}
-
-type bytesReaderAt []byte
-
-func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	if off >= int64(len(b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, b[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
 }
 
 func keysOf(rows []Row) []Key {

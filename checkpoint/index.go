@@ -125,21 +125,24 @@ func (ix *Index) Lookup(k Key) (Entry, bool) {
 	if !ok {
 		return Entry{}, false
 	}
-	e := ix.entries[i]
+	return ix.publicEntry(ix.entries[i]), true
+}
+
+// publicEntry converts a stored entry to an [Entry].
+func (ix *Index) publicEntry(e entry) Entry {
 	return Entry{
 		SHA256:     hex.EncodeToString(e.sha[:]),
 		Part:       ix.parts[e.part].Name,
 		EmbeddedAt: time.UnixMilli(e.at).UTC(),
-	}, true
+	}
 }
 
 // All yields every checkpointed key with its winning row, in the order the
 // keys were first met (parts sorted by directory then number, rows in order).
 func (ix *Index) All() iter.Seq2[Key, Entry] {
 	return func(yield func(Key, Entry) bool) {
-		for _, k := range ix.entryKeys {
-			e, _ := ix.Lookup(k)
-			if !yield(k, e) {
+		for i, k := range ix.entryKeys {
+			if !yield(k, ix.publicEntry(ix.entries[i])) {
 				return
 			}
 		}

@@ -70,20 +70,25 @@ func (x *ioRecorder) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
+// finish is deferred by the part readers: it turns a decoder panic (hostile
+// bytes) into errCorrupt and, when the read failed after an I/O error, reports
+// that error instead. It must be deferred directly for recover to work.
+func (x *ioRecorder) finish(err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("%w: decoder panic: %v", errCorrupt, p)
+	}
+	if *err != nil && x.err != nil {
+		*err = fmt.Errorf("reading part: %w", x.err)
+	}
+}
+
 // readPartKeys reads only the doc_id, chunk_index, chunk_sha256 and
 // embedded_at columns of a part (column projection: the text and embedding
 // pages are never read). An error wrapping errCorrupt means the file is not a
 // readable part; any other error is an I/O failure.
 func readPartKeys(r io.ReaderAt, size int64) (pk *partKeys, err error) {
 	rec := &ioRecorder{r: r, size: size}
-	defer func() {
-		if p := recover(); p != nil { // the decoder may panic on hostile bytes
-			err = fmt.Errorf("%w: decoder panic: %v", errCorrupt, p)
-		}
-		if err != nil && rec.err != nil {
-			err = fmt.Errorf("reading part: %w", rec.err)
-		}
-	}()
+	defer rec.finish(&err)
 	footerLen, err := checkFooter(rec, size)
 	if err != nil {
 		return nil, err
@@ -358,14 +363,7 @@ func eachValue(p parquet.Page, fn func(parquet.Value) error) error {
 // error wrapping errCorrupt means the bytes are bad, any other an I/O failure.
 func checkRows(r io.ReaderAt, size int64) (err error) {
 	rec := &ioRecorder{r: r, size: size}
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: decoder panic: %v", errCorrupt, p)
-		}
-		if err != nil && rec.err != nil {
-			err = fmt.Errorf("reading part: %w", rec.err)
-		}
-	}()
+	defer rec.finish(&err)
 	if _, err := ReadRows(rec, size); err != nil {
 		return fmt.Errorf("%w: %w", errCorrupt, err)
 	}

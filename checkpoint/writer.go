@@ -157,7 +157,6 @@ func Open(ctx context.Context, store Store, opts Options) (*Writer, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("opening checkpoint: %w", err)
 	}
-	var kept []FileInfo
 	ownManifest := false
 	highest := 0
 	for _, f := range files {
@@ -172,14 +171,12 @@ func Open(ctx context.Context, store Store, opts Options) (*Writer, error) {
 			}
 			w.recovery.RemovedTemp = append(w.recovery.RemovedTemp, f.Name)
 			w.logger.Info("removed unfinished checkpoint commit", "file", f.Name)
-			continue
 		case fn.kind == kindManifest:
 			if err := w.checkManifest(ctx, f.Name, opts.Force); err != nil {
 				return nil, err
 			}
 			ownManifest = ownManifest || fn.dir == w.dir
 		}
-		kept = append(kept, f)
 	}
 	if !ownManifest || w.recovery.Overridden != nil && w.ownOverridden() {
 		if err := w.writeManifest(ctx); err != nil {
@@ -187,7 +184,8 @@ func Open(ctx context.Context, store Store, opts Options) (*Writer, error) {
 		}
 	}
 
-	ix, err := scan(ctx, store, kept, ScanOptions{Concurrency: opts.Concurrency, Logger: w.logger})
+	// scan reads only committed parts: the temporary files removed above are skipped.
+	ix, err := scan(ctx, store, files, ScanOptions{Concurrency: opts.Concurrency, Logger: w.logger})
 	if err != nil {
 		return nil, fmt.Errorf("opening checkpoint: %w", err)
 	}
@@ -268,7 +266,7 @@ func (w *Writer) writeManifest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	name := partPath(w.dir, ManifestName)
+	name := ManifestPath(w.manifest.Shard)
 	err = w.store.Commit(ctx, name, func(wr io.Writer) error {
 		_, err := wr.Write(b)
 		return err
