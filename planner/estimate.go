@@ -90,6 +90,12 @@ type EstimateRequest struct {
 
 // Validate checks the request; errors name the flag (CLI) or field (API).
 func (r *EstimateRequest) Validate() error {
+	return r.validate(true)
+}
+
+// validate is Validate; without needInput, a request that has neither corpus
+// paths nor a what-if is not an error (the caller reports that itself).
+func (r *EstimateRequest) validate(needInput bool) error {
 	var errs []error
 	if len(r.Models) == 0 {
 		errs = append(errs, errors.New("--model: no model given"))
@@ -150,7 +156,7 @@ func (r *EstimateRequest) Validate() error {
 		if r.Corpus.Sample > 0 && r.Corpus.Sample < 1 {
 			errs = append(errs, errors.New("--sample: a what-if has no corpus to sample"))
 		}
-	} else if len(r.Paths) == 0 {
+	} else if needInput && len(r.Paths) == 0 {
 		errs = append(errs, errors.New("no corpus path given (or use --documents and --tokens-per-document)"))
 	}
 	return errors.Join(errs...)
@@ -404,13 +410,14 @@ func Run(ctx context.Context, tok tokenizer.Tokenizer, req EstimateRequest) (*Es
 		tsv.WriteString("doc_id\ttokens\tchunks\tbilled_tokens\n")
 	}
 	started := time.Now()
+	exact := allExact(accs)
 	work := func(doc corpus.Document) (docResult, error) {
 		res := docResult{id: doc.ID, bytes: doc.Bytes, configs: make([]cfgResult, len(chunkers)), empty: len(doc.Text) == 0}
 		for i, ch := range chunkers {
 			var chunks []chunkInfo
 			n, split, err := ch.Chunk(doc.Text, func(index int, text []byte, tokens int) error {
 				ci := chunkInfo{tokens: tokens}
-				if !allExact(accs) {
+				if !exact {
 					ci.runes = utf8.RuneCount(text)
 				}
 				if req.Done != nil && req.Done(doc.ID, index, text) {
@@ -425,7 +432,7 @@ func Run(ctx context.Context, tok tokenizer.Tokenizer, req EstimateRequest) (*Es
 			res.docTokens = n
 			res.configs[i] = cfgResult{split: split, chunks: chunks}
 		}
-		if len(chunkers) == 0 || res.empty {
+		if res.empty {
 			res.docTokens = 0
 		}
 		return res, nil
@@ -647,7 +654,7 @@ func finish(est *Estimate, req EstimateRequest, accs []*modelAcc, x extrapolatio
 			me.MeetsRTO = &ok
 		}
 		me.Sharded = shardedEstimate(acc, req, scale)
-		me.Recommendations = recommend(me, m, req, accs)
+		me.Recommendations = recommend(me, req)
 		est.Estimates = append(est.Estimates, me)
 	}
 	recommendModels(est, req)
@@ -771,7 +778,7 @@ func intervals(acc *modelAcc, x extrapolation, me ModelEstimate) *Intervals {
 
 // recommend says what would meet the RTO when the estimate misses it, and
 // points at cheaper options.
-func recommend(me ModelEstimate, m pricing.Model, req EstimateRequest, accs []*modelAcc) []string {
+func recommend(me ModelEstimate, req EstimateRequest) []string {
 	out := []string{}
 	if req.RTO <= 0 || me.MeetsRTO == nil {
 		return out

@@ -232,9 +232,8 @@ type jobWrite struct {
 func (j *job) view() Job {
 	v := j.Job
 	v.Spec.Paths = slices.Clone(v.Spec.Paths)
-	v.BilledTokens = j.prior.BilledTokens + j.Progress.BilledTokens
-	v.Requests = j.prior.Requests + j.Progress.Requests
-	v.CostUSD = j.prior.CostUSD + j.Progress.Cost
+	t := j.totals()
+	v.BilledTokens, v.Requests, v.CostUSD = t.BilledTokens, t.Requests, t.CostUSD
 	return v
 }
 

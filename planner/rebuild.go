@@ -97,14 +97,13 @@ func (s *RebuildSpec) Validate() error {
 	if s.Budget < 0 {
 		errs = append(errs, errors.New("--budget-usd must not be negative"))
 	}
-	if s.Limits.Concurrency < 0 {
-		errs = append(errs, errors.New("--concurrency must not be negative"))
-	}
 	if err := s.Shard.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--shard: %w", err))
 	}
+	// The estimate checks the limits (--concurrency among them) and the
+	// chunking; the missing corpus path is reported above, in a rebuild's words.
 	est := s.estimateRequest()
-	if err := est.Validate(); err != nil {
+	if err := est.validate(false); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -114,11 +113,7 @@ func (s *RebuildSpec) Validate() error {
 // and packing), used to plan it and to predict it.
 func (s *RebuildSpec) estimateRequest() EstimateRequest {
 	opts := s.Corpus
-	if s.Shard.Count > 0 {
-		shard := s.Shard
-		prev := opts.Keep
-		opts.Keep = func(id string) bool { return ShardOf(id, shard.Count) == shard.Index && (prev == nil || prev(id)) }
-	}
+	opts.Keep = KeepShard(s.Shard, opts.Keep)
 	return EstimateRequest{
 		Paths: s.Paths, Corpus: opts, Models: []pricing.Model{s.Model},
 		ChunkTokens: s.ChunkTokens, ChunkOverlap: s.ChunkOverlap, Limits: s.Limits, Jobs: s.Jobs,
@@ -249,9 +244,7 @@ func (r *Rebuilder) Run(ctx context.Context, spec RebuildSpec) (*Summary, error)
 		sum.UnreadableParts = append(sum.UnreadableParts, b.Name)
 	}
 	ix := w.Index()
-	done := func(docID string, index int, text []byte) bool {
-		return ix.Has(checkpoint.Key{DocID: docID, ChunkIndex: int32(index)}, shaHex(text))
-	}
+	done := doneFunc(ix)
 
 	// Plan: the job's own estimate of what is left, with the same code.
 	estReq := spec.estimateRequest()

@@ -69,7 +69,13 @@ func CheckpointDone(ctx context.Context, store checkpoint.Store) (func(string, i
 	if err != nil {
 		return nil, fmt.Errorf("reading checkpoint: %w", err)
 	}
+	return doneFunc(ix), nil
+}
+
+// doneFunc returns a function for [EstimateRequest.Done] that reports the
+// chunks ix already holds with the same text.
+func doneFunc(ix *checkpoint.Index) func(docID string, index int, text []byte) bool {
 	return func(docID string, index int, text []byte) bool {
 		return ix.Has(checkpoint.Key{DocID: docID, ChunkIndex: int32(index)}, shaHex(text))
-	}, nil
+	}
 }
