@@ -2,6 +2,7 @@ package corpus
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -25,16 +26,18 @@ func recordID(rel, id, where string) string {
 }
 
 // emitRecord applies the UTF-8 rule and the filters to one record's text.
-func (s *Source) emitRecord(rel, id, where string, text []byte, out sink) error {
+// size is the record's bytes in the source, and invalid the invalid UTF-8
+// sequences already replaced before text was extracted (a JSONL line's).
+func (s *Source) emitRecord(rel, id, where string, text []byte, size int64, invalid int, out sink) error {
 	docID := recordID(rel, id, where)
 	if !s.opts.kept(docID) {
 		return nil
 	}
 	if !s.opts.inSample(docID) {
-		return out.unsampled(int64(len(text)))
+		return out.unsampled(size)
 	}
-	valid, invalid := ToValidUTF8(text)
-	return out.emit(Document{ID: docID, Text: valid, Bytes: int64(len(text)), InvalidUTF8: invalid})
+	valid, n := ToValidUTF8(text)
+	return out.emit(Document{ID: docID, Text: valid, Bytes: size, InvalidUTF8: invalid + n})
 }
 
 // readJSONL reads one document per non-empty line: a JSON object whose text
@@ -47,10 +50,9 @@ func (s *Source) readJSONL(ctx context.Context, ref fileRef, r io.Reader, out si
 			return err
 		}
 		raw, err := br.ReadBytes('\n')
-		if len(strings.TrimSpace(string(raw))) > 0 {
+		if len(bytes.TrimSpace(raw)) > 0 {
 			valid, invalid := ToValidUTF8(raw)
 			var rec map[string]json.RawMessage
-			where := "L" + strconv.Itoa(line)
 			if jerr := json.Unmarshal(valid, &rec); jerr != nil {
 				if serr := out.skip(Skip{Path: displayPath(ref.root, ref.rel) + ":" + strconv.Itoa(line), Reason: "not a JSON object: " + jerr.Error()}); serr != nil {
 					return serr
@@ -62,17 +64,9 @@ func (s *Source) readJSONL(ctx context.Context, ref fileRef, r io.Reader, out si
 						return serr
 					}
 				} else {
-					id := jsonID(rec[idField])
-					docID := recordID(ref.id(), id, where)
-					var eerr error
-					switch {
-					case !s.opts.kept(docID):
-					case !s.opts.inSample(docID):
-						eerr = out.unsampled(int64(len(raw)))
-					default:
-						eerr = out.emit(Document{ID: docID, Text: []byte(text), Bytes: int64(len(raw)), InvalidUTF8: invalid})
-					}
-					if eerr != nil {
+					// text, decoded from valid UTF-8, is valid: emitRecord
+					// adds no invalid sequences to the line's.
+					if eerr := s.emitRecord(ref.id(), jsonID(rec[idField]), "L"+strconv.Itoa(line), []byte(text), int64(len(raw)), invalid, out); eerr != nil {
 						return eerr
 					}
 				}
@@ -157,7 +151,7 @@ func (s *Source) readCSV(ctx context.Context, ref fileRef, r io.Reader, tsv bool
 		if idCol >= 0 && idCol < len(rec) {
 			id, _ = ToValidUTF8String(rec[idCol])
 		}
-		if err := s.emitRecord(ref.id(), id, "R"+strconv.Itoa(row), []byte(rec[textCol]), out); err != nil {
+		if err := s.emitRecord(ref.id(), id, "R"+strconv.Itoa(row), []byte(rec[textCol]), int64(len(rec[textCol])), 0, out); err != nil {
 			return nil, err
 		}
 	}
@@ -218,7 +212,7 @@ func (s *Source) readParquet(ctx context.Context, ref fileRef, f io.ReaderAt, si
 					}
 					continue
 				}
-				if eerr := s.emitRecord(ref.id(), id, "R"+strconv.Itoa(row), text, out); eerr != nil {
+				if eerr := s.emitRecord(ref.id(), id, "R"+strconv.Itoa(row), text, int64(len(text)), 0, out); eerr != nil {
 					rows.Close()
 					return nil, eerr
 				}

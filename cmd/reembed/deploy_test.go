@@ -78,7 +78,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if got := fs.Args(); len(got) != 1 || got[0] != "/corpus" {
 		t.Errorf("corpus args = %q, want [/corpus]", got)
 	}
-	rs, _, err := f.spec(e, fs.Args())
+	rs, _, _, err := f.spec(e, fs.Args())
 	if err != nil {
 		t.Fatalf("rebuild rejects the manifest's values: %v", err)
 	}
@@ -87,7 +87,7 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	// A manifest that forgets the count is refused, naming the variable.
 	delete(vars, "JOB_COMPLETIONS")
-	if _, _, err := f.spec(e, fs.Args()); err == nil || !strings.Contains(err.Error(), "JOB_COMPLETIONS") {
+	if _, _, _, err := f.spec(e, fs.Args()); err == nil || !strings.Contains(err.Error(), "JOB_COMPLETIONS") {
 		t.Errorf("without JOB_COMPLETIONS: err = %v, want a usage error naming it", err)
 	}
 }

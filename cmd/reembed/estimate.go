@@ -190,9 +190,6 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 	if given["documents"] || given["tokens-per-document"] {
 		req.WhatIf = &planner.WhatIf{Documents: documents, TokensPerDocument: tokensPer}
 		req.Paths = fs.Args()
-		if err := req.Validate(); err != nil {
-			return &usageError{err}
-		}
 	} else {
 		paths, cleanup, err := corpusPaths(fs.Args())
 		if err != nil {
@@ -200,9 +197,9 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		}
 		defer cleanup()
 		req.Paths = paths
-		if err := req.Validate(); err != nil {
-			return &usageError{err}
-		}
+	}
+	if err := req.Validate(); err != nil {
+		return &usageError{err}
 	}
 	if perDoc != "" {
 		f, err := os.Create(perDoc)

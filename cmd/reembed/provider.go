@@ -79,11 +79,8 @@ func (p *providerFlags) build(e *env, model pricing.Model, dims, concurrency int
 	default:
 		return nil, usagef("--provider %q: want simulated or openai", p.provider)
 	}
-	maxReq := model.MaxTokensPerRequest
-	if p.tpm > 0 && (maxReq == 0 || maxReq > p.tpm) {
-		maxReq = p.tpm
-	}
-	limited, err := embedder.NewRateLimited(base, embedder.RateLimitConfig{RPM: p.rpm, TPM: p.tpm, MaxRequestTokens: maxReq, Logger: logger})
+	limited, err := embedder.NewRateLimited(base, embedder.RateLimitConfig{RPM: p.rpm, TPM: p.tpm,
+		MaxRequestTokens: model.MaxTokensPerRequest, Logger: logger})
 	if err != nil {
 		return nil, &usageError{err}
 	}

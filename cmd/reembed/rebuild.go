@@ -76,45 +76,47 @@ func newRebuildFlagSet(e *env) (*flag.FlagSet, *rebuildFlags) {
 	return fs, f
 }
 
-func (f *rebuildFlags) spec(e *env, paths []string) (planner.RebuildSpec, pricing.Model, error) {
+// spec checks the flags and returns the rebuild's spec, model and parsed --out.
+func (f *rebuildFlags) spec(e *env, paths []string) (planner.RebuildSpec, pricing.Model, storeLocation, error) {
 	var spec planner.RebuildSpec
 	if f.out == "" {
-		return spec, pricing.Model{}, &usageError{errNoOut}
+		return spec, pricing.Model{}, storeLocation{}, &usageError{errNoOut}
 	}
-	if _, err := parseStoreLocation("--out", f.out); err != nil {
-		return spec, pricing.Model{}, err
+	loc, err := parseStoreLocation("--out", f.out)
+	if err != nil {
+		return spec, pricing.Model{}, storeLocation{}, err
 	}
 	if f.format != "table" && f.format != "json" {
-		return spec, pricing.Model{}, usagef("--format %q: want table or json", f.format)
+		return spec, pricing.Model{}, storeLocation{}, usagef("--format %q: want table or json", f.format)
 	}
 	cat, err := loadCatalog(f.pricingFile)
 	if err != nil {
-		return spec, pricing.Model{}, err
+		return spec, pricing.Model{}, storeLocation{}, err
 	}
 	model, err := cat.Lookup(f.model)
 	if err != nil {
-		return spec, pricing.Model{}, usagef("--model: %v", err)
+		return spec, pricing.Model{}, storeLocation{}, usagef("--model: %v", err)
 	}
 	if !model.Exact() {
-		return spec, pricing.Model{}, usagef("--model %s: its tokenizer is not available offline, so chunks cannot be cut and checked exactly; rebuild supports cl100k_base models", model.Name)
+		return spec, pricing.Model{}, storeLocation{}, usagef("--model %s: its tokenizer is not available offline, so chunks cannot be cut and checked exactly; rebuild supports cl100k_base models", model.Name)
 	}
 	var budget pricing.Micros
 	if f.budgetUSD != "" {
 		if budget, err = pricing.ParseUSD(f.budgetUSD); err != nil || budget == 0 {
-			return spec, pricing.Model{}, usagef("--budget-usd %q: want a positive dollar amount such as 25 or 0.50", f.budgetUSD)
+			return spec, pricing.Model{}, storeLocation{}, usagef("--budget-usd %q: want a positive dollar amount such as 25 or 0.50", f.budgetUSD)
 		}
 	}
 	shardFlag := f.shard
 	if shardFlag == "" && e.getenv("JOB_COMPLETION_INDEX") != "" {
 		// Kubernetes sets the index only; the count comes from the manifest.
 		if e.getenv("JOB_COMPLETIONS") == "" {
-			return spec, pricing.Model{}, usagef("JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not: set it to the Job's completions (deploy/kubernetes/job.yaml does), or pass --shard i/N")
+			return spec, pricing.Model{}, storeLocation{}, usagef("JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not: set it to the Job's completions (deploy/kubernetes/job.yaml does), or pass --shard i/N")
 		}
 		shardFlag = e.getenv("JOB_COMPLETION_INDEX") + "/" + e.getenv("JOB_COMPLETIONS")
 	}
 	si, sn, err := parseShard(shardFlag)
 	if err != nil {
-		return spec, pricing.Model{}, err
+		return spec, pricing.Model{}, storeLocation{}, err
 	}
 	spec = planner.RebuildSpec{
 		Paths: paths, Corpus: f.corpus.options(), Model: model, Dimensions: f.dimensions,
@@ -124,9 +126,9 @@ func (f *rebuildFlags) spec(e *env, paths []string) (planner.RebuildSpec, pricin
 		Shard: checkpoint.Shard{Index: si, Count: sn}, Jobs: f.corpus.jobs,
 	}
 	if err := spec.Validate(); err != nil {
-		return spec, model, &usageError{err}
+		return spec, model, storeLocation{}, &usageError{err}
 	}
-	return spec, model, nil
+	return spec, model, loc, nil
 }
 
 func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
@@ -135,7 +137,7 @@ func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer cleanup()
-	spec, model, err := f.spec(e, paths)
+	spec, model, loc, err := f.spec(e, paths)
 	if err != nil {
 		return err
 	}
@@ -144,10 +146,6 @@ func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	tok, err := tokenizer.Default()
-	if err != nil {
-		return err
-	}
-	loc, err := parseStoreLocation("--out", f.out)
 	if err != nil {
 		return err
 	}

@@ -292,6 +292,12 @@ func TestParseStoreLocation(t *testing.T) {
 		{in: "file:///tmp/x", shown: "file:///tmp/x"},
 		{in: "ftp://host/p", usage: true},
 		{in: "s3:///no-bucket", usage: true},
+		{in: "ftp://user:secret@host/p?k=secret", usage: true},
+		{in: "s3://AKIA:secret@/no-bucket?k=secret", usage: true},
+		{in: "gs://user:secret@/no-bucket?k=secret", usage: true},
+		{in: "s3://user:secret@bucket/p%zz?k=secret", usage: true},   // does not parse
+		{in: "s3://user:secret@bucket:port/p?k=secret", usage: true}, // does not parse
+		{in: "s3://user:secret%zz@bucket/p#secret", usage: true},     // does not parse
 	}
 	for _, tc := range tests {
 		loc, err := parseStoreLocation("--out", tc.in)

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"gocloud.dev/blob"
@@ -84,7 +85,10 @@ func redactErr(err error, raw string) error {
 		return nil
 	}
 	u, perr := url.Parse(raw)
-	if perr != nil || raw == redactURL(u) {
+	if perr != nil {
+		return redactRawErr(err, raw)
+	}
+	if raw == redactURL(u) {
 		return err
 	}
 	var secrets []string
@@ -99,6 +103,45 @@ func redactErr(err error, raw string) error {
 	}
 	msg := strings.ReplaceAll(err.Error(), raw, redactURL(u))
 	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "[redacted]")
+		}
+	}
+	return errors.New(msg)
+}
+
+// redactRawURL is redactURL for a URL that does not parse: it cuts the
+// query, fragment and user information at their delimiters, as url.Parse
+// would find them, and returns the location and the parts cut.
+func redactRawURL(raw string) (shown string, cut []string) {
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		cut = append(cut, raw[i+1:])
+		raw = raw[:i]
+	}
+	if i := strings.Index(raw, "://"); i >= 0 {
+		rest := raw[i+len("://"):]
+		authority, _, _ := strings.Cut(rest, "/")
+		if j := strings.LastIndexByte(authority, '@'); j >= 0 {
+			cut = append(cut, authority[:j])
+			raw = raw[:i+len("://")] + rest[j+1:]
+		}
+	}
+	return raw, cut
+}
+
+// redactRawErr is redactErr for a location that does not parse (url.Parse
+// quotes it in its error, without the fragment when the error is not in it).
+func redactRawErr(err error, raw string) error {
+	shown, cut := redactRawURL(raw)
+	if shown == raw {
+		return err
+	}
+	msg := strings.ReplaceAll(err.Error(), raw, shown)
+	if noFrag, _, ok := strings.Cut(raw, "#"); ok { // url.Parse quotes it without the fragment
+		msg = strings.ReplaceAll(msg, noFrag, shown)
+	}
+	slices.SortFunc(cut, func(a, b string) int { return len(b) - len(a) }) // longest first
+	for _, s := range cut {
 		if s != "" {
 			msg = strings.ReplaceAll(msg, s, "[redacted]")
 		}
