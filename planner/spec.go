@@ -1,0 +1,105 @@
+package planner
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/reembed/reembed/checkpoint"
+	"github.com/reembed/reembed/corpus"
+	"github.com/reembed/reembed/corpus/tokenizer"
+	"github.com/reembed/reembed/pricing"
+)
+
+// RebuildSpec is one rebuild job: what to read, how to chunk, which model,
+// where to checkpoint, and the limits it runs under.
+type RebuildSpec struct {
+	Paths  []string
+	Corpus corpus.Options
+	Model  pricing.Model
+	// Dimensions of the vectors; 0 means the model's default.
+	Dimensions   int
+	ChunkTokens  int
+	ChunkOverlap int
+	// Limits.Concurrency is the number of embed workers; BatchSize caps inputs
+	// per request; TPM caps tokens per request (as the estimate assumes).
+	// RPM and TPM themselves are enforced by the embedder stack.
+	Limits Limits
+	// PartRows and FlushInterval bound what a crash can lose (the RPO).
+	PartRows      int
+	FlushInterval time.Duration
+	// Budget caps the spend of this run in micro-dollars; 0 means none.
+	Budget pricing.Micros
+	// Force resumes into a checkpoint whose manifest disagrees.
+	Force bool
+	// Shard selects the documents of one shard; Count 0 means all.
+	Shard checkpoint.Shard
+	// Jobs is the number of reader/tokenizer workers; 0 = GOMAXPROCS.
+	Jobs int
+}
+
+// dimensions returns the vector length the job expects.
+func (s *RebuildSpec) dimensions() int {
+	if s.Dimensions > 0 {
+		return s.Dimensions
+	}
+	return s.Model.DefaultDimensions
+}
+
+// Validate checks the spec; errors name the flag.
+func (s *RebuildSpec) Validate() error {
+	var errs []error
+	if len(s.Paths) == 0 {
+		errs = append(errs, errors.New("no corpus path given"))
+	}
+	if s.Dimensions < 0 {
+		errs = append(errs, errors.New("--dimensions must not be negative"))
+	} else if s.Dimensions > 0 && s.Model.MaxDimensions > 0 && s.Dimensions > s.Model.MaxDimensions {
+		errs = append(errs, fmt.Errorf("--dimensions %d exceeds %s's %d", s.Dimensions, s.Model.Name, s.Model.MaxDimensions))
+	} else if s.Dimensions > 0 && s.Model.FixedDimensions && s.Dimensions != s.Model.DefaultDimensions {
+		errs = append(errs, fmt.Errorf("--dimensions: %s only returns %d dimensions", s.Model.Name, s.Model.DefaultDimensions))
+	}
+	if s.PartRows < 0 {
+		errs = append(errs, errors.New("--part-rows must not be negative"))
+	}
+	if s.FlushInterval < 0 {
+		errs = append(errs, errors.New("--flush-interval must not be negative"))
+	}
+	if s.Budget < 0 {
+		errs = append(errs, errors.New("--budget-usd must not be negative"))
+	}
+	if err := s.Shard.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--shard: %w", err))
+	}
+	// The estimate checks the limits (--concurrency among them) and the
+	// chunking; the missing corpus path is reported above, in a rebuild's words.
+	est := s.estimateRequest()
+	if err := est.validate(false); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// estimateRequest is the estimate of exactly this job (same corpus, chunking
+// and packing), used to plan it and to predict it.
+func (s *RebuildSpec) estimateRequest() EstimateRequest {
+	opts := s.Corpus
+	opts.Keep = KeepShard(s.Shard, opts.Keep)
+	return EstimateRequest{
+		Paths: s.Paths, Corpus: opts, Models: []pricing.Model{s.Model},
+		ChunkTokens: s.ChunkTokens, ChunkOverlap: s.ChunkOverlap, Limits: s.Limits, Jobs: s.Jobs,
+	}
+}
+
+// Manifest is the checkpoint manifest of the job.
+func (s *RebuildSpec) Manifest() checkpoint.Manifest {
+	enc := s.Model.Encoding
+	if enc == "" {
+		enc = tokenizer.EncodingCL100K
+	}
+	return checkpoint.Manifest{
+		Model: s.Model.Name, Dimensions: s.dimensions(), Encoding: enc,
+		Chunking:  checkpoint.Chunking{ChunkTokens: s.ChunkTokens, ChunkOverlap: s.ChunkOverlap},
+		PlainText: s.Corpus.PlainText, CorpusRoots: s.Paths, Shard: s.Shard,
+	}
+}
