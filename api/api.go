@@ -1,7 +1,7 @@
 // Package api is reembed's REST API on Echo v4: estimates, the model
 // catalog, and rebuild jobs that runbooks start, watch, cancel and resume.
 // Handlers only translate HTTP to the planner: request bodies are decoded
-// and checked field by field here, and [planner.Jobs] does the work. The
+// and checked field by field here, and [jobs.Manager] does the work. The
 // contract is openapi.yaml (embedded, served at /openapi.yaml).
 //
 // Every error answer is {"error":{"code","message","field"}} (see [Error]);
@@ -29,7 +29,7 @@ import (
 
 	"github.com/reembed/reembed/corpus/tokenizer"
 	"github.com/reembed/reembed/embedder"
-	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/planner/jobs"
 	"github.com/reembed/reembed/pricing"
 )
 
@@ -43,18 +43,18 @@ var OpenAPI []byte
 // DefaultMaxBodyBytes bounds a request body (1 MiB).
 const DefaultMaxBodyBytes = 1 << 20
 
-// JobManager is what the API needs of the job manager ([planner.Jobs]).
+// JobManager is what the API needs of the job manager ([jobs.Manager]).
 type JobManager interface {
-	Submit(ctx context.Context, spec planner.JobSpec, key string) (planner.Job, bool, error)
-	Get(id string) (planner.Job, error)
-	List() []planner.Job
-	Cancel(ctx context.Context, id string) (planner.Job, error)
-	Resume(ctx context.Context, id string, opts planner.ResumeOptions) (planner.Job, error)
-	Counts() map[planner.JobState]int
+	Submit(ctx context.Context, spec jobs.Spec, key string) (jobs.Job, bool, error)
+	Get(id string) (jobs.Job, error)
+	List() []jobs.Job
+	Cancel(ctx context.Context, id string) (jobs.Job, error)
+	Resume(ctx context.Context, id string, opts jobs.ResumeOptions) (jobs.Job, error)
+	Counts() map[jobs.State]int
 	Closing() bool
 }
 
-var _ JobManager = (*planner.Jobs)(nil)
+var _ JobManager = (*jobs.Manager)(nil)
 
 // Config configures [New].
 type Config struct {
@@ -65,7 +65,7 @@ type Config struct {
 	// Tokenizer counts estimate corpora; nil means tokenizer.Default().
 	Tokenizer tokenizer.Tokenizer
 	// CorpusRoots are the directories (absolute, symlinks resolved, as
-	// [planner.Jobs.Roots] returns them) request paths must resolve inside.
+	// [jobs.Manager.Roots] returns them) request paths must resolve inside.
 	CorpusRoots []string
 	// AuthToken, when set, is required as "Authorization: Bearer TOKEN" on
 	// every route but /healthz and /openapi.yaml; it is compared in

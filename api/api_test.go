@@ -16,6 +16,7 @@ import (
 
 	"github.com/reembed/reembed/api"
 	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/planner/jobs"
 	"github.com/reembed/reembed/pricing"
 )
 
@@ -99,14 +100,14 @@ func TestContract(t *testing.T) {
 	<-te.gate.calls // the first request is in flight: the job runs
 	rec = c.check(t, te, request{method: "GET", path: "/v1/rebuilds"})
 	mustStatus(t, rec, 200)
-	if l := decode[struct{ Rebuilds []planner.Job }](t, rec); len(l.Rebuilds) != 1 || l.Rebuilds[0].ID != job.ID {
+	if l := decode[struct{ Rebuilds []jobs.Job }](t, rec); len(l.Rebuilds) != 1 || l.Rebuilds[0].ID != job.ID {
 		t.Errorf("list: %+v", l)
 	}
 	rec = c.check(t, te, request{method: "GET", path: "/v1/rebuilds?state=running"})
 	mustStatus(t, rec, 200)
 	rec = c.check(t, te, request{method: "GET", path: "/v1/rebuilds/" + job.ID})
 	mustStatus(t, rec, 200)
-	if j := decode[planner.Job](t, rec); j.State != planner.JobRunning {
+	if j := decode[jobs.Job](t, rec); j.State != jobs.Running {
 		t.Errorf("state %s, want running", j.State)
 	}
 	rec = c.check(t, te, request{method: "POST", path: "/v1/rebuilds/" + job.ID + "/resume"})
@@ -116,12 +117,12 @@ func TestContract(t *testing.T) {
 	}
 	rec = c.check(t, te, request{method: "POST", path: "/v1/rebuilds/" + job.ID + "/cancel"})
 	mustStatus(t, rec, http.StatusAccepted)
-	if j := decode[planner.Job](t, rec); !j.CancelRequested {
+	if j := decode[jobs.Job](t, rec); !j.CancelRequested {
 		t.Errorf("cancel: %+v", j)
 	}
 	te.gate.release()
 	j, err := te.jobs.Wait(t.Context(), job.ID)
-	if err != nil || j.State != planner.JobCancelled {
+	if err != nil || j.State != jobs.Cancelled {
 		t.Fatalf("after cancel: %s, %v", j.State, err)
 	}
 	rec = c.check(t, te, request{method: "GET", path: "/v1/rebuilds/" + job.ID})
@@ -129,12 +130,12 @@ func TestContract(t *testing.T) {
 	rec = c.check(t, te, request{method: "POST", path: "/v1/rebuilds/" + job.ID + "/resume", body: `{"budget_usd":5}`})
 	mustStatus(t, rec, http.StatusAccepted)
 	j, _ = te.jobs.Wait(t.Context(), job.ID)
-	if j.State != planner.JobSucceeded || j.Spec.BudgetUSD != 5_000_000 || j.Runs != 2 {
+	if j.State != jobs.Succeeded || j.Spec.BudgetUSD != 5_000_000 || j.Runs != 2 {
 		t.Fatalf("after resume: %+v", j)
 	}
 	rec = c.check(t, te, request{method: "GET", path: "/v1/rebuilds/" + job.ID})
 	mustStatus(t, rec, 200)
-	done := decode[planner.Job](t, rec)
+	done := decode[jobs.Job](t, rec)
 	if done.Progress.CommittedChunks+done.Progress.ReusedChunks == 0 || done.BilledTokens == 0 || done.FinishedAt == nil {
 		t.Errorf("finished job: %+v", done)
 	}
@@ -164,7 +165,7 @@ func TestIdempotencyKeyOverHTTP(t *testing.T) {
 	a := te.submit(t, c, smallRebuild, h)
 	rec := c.check(t, te, request{method: "POST", path: "/v1/rebuilds", body: smallRebuild, header: h})
 	mustStatus(t, rec, http.StatusAccepted)
-	b := decode[planner.Job](t, rec)
+	b := decode[jobs.Job](t, rec)
 	if b.ID != a.ID || rec.Header().Get("Idempotent-Replayed") != "true" {
 		t.Errorf("retry: id %s (first %s), replayed %q", b.ID, a.ID, rec.Header().Get("Idempotent-Replayed"))
 	}
@@ -217,19 +218,19 @@ type failingJobs struct{}
 
 var errDisk = errors.New("disk on fire: /var/lib/reembed/secret-detail")
 
-func (failingJobs) Submit(context.Context, planner.JobSpec, string) (planner.Job, bool, error) {
-	return planner.Job{}, false, errDisk
+func (failingJobs) Submit(context.Context, jobs.Spec, string) (jobs.Job, bool, error) {
+	return jobs.Job{}, false, errDisk
 }
-func (failingJobs) Get(string) (planner.Job, error) { return planner.Job{}, errDisk }
-func (failingJobs) List() []planner.Job             { panic("list exploded") }
-func (failingJobs) Cancel(context.Context, string) (planner.Job, error) {
-	return planner.Job{}, errDisk
+func (failingJobs) Get(string) (jobs.Job, error) { return jobs.Job{}, errDisk }
+func (failingJobs) List() []jobs.Job             { panic("list exploded") }
+func (failingJobs) Cancel(context.Context, string) (jobs.Job, error) {
+	return jobs.Job{}, errDisk
 }
-func (failingJobs) Resume(context.Context, string, planner.ResumeOptions) (planner.Job, error) {
-	return planner.Job{}, errDisk
+func (failingJobs) Resume(context.Context, string, jobs.ResumeOptions) (jobs.Job, error) {
+	return jobs.Job{}, errDisk
 }
-func (failingJobs) Counts() map[planner.JobState]int { return nil }
-func (failingJobs) Closing() bool                    { return false }
+func (failingJobs) Counts() map[jobs.State]int { return nil }
+func (failingJobs) Closing() bool              { return false }
 
 func TestInternalErrorsAnswer500WithoutDetail(t *testing.T) {
 	var logs bytes.Buffer

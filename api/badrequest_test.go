@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/reembed/reembed/api"
-	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/planner/jobs"
 )
 
 // TestBadRequests sends bad requests and checks, for each, the status, the
@@ -18,7 +18,7 @@ func TestBadRequests(t *testing.T) {
 	c := loadContract(t)
 	// One finished job, started with an Idempotency-Key, for the rows that need one.
 	done := te.submit(t, c, smallRebuild, map[string]string{"Idempotency-Key": "setup"})
-	if j, _ := te.jobs.Wait(t.Context(), done.ID); j.State != planner.JobSucceeded {
+	if j, _ := te.jobs.Wait(t.Context(), done.ID); j.State != jobs.Succeeded {
 		t.Fatalf("setup job: %s %s", j.State, j.LastError)
 	}
 	est := func(body string) request { return request{method: "POST", path: "/v1/estimates", body: body} }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/reembed/reembed/api"
 	"github.com/reembed/reembed/embedder"
-	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/planner/jobs"
 )
 
 // The load benchmarks run the API on a loopback TCP listener and drive it
@@ -34,7 +34,7 @@ const whatIfBody = `{"model":["text-embedding-3-small","text-embedding-3-large"]
 
 // benchServer serves the API on loopback with a simulated provider (with
 // latency, so rebuilds run for a while); it returns the base URL.
-func benchServer(b *testing.B, docs int) (string, *planner.Jobs) {
+func benchServer(b *testing.B, docs int) (string, *jobs.Manager) {
 	b.Helper()
 	root := b.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "docs"), 0o755); err != nil {
@@ -51,8 +51,8 @@ func benchServer(b *testing.B, docs int) (string, *planner.Jobs) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	jobs, err := planner.OpenJobs(planner.JobsConfig{DataDir: b.TempDir(), CorpusRoots: []string{root},
-		NewEmbedder: func(planner.JobSpec) (embedder.Embedder, error) { return sim, nil }, ProgressInterval: 100 * time.Millisecond})
+	jobs, err := jobs.Open(jobs.Config{DataDir: b.TempDir(), CorpusRoots: []string{root},
+		NewEmbedder: func(jobs.Spec) (embedder.Embedder, error) { return sim, nil }, ProgressInterval: 100 * time.Millisecond})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -209,21 +209,21 @@ func BenchmarkAPIEstimateWhatIf(b *testing.B) {
 // job embeds (a simulated provider with 20 ms latency, progress refreshed
 // every 100 ms).
 func BenchmarkAPIGetRebuildWhileRunning(b *testing.B) {
-	base, jobs := benchServer(b, 1000)
+	base, mgr := benchServer(b, 1000)
 	client := benchClient()
-	j, _, err := jobs.Submit(context.Background(), planner.JobSpec{Paths: []string{"docs"}, Dimensions: 8, ChunkTokens: 64,
+	j, _, err := mgr.Submit(context.Background(), jobs.Spec{Paths: []string{"docs"}, Dimensions: 8, ChunkTokens: 64,
 		ChunkOverlap: 0, BatchSize: 4, Concurrency: 2, PartRows: 64}, "")
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := jobs.WaitUntil(context.Background(), j.ID, func(j planner.Job) bool { return j.Progress.State == "running" }); err != nil {
+	if _, err := mgr.WaitUntil(context.Background(), j.ID, func(j jobs.Job) bool { return j.Progress.State == "running" }); err != nil {
 		b.Fatal(err)
 	}
 	url := base + "/v1/rebuilds/" + j.ID
 	do := func() error { return send(client, "GET", url, "", 200) }
 	b.Run("closed-32-clients", func(b *testing.B) { closedLoop(b, 32, do) })
 	b.Run("rate=1000", func(b *testing.B) { openLoop(b, 1000, do) })
-	if got, _ := jobs.Get(j.ID); got.State != planner.JobRunning {
+	if got, _ := mgr.Get(j.ID); got.State != jobs.Running {
 		b.Logf("the rebuild was %s by the end of the benchmark (want it running throughout)", got.State)
 	}
 }
@@ -232,9 +232,9 @@ func BenchmarkAPIGetRebuildWhileRunning(b *testing.B) {
 // through routing, middleware, decoding, the planner and encoding, without
 // the network (ns/op; 2 cores serve about 2e9/(ns/op) requests per second).
 func BenchmarkAPIEstimateInProcess(b *testing.B) {
-	base, jobs := benchServer(b, 1)
+	base, mgr := benchServer(b, 1)
 	_ = base
-	srv, err := api.New(api.Config{Jobs: jobs, CorpusRoots: jobs.Roots()})
+	srv, err := api.New(api.Config{Jobs: mgr, CorpusRoots: mgr.Roots()})
 	if err != nil {
 		b.Fatal(err)
 	}

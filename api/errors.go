@@ -11,6 +11,7 @@ import (
 
 	"github.com/reembed/reembed/corpus"
 	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/planner/jobs"
 	"github.com/reembed/reembed/pricing"
 )
 
@@ -68,6 +69,10 @@ type errorDetail struct {
 	Field   string `json:"field"`
 }
 
+// jsonField names a field of a [planner.FieldError] in an answer: the JSON
+// field is the snake_case field itself.
+func jsonField(field string) string { return field }
+
 func badRequest(code, field, format string, args ...any) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
 }
@@ -105,19 +110,19 @@ func toAPIError(err error) *Error {
 		case errors.Is(fe.Err, pricing.ErrUnknownModel):
 			code = CodeUnknownModel
 		}
-		return &Error{Status: http.StatusBadRequest, Code: code, Field: fe.Field, Message: fe.Error(), err: err}
+		return &Error{Status: http.StatusBadRequest, Code: code, Field: fe.Field, Message: planner.RenderErrors(err, jsonField), err: err}
 	}
 	switch {
-	case errors.Is(err, planner.ErrJobNotFound):
+	case errors.Is(err, jobs.ErrNotFound):
 		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Field: "id", Message: "no rebuild job has this id", err: err}
-	case errors.Is(err, planner.ErrJobActive):
+	case errors.Is(err, jobs.ErrActive):
 		return &Error{Status: http.StatusConflict, Code: CodeJobActive, Field: "id", Message: err.Error(), err: err}
-	case errors.Is(err, planner.ErrJobFinished):
+	case errors.Is(err, jobs.ErrFinished):
 		return &Error{Status: http.StatusConflict, Code: CodeJobFinished, Field: "id", Message: err.Error(), err: err}
-	case errors.Is(err, planner.ErrIdempotencyKeyReused):
+	case errors.Is(err, jobs.ErrIdempotencyKeyReused):
 		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeIdempotencyKeyReused, Field: "Idempotency-Key",
 			Message: "this Idempotency-Key was used for a rebuild with a different body", err: err}
-	case errors.Is(err, planner.ErrShuttingDown):
+	case errors.Is(err, jobs.ErrShuttingDown):
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeShuttingDown, Message: "the server is shutting down; retry on its next start", err: err}
 	}
 	return nil

@@ -119,7 +119,7 @@ func (s *Server) estimateRequest(b *estimateBody) (planner.EstimateRequest, erro
 			return req, badRequest(CodeMissing, "paths", "give paths (inside a corpus root) or documents and tokens_per_document")
 		}
 		for _, p := range b.Paths {
-			real, err := planner.ResolvePath(s.roots, p)
+			real, err := corpus.ResolvePath(s.roots, p)
 			if err != nil {
 				return req, pathError(err)
 			}
@@ -127,12 +127,12 @@ func (s *Server) estimateRequest(b *estimateBody) (planner.EstimateRequest, erro
 		}
 		src, err := corpus.Open(req.Paths, corpus.Options{})
 		if err != nil {
-			return req, badRequest(CodeInvalidValue, "paths", "%v", planner.ClientPaths(err, req.Paths, b.Paths))
+			return req, badRequest(CodeInvalidValue, "paths", "%v", corpus.ClientPaths(err, req.Paths, b.Paths))
 		}
 		src.Close()
 	}
 	if err := req.Validate(); err != nil {
-		return req, badRequest(CodeInvalidValue, planner.FieldOfFlagError(err), "%v", err)
+		return req, err // field errors: toAPIError names the first field
 	}
 	return req, nil
 }

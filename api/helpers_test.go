@@ -25,6 +25,7 @@ import (
 	"github.com/reembed/reembed/embedder"
 	"github.com/reembed/reembed/embedder/embeddertest"
 	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/planner/jobs"
 	"github.com/reembed/reembed/pricing"
 )
 
@@ -42,7 +43,7 @@ func (g *gate) release() { g.once.Do(func() { close(g.open) }) }
 // env is one API under test with its job manager, data dir and corpus root.
 type testEnv struct {
 	srv  *api.Server
-	jobs *planner.Jobs
+	jobs *jobs.Manager
 	data string
 	root string
 	logs *bytes.Buffer
@@ -98,7 +99,7 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	factory := func(spec planner.JobSpec) (embedder.Embedder, error) {
+	factory := func(spec jobs.Spec) (embedder.Embedder, error) {
 		return &embeddertest.Fake{Func: func(ctx context.Context, n int, req *embedder.Request) (*embedder.Result, error) {
 			if g != nil {
 				g.calls <- struct{}{}
@@ -117,7 +118,7 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 	}
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewJSONHandler(lockedWriter{&logMu, te.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	jobs, err := planner.OpenJobs(planner.JobsConfig{DataDir: te.data, CorpusRoots: []string{te.root}, NewEmbedder: factory,
+	jobs, err := jobs.Open(jobs.Config{DataDir: te.data, CorpusRoots: []string{te.root}, NewEmbedder: factory,
 		Logger: logger, DefaultRPM: planner.DefaultRPM, DefaultTPM: planner.DefaultTPM})
 	if err != nil {
 		t.Fatal(err)
@@ -287,11 +288,11 @@ func mustStatus(t *testing.T, rec *httptest.ResponseRecorder, want int) {
 }
 
 // submit starts a rebuild of docs and returns the job.
-func (te *testEnv) submit(t *testing.T, c *contract, body string, header map[string]string) planner.Job {
+func (te *testEnv) submit(t *testing.T, c *contract, body string, header map[string]string) jobs.Job {
 	t.Helper()
 	rec := c.check(t, te, request{method: http.MethodPost, path: "/v1/rebuilds", body: body, header: header})
 	mustStatus(t, rec, http.StatusAccepted)
-	return decode[planner.Job](t, rec)
+	return decode[jobs.Job](t, rec)
 }
 
 const smallRebuild = `{"paths":["docs"],"model":"text-embedding-3-small","dimensions":8,"chunk_tokens":8,"chunk_overlap":0,"batch_size":2,"part_rows":2,"concurrency":1}`

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/reembed/reembed/embedder"
-	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/planner/jobs"
 	"github.com/reembed/reembed/pricing"
 )
 
@@ -44,7 +44,7 @@ type second struct {
 // NewMetrics registers the metrics. jobCounts reports jobs by state at each
 // scrape; rpm and tpm are the limits utilisation is measured against
 // (0 = unknown, utilisation reads 0). now is the clock (nil: time.Now).
-func NewMetrics(jobCounts func() map[planner.JobState]int, rpm, tpm int, now func() time.Time) *Metrics {
+func NewMetrics(jobCounts func() map[jobs.State]int, rpm, tpm int, now func() time.Time) *Metrics {
 	if now == nil {
 		now = time.Now
 	}
@@ -193,7 +193,7 @@ func (f embedFunc) Embed(ctx context.Context, req *embedder.Request) (*embedder.
 
 // jobsCollector reports reembed_jobs{state} from the job manager at scrape time.
 type jobsCollector struct {
-	counts func() map[planner.JobState]int
+	counts func() map[jobs.State]int
 	desc   *prometheus.Desc
 }
 
@@ -204,7 +204,7 @@ func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	counts := c.counts()
-	for _, s := range planner.JobStates {
+	for _, s := range jobs.States {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[s]), string(s))
 	}
 }

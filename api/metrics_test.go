@@ -11,7 +11,7 @@ import (
 	"github.com/reembed/reembed/api"
 	"github.com/reembed/reembed/embedder"
 	"github.com/reembed/reembed/embedder/embeddertest"
-	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/planner/jobs"
 )
 
 // TestMetricsCountWhatTheEmbedderStackDoes stacks the metrics decorators
@@ -20,8 +20,8 @@ import (
 // retries), then a 429, a 500 and successes.
 func TestMetricsCountWhatTheEmbedderStackDoes(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	m := api.NewMetrics(func() map[planner.JobState]int {
-		return map[planner.JobState]int{planner.JobRunning: 2, planner.JobSucceeded: 5}
+	m := api.NewMetrics(func() map[jobs.State]int {
+		return map[jobs.State]int{jobs.Running: 2, jobs.Succeeded: 5}
 	}, 60, 1000, func() time.Time { return now })
 	fake := &embeddertest.Fake{Script: []embeddertest.Step{embeddertest.Status(413), embeddertest.RateLimited(time.Millisecond), embeddertest.ServerError()}}
 	retry, err := embedder.NewRetrying(m.Attempts(fake), embedder.RetryConfig{BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Seed: 1})

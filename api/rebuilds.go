@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/planner/jobs"
 )
 
 // rebuildBody is the body of POST /v1/rebuilds: the flags of
@@ -39,8 +40,8 @@ type rebuildBody struct {
 const maxIdempotencyKey = 255
 
 // jobSpec validates the shape of the body; the planner validates the rest.
-func jobSpec(b *rebuildBody) (planner.JobSpec, error) {
-	var spec planner.JobSpec
+func jobSpec(b *rebuildBody) (jobs.Spec, error) {
+	var spec jobs.Spec
 	names, err := parseStringOrList("model", b.Model)
 	if err != nil {
 		return spec, err
@@ -51,8 +52,8 @@ func jobSpec(b *rebuildBody) (planner.JobSpec, error) {
 	if len(names) == 1 {
 		spec.Model = names[0]
 	}
-	if b.Provider != "" && b.Provider != planner.ProviderSimulated && b.Provider != planner.ProviderOpenAI {
-		return spec, badRequest(CodeInvalidValue, "provider", "provider %q: want %q or %q", b.Provider, planner.ProviderSimulated, planner.ProviderOpenAI)
+	if b.Provider != "" && b.Provider != jobs.ProviderSimulated && b.Provider != jobs.ProviderOpenAI {
+		return spec, badRequest(CodeInvalidValue, "provider", "provider %q: want %q or %q", b.Provider, jobs.ProviderSimulated, jobs.ProviderOpenAI)
 	}
 	if len(b.Paths) == 0 {
 		return spec, badRequest(CodeMissing, "paths", "paths (inside a corpus root) are required")
@@ -86,7 +87,7 @@ func jobSpec(b *rebuildBody) (planner.JobSpec, error) {
 	if b.ChunkOverlap == nil && chunk == 0 {
 		overlap = 0
 	}
-	spec = planner.JobSpec{
+	spec = jobs.Spec{
 		Provider: b.Provider, Model: spec.Model, Dimensions: b.Dimensions, Paths: slices.Clone(b.Paths),
 		ChunkTokens: chunk, ChunkOverlap: overlap, PlainText: b.PlainText, TextField: b.TextField, IDField: b.IDField,
 		Strict: b.Strict, RPM: b.RPM, TPM: b.TPM, Concurrency: intOr(b.Concurrency, 0), BatchSize: b.BatchSize,
@@ -141,16 +142,16 @@ func (s *Server) postRebuild(c echo.Context) error {
 
 // listResponse is the body of GET /v1/rebuilds.
 type listResponse struct {
-	Rebuilds []planner.Job `json:"rebuilds"`
+	Rebuilds []jobs.Job `json:"rebuilds"`
 }
 
 // listRebuilds answers GET /v1/rebuilds[?state=S]: every job, oldest first.
 func (s *Server) listRebuilds(c echo.Context) error {
 	state := c.QueryParam("state")
-	if state != "" && !slices.Contains(planner.JobStates, planner.JobState(state)) {
+	if state != "" && !slices.Contains(jobs.States, jobs.State(state)) {
 		return badRequest(CodeInvalidValue, "state", "state %q: want one of queued, running, succeeded, failed, cancelled, budget_exhausted, interrupted", state)
 	}
-	out := listResponse{Rebuilds: []planner.Job{}}
+	out := listResponse{Rebuilds: []jobs.Job{}}
 	for _, j := range s.jobs.List() {
 		if state == "" || string(j.State) == state {
 			out.Rebuilds = append(out.Rebuilds, j)
@@ -162,7 +163,7 @@ func (s *Server) listRebuilds(c echo.Context) error {
 // jobID returns the path's job id, checked.
 func jobID(c echo.Context) (string, error) {
 	id := c.Param("id")
-	if !planner.ValidJobID(id) {
+	if !jobs.ValidID(id) {
 		return "", &Error{Status: http.StatusNotFound, Code: CodeNotFound, Field: "id", Message: "no rebuild job has this id"}
 	}
 	return id, nil
@@ -218,7 +219,7 @@ func (s *Server) resumeRebuild(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	j, err := s.jobs.Resume(c.Request().Context(), id, planner.ResumeOptions{BudgetUSD: budget})
+	j, err := s.jobs.Resume(c.Request().Context(), id, jobs.ResumeOptions{BudgetUSD: budget})
 	if err != nil {
 		return err
 	}

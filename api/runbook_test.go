@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/planner/jobs"
 )
 
 // curlCommand is one curl invocation of the runbook.
@@ -198,15 +198,15 @@ func TestRunbook(t *testing.T) {
 			if want := `.state == "cancelled"`; cmd.until != want {
 				t.Fatalf("line %d: the test knows until ... | jq -e '%s' only", cmd.line, want)
 			}
-			if j := decode[planner.Job](t, rec); j.State != planner.JobCancelled {
+			if j := decode[jobs.Job](t, rec); j.State != jobs.Cancelled {
 				t.Errorf("line %d: polled state %s, want cancelled", cmd.line, j.State)
 			}
 		case strings.HasSuffix(path, "state=running"):
-			if l := decode[struct{ Rebuilds []planner.Job }](t, rec); len(l.Rebuilds) != 1 || l.Rebuilds[0].ID != jobID {
+			if l := decode[struct{ Rebuilds []jobs.Job }](t, rec); len(l.Rebuilds) != 1 || l.Rebuilds[0].ID != jobID {
 				t.Errorf("line %d: running jobs %+v, want %s", cmd.line, l.Rebuilds, jobID)
 			}
 		case strings.HasSuffix(path, "/cancel"):
-			if j := decode[planner.Job](t, rec); !j.CancelRequested {
+			if j := decode[jobs.Job](t, rec); !j.CancelRequested {
 				t.Errorf("line %d: cancel answered %+v", cmd.line, j)
 			}
 		}
@@ -215,7 +215,7 @@ func TestRunbook(t *testing.T) {
 		t.Fatal("the runbook never started a rebuild")
 	}
 	j, err := te.jobs.Wait(t.Context(), jobID)
-	if err != nil || j.State != planner.JobSucceeded || j.Spec.BudgetUSD != 10_000_000 || j.Runs != 2 {
+	if err != nil || j.State != jobs.Succeeded || j.Spec.BudgetUSD != 10_000_000 || j.Runs != 2 {
 		t.Errorf("after the runbook: %s (%s), budget %s, %d runs, %v", j.State, j.LastError, j.Spec.BudgetUSD, j.Runs, err)
 	}
 }

@@ -35,21 +35,22 @@ type Chunker struct {
 	pool sync.Pool
 }
 
-// NewChunker validates the chunking parameters; errors name the flag.
+// NewChunker validates the chunking parameters; errors name them as the
+// request fields do (chunk_tokens, chunk_overlap).
 func NewChunker(tok tokenizer.Tokenizer, size, overlap, maxInput int) (*Chunker, error) {
 	switch {
 	case size < 0:
-		return nil, errors.New("--chunk-tokens must not be negative")
+		return nil, errors.New("chunk_tokens must not be negative")
 	case overlap < 0:
-		return nil, errors.New("--chunk-overlap must not be negative")
+		return nil, errors.New("chunk_overlap must not be negative")
 	case size == 0 && overlap > 0:
-		return nil, errors.New("--chunk-overlap needs --chunk-tokens > 0")
+		return nil, errors.New("chunk_overlap needs chunk_tokens > 0")
 	case size > 0 && overlap >= size:
-		return nil, fmt.Errorf("--chunk-overlap %d must be less than --chunk-tokens %d", overlap, size)
+		return nil, fmt.Errorf("chunk_overlap %d must be less than chunk_tokens %d", overlap, size)
 	case maxInput <= 0:
 		return nil, errors.New("the model's max tokens per input must be positive")
 	case size > maxInput:
-		return nil, fmt.Errorf("--chunk-tokens %d exceeds the model's limit of %d tokens per input", size, maxInput)
+		return nil, fmt.Errorf("chunk_tokens %d exceeds the model's limit of %d tokens per input", size, maxInput)
 	}
 	return &Chunker{Tokenizer: tok, Size: size, Overlap: overlap, MaxInput: maxInput}, nil
 }

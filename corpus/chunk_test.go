@@ -271,12 +271,12 @@ func TestNewChunkerRejectsBadParameters(t *testing.T) {
 		size, overlap, maxInput int
 		wantFlag                string
 	}{
-		{"NegativeSize", -1, 0, 100, "--chunk-tokens"},
-		{"NegativeOverlap", 10, -1, 100, "--chunk-overlap"},
-		{"OverlapEqualsSize", 10, 10, 100, "--chunk-overlap 10 must be less than --chunk-tokens 10"},
-		{"OverlapAboveSize", 10, 11, 100, "--chunk-overlap"},
-		{"OverlapWithoutSize", 0, 5, 100, "--chunk-overlap"},
-		{"SizeAboveModelLimit", 9000, 0, 8191, "--chunk-tokens 9000 exceeds"},
+		{"NegativeSize", -1, 0, 100, "chunk_tokens"},
+		{"NegativeOverlap", 10, -1, 100, "chunk_overlap"},
+		{"OverlapEqualsSize", 10, 10, 100, "chunk_overlap 10 must be less than chunk_tokens 10"},
+		{"OverlapAboveSize", 10, 11, 100, "chunk_overlap"},
+		{"OverlapWithoutSize", 0, 5, 100, "chunk_overlap"},
+		{"SizeAboveModelLimit", 9000, 0, 8191, "chunk_tokens 9000 exceeds"},
 		{"NoMaxInput", 10, 0, 0, "max tokens per input"},
 	}
 	for _, tt := range tests {

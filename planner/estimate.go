@@ -88,7 +88,8 @@ type EstimateRequest struct {
 	Shards int
 }
 
-// Validate checks the request; errors name the flag (CLI) or field (API).
+// Validate checks the request. Its errors are [FieldError]s, joined, naming
+// fields in snake_case; the CLI maps them to flags, the API to JSON fields.
 func (r *EstimateRequest) Validate() error {
 	return r.validate(true)
 }
@@ -97,69 +98,78 @@ func (r *EstimateRequest) Validate() error {
 // paths nor a what-if is not an error (the caller reports that itself).
 func (r *EstimateRequest) validate(needInput bool) error {
 	var errs []error
+	add := func(field, format string, args ...any) { errs = append(errs, fieldErrorf(field, format, args...)) }
 	if len(r.Models) == 0 {
-		errs = append(errs, errors.New("--model: no model given"))
+		add("model", "{model}: no model given")
 	}
-	if r.Limits.RPM < 0 {
-		errs = append(errs, errors.New("--rpm must not be negative"))
-	}
-	if r.Limits.TPM < 0 {
-		errs = append(errs, errors.New("--tpm must not be negative"))
-	}
-	if r.Limits.Concurrency < 0 {
-		errs = append(errs, errors.New("--concurrency must not be negative"))
-	}
-	if r.Limits.Latency < 0 {
-		errs = append(errs, errors.New("--latency must not be negative"))
-	}
-	if r.Limits.BatchSize < 0 {
-		errs = append(errs, errors.New("--batch-size must not be negative"))
-	}
-	if r.RTO < 0 {
-		errs = append(errs, errors.New("--rto must not be negative"))
+	for _, c := range []struct {
+		field string
+		v     int64
+	}{{"rpm", int64(r.Limits.RPM)}, {"tpm", int64(r.Limits.TPM)}, {"concurrency", int64(r.Limits.Concurrency)},
+		{"latency", int64(r.Limits.Latency)}, {"batch_size", int64(r.Limits.BatchSize)}, {"rto", int64(r.RTO)}} {
+		if c.v < 0 {
+			add(c.field, "{%s} must not be negative", c.field)
+		}
 	}
 	if err := r.Shard.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("--shard: %w", err))
+		errs = append(errs, NewFieldError("shard", err))
 	}
 	if r.Shards < 0 || r.Shards > MaxEstimateShards {
-		errs = append(errs, fmt.Errorf("--shards %d: want 0 to %d", r.Shards, MaxEstimateShards))
+		add("shards", "{shards} %d: want 0 to %d", r.Shards, MaxEstimateShards)
 	} else if r.Shards > 1 && r.Shard.Count > 0 {
-		errs = append(errs, errors.New("--shards: give either --shard i/N (one shard) or --shards N (all of them)"))
+		add("shards", "{shards}: give either {shard} i/N (one shard) or {shards} N (all of them)")
 	}
-	if r.ChunkTokens < 0 {
-		errs = append(errs, errors.New("--chunk-tokens must not be negative"))
-	}
-	if r.ChunkOverlap < 0 {
-		errs = append(errs, errors.New("--chunk-overlap must not be negative"))
-	} else if r.ChunkTokens == 0 && r.ChunkOverlap > 0 {
-		errs = append(errs, errors.New("--chunk-overlap needs --chunk-tokens > 0"))
-	} else if r.ChunkTokens > 0 && r.ChunkOverlap >= r.ChunkTokens {
-		errs = append(errs, fmt.Errorf("--chunk-overlap %d must be less than --chunk-tokens %d", r.ChunkOverlap, r.ChunkTokens))
-	}
+	errs = append(errs, validateChunking(r.ChunkTokens, r.ChunkOverlap)...)
 	if s := r.Corpus.Sample; s < 0 || s > 1 || math.IsNaN(s) {
-		errs = append(errs, fmt.Errorf("--sample %v must be a fraction in (0, 1]", s))
+		add("sample", "{sample} %v must be a fraction in (0, 1]", s)
 	}
 	if r.WhatIf != nil {
-		if r.WhatIf.Documents <= 0 {
-			errs = append(errs, errors.New("--documents must be a positive number of documents"))
-		}
-		if r.WhatIf.TokensPerDocument <= 0 {
-			errs = append(errs, errors.New("--tokens-per-document must be a positive number of tokens"))
-		} else if r.WhatIf.Documents > 0 && r.WhatIf.TokensPerDocument > math.MaxInt64/r.WhatIf.Documents {
-			errs = append(errs, errors.New("--tokens-per-document: documents × tokens per document exceeds 2^63 tokens"))
-		} else if n := r.maxWhatIfWindows(); n > MaxWhatIfChunksPerDocument {
-			errs = append(errs, fmt.Errorf("--tokens-per-document %d makes %d chunks per document, above %d; raise --chunk-tokens", r.WhatIf.TokensPerDocument, n, MaxWhatIfChunksPerDocument))
-		}
-		if len(r.Paths) > 0 {
-			errs = append(errs, errors.New("--documents: a what-if takes no corpus path"))
-		}
-		if r.Corpus.Sample > 0 && r.Corpus.Sample < 1 {
-			errs = append(errs, errors.New("--sample: a what-if has no corpus to sample"))
-		}
+		errs = append(errs, r.validateWhatIf()...)
 	} else if needInput && len(r.Paths) == 0 {
-		errs = append(errs, errors.New("no corpus path given (or use --documents and --tokens-per-document)"))
+		add("paths", "no corpus path given (or use {documents} and {tokens_per_document})")
 	}
 	return errors.Join(errs...)
+}
+
+// validateChunking checks chunk_tokens and chunk_overlap.
+func validateChunking(size, overlap int) []error {
+	var errs []error
+	if size < 0 {
+		errs = append(errs, fieldErrorf("chunk_tokens", "{chunk_tokens} must not be negative"))
+	}
+	switch {
+	case overlap < 0:
+		errs = append(errs, fieldErrorf("chunk_overlap", "{chunk_overlap} must not be negative"))
+	case size == 0 && overlap > 0:
+		errs = append(errs, fieldErrorf("chunk_overlap", "{chunk_overlap} needs {chunk_tokens} > 0"))
+	case size > 0 && overlap >= size:
+		errs = append(errs, fieldErrorf("chunk_overlap", "{chunk_overlap} %d must be less than {chunk_tokens} %d", overlap, size))
+	}
+	return errs
+}
+
+// validateWhatIf checks a what-if request.
+func (r *EstimateRequest) validateWhatIf() []error {
+	var errs []error
+	add := func(field, format string, args ...any) { errs = append(errs, fieldErrorf(field, format, args...)) }
+	w := r.WhatIf
+	if w.Documents <= 0 {
+		add("documents", "{documents} must be a positive number of documents")
+	}
+	if w.TokensPerDocument <= 0 {
+		add("tokens_per_document", "{tokens_per_document} must be a positive number of tokens")
+	} else if w.Documents > 0 && w.TokensPerDocument > math.MaxInt64/w.Documents {
+		add("tokens_per_document", "{tokens_per_document}: documents × tokens per document exceeds 2^63 tokens")
+	} else if n := r.maxWhatIfWindows(); n > MaxWhatIfChunksPerDocument {
+		add("tokens_per_document", "{tokens_per_document} %d makes %d chunks per document, above %d; raise {chunk_tokens}", w.TokensPerDocument, n, MaxWhatIfChunksPerDocument)
+	}
+	if len(r.Paths) > 0 {
+		add("documents", "{documents}: a what-if takes no corpus path")
+	}
+	if r.Corpus.Sample > 0 && r.Corpus.Sample < 1 {
+		add("sample", "{sample}: a what-if has no corpus to sample")
+	}
+	return errs
 }
 
 // MaxWhatIfChunksPerDocument bounds the chunks of one what-if document: the

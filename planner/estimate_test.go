@@ -486,7 +486,7 @@ func TestValidate(t *testing.T) {
 			r := ok
 			tt.mutate(&r)
 			err := r.Validate()
-			if err == nil || !strings.Contains(err.Error(), tt.wantFlag) {
+			if err == nil || !strings.Contains(planner.CLIText(err), tt.wantFlag) {
 				t.Errorf("Validate() = %v, want an error naming %q", err, tt.wantFlag)
 			}
 		})

@@ -760,7 +760,7 @@ func TestRebuildValidate(t *testing.T) {
 			fake := newRecordingFake(nil)
 			out := t.TempDir()
 			_, err := rbRun(t, t.Context(), fake, out, spec)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
+			if err == nil || !strings.Contains(cliText(err), tc.want) {
 				t.Fatalf("err = %v, want one naming %s", err, tc.want)
 			}
 			if fake.Calls() != 0 {

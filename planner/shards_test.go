@@ -128,7 +128,7 @@ func TestValidateShards(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := base
 			tc.edit(&r)
-			if err := r.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if err := r.Validate(); err == nil || !strings.Contains(planner.CLIText(err), tc.want) {
 				t.Errorf("Validate = %v, want an error naming %q", err, tc.want)
 			}
 		})

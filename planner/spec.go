@@ -2,7 +2,6 @@ package planner
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/reembed/reembed/checkpoint"
@@ -46,32 +45,38 @@ func (s *RebuildSpec) dimensions() int {
 	return s.Model.DefaultDimensions
 }
 
-// Validate checks the spec; errors name the flag.
+// Validate checks the spec, once for the CLI and the API. Its errors are
+// [FieldError]s, joined, naming fields in snake_case.
 func (s *RebuildSpec) Validate() error {
 	var errs []error
+	add := func(field, format string, args ...any) { errs = append(errs, fieldErrorf(field, format, args...)) }
 	if len(s.Paths) == 0 {
-		errs = append(errs, errors.New("no corpus path given"))
+		add("paths", "no corpus path given")
 	}
-	if s.Dimensions < 0 {
-		errs = append(errs, errors.New("--dimensions must not be negative"))
-	} else if s.Dimensions > 0 && s.Model.MaxDimensions > 0 && s.Dimensions > s.Model.MaxDimensions {
-		errs = append(errs, fmt.Errorf("--dimensions %d exceeds %s's %d", s.Dimensions, s.Model.Name, s.Model.MaxDimensions))
-	} else if s.Dimensions > 0 && s.Model.FixedDimensions && s.Dimensions != s.Model.DefaultDimensions {
-		errs = append(errs, fmt.Errorf("--dimensions: %s only returns %d dimensions", s.Model.Name, s.Model.DefaultDimensions))
+	switch {
+	case s.Dimensions < 0:
+		add("dimensions", "{dimensions} must not be negative")
+	case s.Dimensions > 0 && s.Model.MaxDimensions > 0 && s.Dimensions > s.Model.MaxDimensions:
+		add("dimensions", "{dimensions} %d exceeds %s's %d", s.Dimensions, s.Model.Name, s.Model.MaxDimensions)
+	case s.Dimensions > 0 && s.Model.FixedDimensions && s.Dimensions != s.Model.DefaultDimensions:
+		add("dimensions", "{dimensions}: %s only returns %d dimensions", s.Model.Name, s.Model.DefaultDimensions)
+	}
+	if s.Limits.BatchSize > s.Model.MaxInputsPerRequest && s.Model.MaxInputsPerRequest > 0 {
+		add("batch_size", "{batch_size} %d is more than %s's %d inputs per request", s.Limits.BatchSize, s.Model.Name, s.Model.MaxInputsPerRequest)
 	}
 	if s.PartRows < 0 {
-		errs = append(errs, errors.New("--part-rows must not be negative"))
+		add("part_rows", "{part_rows} must not be negative")
 	}
 	if s.FlushInterval < 0 {
-		errs = append(errs, errors.New("--flush-interval must not be negative"))
+		add("flush_interval", "{flush_interval} must not be negative")
 	}
 	if s.Budget < 0 {
-		errs = append(errs, errors.New("--budget-usd must not be negative"))
+		add("budget_usd", "{budget_usd} must not be negative")
 	}
 	if err := s.Shard.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("--shard: %w", err))
+		errs = append(errs, NewFieldError("shard", err))
 	}
-	// The estimate checks the limits (--concurrency among them) and the
+	// The estimate checks the limits (concurrency among them) and the
 	// chunking; the missing corpus path is reported above, in a rebuild's words.
 	est := s.estimateRequest()
 	if err := est.validate(false); err != nil {

@@ -67,9 +67,7 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	keyBytes := make([]byte, 16)
 	rand.Read(keyBytes)
 	key := hex.EncodeToString(keyBytes)
-	sim, err := embedder.NewSimulator(embedder.SimulatorConfig{APIKey: embedder.APIKey(key), Model: m.Name,
-		Latency: *latency, DefaultDimensions: m.DefaultDimensions, MaxInputs: m.MaxInputsPerRequest,
-		MaxInputTokens: m.MaxTokensPerInput, MaxRequestTokens: m.MaxTokensPerRequest})
+	sim, err := newModelSimulator(m, *latency, embedder.APIKey(key), nil)
 	if err != nil {
 		return err
 	}

@@ -48,9 +48,7 @@ func (p *providerFlags) build(e *env, model pricing.Model, dims, concurrency int
 		if p.baseURL != "" {
 			return nil, usagef("--base-url: the in-process simulated provider takes none (use --provider openai for a server such as 'reembed simulate')")
 		}
-		sim, err := embedder.NewSimulator(embedder.SimulatorConfig{Model: model.Name, Latency: p.simLatency,
-			DefaultDimensions: model.DefaultDimensions, MaxInputs: model.MaxInputsPerRequest,
-			MaxInputTokens: model.MaxTokensPerInput, MaxRequestTokens: model.MaxTokensPerRequest, Logger: logger})
+		sim, err := newModelSimulator(model, p.simLatency, "", logger)
 		if err != nil {
 			return nil, err
 		}
@@ -63,15 +61,11 @@ func (p *providerFlags) build(e *env, model pricing.Model, dims, concurrency int
 		if p.encoding != "base64" && p.encoding != "float" {
 			return nil, usagef("--encoding-format %q: want base64 or float", p.encoding)
 		}
-		cfg := embedder.OpenAIConfig{BaseURL: p.baseURL, Model: model.Name, Dimensions: dims, APIKey: key,
-			EncodingFormat: p.encoding, MaxInputTokens: model.MaxTokensPerInput, Timeout: p.timeout}
-		if p.azureAPIVersion != "" || p.azureDeployment != "" {
-			if p.azureAPIVersion == "" || p.azureDeployment == "" || p.baseURL == "" {
-				return nil, usagef("--azure-api-version, --azure-deployment and --base-url go together")
-			}
-			cfg.Azure = &embedder.AzureConfig{APIVersion: p.azureAPIVersion, Deployment: p.azureDeployment}
+		if (p.azureAPIVersion != "" || p.azureDeployment != "") && (p.azureAPIVersion == "" || p.azureDeployment == "" || p.baseURL == "") {
+			return nil, usagef("--azure-api-version, --azure-deployment and --base-url go together")
 		}
-		o, err := embedder.NewOpenAI(cfg)
+		o, err := newOpenAI(openAIOptions{baseURL: p.baseURL, key: key, encoding: p.encoding, timeout: p.timeout,
+			azureAPIVersion: p.azureAPIVersion, azureDeployment: p.azureDeployment}, model, dims)
 		if err != nil {
 			return nil, &usageError{err}
 		}
@@ -79,16 +73,63 @@ func (p *providerFlags) build(e *env, model pricing.Model, dims, concurrency int
 	default:
 		return nil, usagef("--provider %q: want simulated or openai", p.provider)
 	}
-	limited, err := embedder.NewRateLimited(base, embedder.RateLimitConfig{RPM: p.rpm, TPM: p.tpm,
-		MaxRequestTokens: model.MaxTokensPerRequest, Logger: logger})
+	emb, err := newEmbedderStack(base, stackConfig{model: model, rpm: p.rpm, tpm: p.tpm, concurrency: concurrency, logger: logger})
 	if err != nil {
 		return nil, &usageError{err}
 	}
-	retrying, err := embedder.NewRetrying(limited, embedder.RetryConfig{MaxConcurrency: max(concurrency, 1), Logger: logger})
+	return emb, nil
+}
+
+// stackConfig configures [newEmbedderStack].
+type stackConfig struct {
+	model       pricing.Model
+	rpm, tpm    int // provider limits; 0 = unlimited
+	concurrency int // requests in flight
+	logger      *slog.Logger
+}
+
+// newEmbedderStack is the one embedder stack of rebuild, drill (through its
+// child rebuild) and serve: Retrying(RateLimited(provider)), with the
+// model's request limits.
+func newEmbedderStack(provider embedder.Embedder, c stackConfig) (embedder.Embedder, error) {
+	limited, err := embedder.NewRateLimited(provider, embedder.RateLimitConfig{RPM: c.rpm, TPM: c.tpm,
+		MaxRequestTokens: c.model.MaxTokensPerRequest, Logger: c.logger})
 	if err != nil {
-		return nil, &usageError{err}
+		return nil, fmt.Errorf("building the rate limiter: %w", err)
+	}
+	retrying, err := embedder.NewRetrying(limited, embedder.RetryConfig{MaxConcurrency: max(c.concurrency, 1), Logger: c.logger})
+	if err != nil {
+		return nil, fmt.Errorf("building the retrier: %w", err)
 	}
 	return retrying, nil
+}
+
+// newModelSimulator is the simulated provider of one model, with the model's
+// limits and default dimensions; key, when set, is the API key it requires.
+func newModelSimulator(model pricing.Model, latency time.Duration, key embedder.APIKey, logger *slog.Logger) (*embedder.Simulator, error) {
+	return embedder.NewSimulator(embedder.SimulatorConfig{APIKey: key, Model: model.Name, Latency: latency,
+		DefaultDimensions: model.DefaultDimensions, MaxInputs: model.MaxInputsPerRequest,
+		MaxInputTokens: model.MaxTokensPerInput, MaxRequestTokens: model.MaxTokensPerRequest, Logger: logger})
+}
+
+// openAIOptions are the settings of an OpenAI-compatible provider that do
+// not depend on the model.
+type openAIOptions struct {
+	baseURL, encoding                string
+	key                              embedder.APIKey
+	timeout                          time.Duration
+	azureAPIVersion, azureDeployment string
+}
+
+// newOpenAI is the OpenAI-compatible provider of one model, for rebuild and
+// serve; dims 0 asks for the model's default vector length.
+func newOpenAI(o openAIOptions, model pricing.Model, dims int) (embedder.Embedder, error) {
+	cfg := embedder.OpenAIConfig{BaseURL: o.baseURL, Model: model.Name, Dimensions: dims, APIKey: o.key,
+		EncodingFormat: o.encoding, MaxInputTokens: model.MaxTokensPerInput, Timeout: o.timeout}
+	if o.azureAPIVersion != "" {
+		cfg.Azure = &embedder.AzureConfig{APIVersion: o.azureAPIVersion, Deployment: o.azureDeployment}
+	}
+	return embedder.NewOpenAI(cfg)
 }
 
 var errNoOut = errors.New("--out is required: the checkpoint directory")

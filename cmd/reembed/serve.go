@@ -13,6 +13,7 @@ import (
 	"github.com/reembed/reembed/corpus/tokenizer"
 	"github.com/reembed/reembed/embedder"
 	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/planner/jobs"
 	"github.com/reembed/reembed/pricing"
 )
 
@@ -87,73 +88,66 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer sim.Close()
-	providers := []string{planner.ProviderSimulated}
+	providers := []string{jobs.ProviderSimulated}
 	apiKey := embedder.APIKey(e.getenv(f.apiKeyEnv))
 	if f.providerBaseURL != "" {
-		providers = append(providers, planner.ProviderOpenAI)
+		providers = append(providers, jobs.ProviderOpenAI)
 	}
 
-	var jobs *planner.Jobs // set before the server answers a scrape
-	metrics := api.NewMetrics(func() map[planner.JobState]int { return jobs.Counts() }, f.rpm, f.tpm, nil)
-	factory := func(spec planner.JobSpec) (embedder.Embedder, error) {
+	var mgr *jobs.Manager // set before the server answers a scrape
+	metrics := api.NewMetrics(func() map[jobs.State]int { return mgr.Counts() }, f.rpm, f.tpm, nil)
+	factory := func(spec jobs.Spec) (embedder.Embedder, error) {
 		model, err := cat.Lookup(spec.Model)
 		if err != nil {
 			return nil, err
 		}
 		var base embedder.Embedder
 		switch spec.Provider {
-		case planner.ProviderSimulated:
+		case jobs.ProviderSimulated:
 			base = defaultDimensions{sim, model}
-		case planner.ProviderOpenAI:
-			o, err := embedder.NewOpenAI(embedder.OpenAIConfig{BaseURL: f.providerBaseURL, Model: model.Name, APIKey: apiKey,
-				MaxInputTokens: model.MaxTokensPerInput})
-			if err != nil {
+		case jobs.ProviderOpenAI:
+			if base, err = newOpenAI(openAIOptions{baseURL: f.providerBaseURL, key: apiKey}, model, 0); err != nil {
 				return nil, err
 			}
-			base = o
 		default:
 			return nil, fmt.Errorf("provider %q is not configured", spec.Provider)
 		}
 		metrics.SetLimits(spec.RPM, spec.TPM)
-		lim, err := embedder.NewRateLimited(metrics.Attempts(base), embedder.RateLimitConfig{RPM: spec.RPM, TPM: spec.TPM,
-			MaxRequestTokens: model.MaxTokensPerRequest, Logger: log})
+		emb, err := newEmbedderStack(metrics.Attempts(base), stackConfig{model: model, rpm: spec.RPM, tpm: spec.TPM,
+			concurrency: spec.Concurrency, logger: log})
 		if err != nil {
 			return nil, err
 		}
-		ret, err := embedder.NewRetrying(lim, embedder.RetryConfig{MaxConcurrency: max(spec.Concurrency, 1), Logger: log})
-		if err != nil {
-			return nil, err
-		}
-		return metrics.Batches(ret, model.PricePer1M), nil
+		return metrics.Batches(emb, model.PricePer1M), nil
 	}
-	jobs, err = planner.OpenJobs(planner.JobsConfig{
+	mgr, err = jobs.Open(jobs.Config{
 		DataDir: f.data, CorpusRoots: f.roots, NewEmbedder: factory, Tokenizer: tok, Catalog: cat,
 		Providers: providers, DefaultRPM: f.rpm, DefaultTPM: f.tpm, MaxRunning: f.maxRunning, Logger: log,
 	})
 	if err != nil {
 		return usagef("%v", err)
 	}
-	srv, err := api.New(api.Config{Jobs: jobs, Catalog: cat, Tokenizer: tok, CorpusRoots: jobs.Roots(), AuthToken: token,
+	srv, err := api.New(api.Config{Jobs: mgr, Catalog: cat, Tokenizer: tok, CorpusRoots: mgr.Roots(), AuthToken: token,
 		Metrics: metrics, Logger: log, MaxBodyBytes: f.maxBody})
 	if err != nil {
-		jobs.Shutdown(context.WithoutCancel(ctx))
+		mgr.Shutdown(context.WithoutCancel(ctx))
 		return err
 	}
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
-		jobs.Shutdown(context.WithoutCancel(ctx))
+		mgr.Shutdown(context.WithoutCancel(ctx))
 		return fmt.Errorf("listening on %s: %w", f.addr, err)
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	log.Info("serving", "addr", ln.Addr().String(), "data", f.data, "corpus_roots", jobs.Roots(), "providers", providers,
+	log.Info("serving", "addr", ln.Addr().String(), "data", f.data, "corpus_roots", mgr.Roots(), "providers", providers,
 		"auth", token != "")
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 
 	select {
 	case err := <-serveErr:
-		jobs.Shutdown(context.WithoutCancel(ctx))
+		mgr.Shutdown(context.WithoutCancel(ctx))
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
@@ -161,7 +155,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
 	defer cancel()
 	jobsDone := make(chan error, 1)
-	go func() { jobsDone <- jobs.Shutdown(sctx) }()
+	go func() { jobsDone <- mgr.Shutdown(sctx) }()
 	httpErr := hs.Shutdown(sctx)
 	jobsErr := <-jobsDone
 	if err := errors.Join(httpErr, jobsErr); err != nil {

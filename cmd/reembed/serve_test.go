@@ -20,7 +20,7 @@ import (
 
 	"github.com/reembed/reembed/checkpoint"
 	"github.com/reembed/reembed/embedder"
-	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/planner/jobs"
 )
 
 // TestServeHarness is `reembed serve` when the test binary is re-run by the
@@ -246,7 +246,7 @@ func TestServeResumesAfterSIGKILLAndSIGTERM(t *testing.T) {
 		t.Fatalf("POST /v1/rebuilds: %d %s", code, b)
 	}
 	responses.Write(b)
-	var job planner.Job
+	var job jobs.Job
 	json.Unmarshal(b, &job)
 	if n := <-provider.held; n != 4 {
 		t.Fatalf("held request %d, want 4", n)
@@ -275,9 +275,9 @@ func TestServeResumesAfterSIGKILLAndSIGTERM(t *testing.T) {
 	}
 	code, b = s2.call(t, "POST", "/v1/rebuilds", body, key) // a retried POST: the same job
 	responses.Write(b)
-	var again planner.Job
+	var again jobs.Job
 	json.Unmarshal(b, &again)
-	if code != http.StatusAccepted || again.ID != job.ID || again.State != planner.JobRunning || again.Runs != 2 {
+	if code != http.StatusAccepted || again.ID != job.ID || again.State != jobs.Running || again.Runs != 2 {
 		t.Fatalf("retried POST after the restart: %d, job %s (%s, %d runs), want %s running in run 2", code, again.ID, again.State, again.Runs, job.ID)
 	}
 	if err := s2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -289,13 +289,13 @@ func TestServeResumesAfterSIGKILLAndSIGTERM(t *testing.T) {
 	if err := s2.cmd.Wait(); err != nil {
 		t.Fatalf("SIGTERM: server exited with %v, want 0\n%s", err, s2.log())
 	}
-	var jf struct{ Job planner.Job }
+	var jf struct{ Job jobs.Job }
 	jb, err := os.ReadFile(filepath.Join(data, "jobs", job.ID, "job.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	json.Unmarshal(jb, &jf)
-	if jf.Job.State != planner.JobInterrupted {
+	if jf.Job.State != jobs.Interrupted {
 		t.Fatalf("job file after SIGTERM: state %s, want interrupted", jf.Job.State)
 	}
 
@@ -304,9 +304,9 @@ func TestServeResumesAfterSIGKILLAndSIGTERM(t *testing.T) {
 	s3.waitFor(t, "rebuild job run ended", "state", "succeeded")
 	code, b = s3.call(t, "GET", "/v1/rebuilds/"+job.ID, "", nil)
 	responses.Write(b)
-	var final planner.Job
+	var final jobs.Job
 	json.Unmarshal(b, &final)
-	if code != 200 || final.State != planner.JobSucceeded || final.Runs != 3 {
+	if code != 200 || final.State != jobs.Succeeded || final.Runs != 3 {
 		t.Fatalf("final job: %d %s", code, b)
 	}
 

@@ -1,9 +1,10 @@
-package planner
+package jobs
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/reembed/reembed/planner"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reembed/reembed/corpus"
 	"github.com/reembed/reembed/embedder"
 	"github.com/reembed/reembed/embedder/embeddertest"
 	"github.com/reembed/reembed/pricing"
@@ -90,10 +90,10 @@ func (l *ledger) inputs() int {
 	return len(l.paid)
 }
 
-func openTestJobs(t *testing.T, data, root string, l *ledger) *Jobs {
+func openTestJobs(t *testing.T, data, root string, l *ledger) *Manager {
 	t.Helper()
-	m, err := OpenJobs(JobsConfig{DataDir: data, CorpusRoots: []string{root},
-		NewEmbedder: func(JobSpec) (embedder.Embedder, error) { return l.embedder(), nil }})
+	m, err := Open(Config{DataDir: data, CorpusRoots: []string{root},
+		NewEmbedder: func(Spec) (embedder.Embedder, error) { return l.embedder(), nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,8 +101,8 @@ func openTestJobs(t *testing.T, data, root string, l *ledger) *Jobs {
 	return m
 }
 
-func testSpec() JobSpec {
-	return JobSpec{Model: "text-embedding-3-small", Dimensions: 8, Paths: []string{"docs"}, ChunkTokens: 8, BatchSize: 2, PartRows: 2, Concurrency: 1}
+func testSpec() Spec {
+	return Spec{Model: "text-embedding-3-small", Dimensions: 8, Paths: []string{"docs"}, ChunkTokens: 8, BatchSize: 2, PartRows: 2, Concurrency: 1}
 }
 
 func readJobFile(t *testing.T, data, id string) jobFile {
@@ -126,14 +126,14 @@ func TestJobsRunToSuccessAndPersist(t *testing.T) {
 	if err != nil || !created {
 		t.Fatalf("Submit = %v, %v", created, err)
 	}
-	if j.State != JobQueued && j.State != JobRunning {
+	if j.State != Queued && j.State != Running {
 		t.Errorf("state after submit = %s, want queued or running", j.State)
 	}
 	j, err = m.Wait(t.Context(), j.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.State != JobSucceeded || j.LastError != "" {
+	if j.State != Succeeded || j.LastError != "" {
 		t.Fatalf("job ended %s (%q), want succeeded", j.State, j.LastError)
 	}
 	if j.Progress.CommittedChunks == 0 || j.Progress.CommittedChunks != j.Progress.PlannedChunks {
@@ -146,7 +146,7 @@ func TestJobsRunToSuccessAndPersist(t *testing.T) {
 		t.Errorf("totals: billed %d, cost %s, runs %d, finished %v", j.BilledTokens, j.CostUSD, j.Runs, j.FinishedAt)
 	}
 	f := readJobFile(t, data, j.ID)
-	if f.Job.State != JobSucceeded || f.Job.Spec.Paths[0] != "docs" {
+	if f.Job.State != Succeeded || f.Job.Spec.Paths[0] != "docs" {
 		t.Errorf("job file: state %s, paths %v", f.Job.State, f.Job.Spec.Paths)
 	}
 	parts, _ := filepath.Glob(filepath.Join(data, "jobs", j.ID, "checkpoint", "part-*.parquet"))
@@ -161,7 +161,7 @@ func TestJobsRunToSuccessAndPersist(t *testing.T) {
 	l2 := newLedger(false)
 	m2 := openTestJobs(t, data, root, l2)
 	got, err := m2.Get(j.ID)
-	if err != nil || got.State != JobSucceeded || got.BilledTokens != j.BilledTokens {
+	if err != nil || got.State != Succeeded || got.BilledTokens != j.BilledTokens {
 		t.Fatalf("after reopen: %+v, %v", got, err)
 	}
 	if l2.inputs() != 0 {
@@ -209,13 +209,13 @@ func TestJobsCancelThenResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-l.called // the first request is in flight
-	if _, err := m.Resume(t.Context(), j.ID, ResumeOptions{}); !errors.Is(err, ErrJobActive) {
-		t.Errorf("resume while running: %v, want ErrJobActive", err)
+	if _, err := m.Resume(t.Context(), j.ID, ResumeOptions{}); !errors.Is(err, ErrActive) {
+		t.Errorf("resume while running: %v, want ErrActive", err)
 	}
 	same := testSpec()
 	same.OutDir = j.CheckpointDir
-	if _, _, err := m.Submit(t.Context(), same, ""); !errors.Is(err, ErrJobActive) {
-		t.Errorf("a second job on the running job's checkpoint: %v, want ErrJobActive", err)
+	if _, _, err := m.Submit(t.Context(), same, ""); !errors.Is(err, ErrActive) {
+		t.Errorf("a second job on the running job's checkpoint: %v, want ErrActive", err)
 	}
 	c, err := m.Cancel(t.Context(), j.ID)
 	if err != nil || !c.CancelRequested {
@@ -223,29 +223,29 @@ func TestJobsCancelThenResume(t *testing.T) {
 	}
 	close(l.gate)
 	j, _ = m.Wait(t.Context(), j.ID)
-	if j.State != JobCancelled {
+	if j.State != Cancelled {
 		t.Fatalf("after cancel: %s (%s), want cancelled", j.State, j.LastError)
 	}
 	if j.Progress.CommittedChunks != j.Progress.EmbeddedChunks {
 		t.Errorf("cancelled with %d embedded but %d committed", j.Progress.EmbeddedChunks, j.Progress.CommittedChunks)
 	}
-	if again, err := m.Cancel(t.Context(), j.ID); err != nil || again.State != JobCancelled {
+	if again, err := m.Cancel(t.Context(), j.ID); err != nil || again.State != Cancelled {
 		t.Errorf("second cancel: %s, %v", again.State, err)
 	}
 	if _, err := m.Resume(t.Context(), j.ID, ResumeOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	j, _ = m.Wait(t.Context(), j.ID)
-	if j.State != JobSucceeded || j.Runs != 2 {
+	if j.State != Succeeded || j.Runs != 2 {
 		t.Fatalf("after resume: %s after %d runs (%s)", j.State, j.Runs, j.LastError)
 	}
 	if twice := l.paidTwice(); len(twice) > 0 {
 		t.Errorf("%d chunks paid twice across cancel and resume", len(twice))
 	}
-	if _, err := m.Cancel(t.Context(), j.ID); !errors.Is(err, ErrJobFinished) {
-		t.Errorf("cancel a succeeded job: %v, want ErrJobFinished", err)
+	if _, err := m.Cancel(t.Context(), j.ID); !errors.Is(err, ErrFinished) {
+		t.Errorf("cancel a succeeded job: %v, want ErrFinished", err)
 	}
-	if _, err := m.Get("rb_00000000000000000000"); !errors.Is(err, ErrJobNotFound) {
+	if _, err := m.Get("rb_00000000000000000000"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get unknown: %v", err)
 	}
 }
@@ -275,7 +275,7 @@ func TestJobsShutdownInterruptsAndNextStartResumes(t *testing.T) {
 		t.Errorf("submit after shutdown: %v", err)
 	}
 	f := readJobFile(t, data, j.ID)
-	if f.Job.State != JobInterrupted {
+	if f.Job.State != Interrupted {
 		t.Fatalf("job file after shutdown says %s, want interrupted", f.Job.State)
 	}
 	// A job file write that a crash interrupted leaves a temp file: removed on open.
@@ -285,7 +285,7 @@ func TestJobsShutdownInterruptsAndNextStartResumes(t *testing.T) {
 
 	m2 := openTestJobs(t, data, root, l) // same ledger: nothing may be paid twice
 	got, err := m2.Wait(t.Context(), j.ID)
-	if err != nil || got.State != JobSucceeded {
+	if err != nil || got.State != Succeeded {
 		t.Fatalf("after restart: %s (%s), %v", got.State, got.LastError, err)
 	}
 	if got.Runs != 2 || got.Progress.ReusedChunks != int64(before) {
@@ -310,7 +310,7 @@ func TestJobsBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	j, _ = m.Wait(t.Context(), j.ID)
-	if j.State != JobBudgetExhausted || !strings.Contains(j.LastError, "budget") {
+	if j.State != BudgetExhausted || !strings.Contains(j.LastError, "budget") {
 		t.Fatalf("state %s (%q), want budget_exhausted", j.State, j.LastError)
 	}
 	if j.CostUSD > spec.BudgetUSD {
@@ -321,7 +321,7 @@ func TestJobsBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	j, _ = m.Wait(t.Context(), j.ID)
-	if j.State != JobSucceeded || j.Spec.BudgetUSD != more {
+	if j.State != Succeeded || j.Spec.BudgetUSD != more {
 		t.Errorf("after raising the budget: %s, budget %s", j.State, j.Spec.BudgetUSD)
 	}
 }
@@ -331,26 +331,26 @@ func TestJobsSubmitRejects(t *testing.T) {
 	m := openTestJobs(t, data, root, newLedger(false))
 	for _, tc := range []struct {
 		name  string
-		edit  func(*JobSpec)
+		edit  func(*Spec)
 		field string
 	}{
-		{"unknown model", func(s *JobSpec) { s.Model = "nope" }, "model"},
-		{"no paths", func(s *JobSpec) { s.Paths = nil }, "paths"},
-		{"dotdot", func(s *JobSpec) { s.Paths = []string{"../x"} }, "paths"},
-		{"absolute outside", func(s *JobSpec) { s.Paths = []string{"/etc"} }, "paths"},
-		{"missing", func(s *JobSpec) { s.Paths = []string{"nope"} }, "paths"},
-		{"provider", func(s *JobSpec) { s.Provider = "openai" }, "provider"},
-		{"overlap", func(s *JobSpec) { s.ChunkOverlap = 8 }, "chunk_overlap"},
-		{"negative budget", func(s *JobSpec) { s.BudgetUSD = -1 }, "budget_usd"},
-		{"out dir escapes", func(s *JobSpec) { s.OutDir = "../elsewhere" }, "out_dir"},
-		{"out dir in jobs", func(s *JobSpec) { s.OutDir = "jobs/x" }, "out_dir"},
-		{"dimensions", func(s *JobSpec) { s.Dimensions = 5000 }, "dimensions"},
+		{"unknown model", func(s *Spec) { s.Model = "nope" }, "model"},
+		{"no paths", func(s *Spec) { s.Paths = nil }, "paths"},
+		{"dotdot", func(s *Spec) { s.Paths = []string{"../x"} }, "paths"},
+		{"absolute outside", func(s *Spec) { s.Paths = []string{"/etc"} }, "paths"},
+		{"missing", func(s *Spec) { s.Paths = []string{"nope"} }, "paths"},
+		{"provider", func(s *Spec) { s.Provider = "openai" }, "provider"},
+		{"overlap", func(s *Spec) { s.ChunkOverlap = 8 }, "chunk_overlap"},
+		{"negative budget", func(s *Spec) { s.BudgetUSD = -1 }, "budget_usd"},
+		{"out dir escapes", func(s *Spec) { s.OutDir = "../elsewhere" }, "out_dir"},
+		{"out dir in jobs", func(s *Spec) { s.OutDir = "jobs/x" }, "out_dir"},
+		{"dimensions", func(s *Spec) { s.Dimensions = 5000 }, "dimensions"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := testSpec()
 			tc.edit(&spec)
 			_, _, err := m.Submit(t.Context(), spec, "")
-			fe, ok := errors.AsType[*FieldError](err)
+			fe, ok := errors.AsType[*planner.FieldError](err)
 			if !ok || fe.Field != tc.field {
 				t.Errorf("err = %v, want a FieldError on %s", err, tc.field)
 			}
@@ -364,66 +364,16 @@ func TestJobsSubmitRejects(t *testing.T) {
 	}
 }
 
-func TestResolvePath(t *testing.T) {
-	base := t.TempDir()
-	root := filepath.Join(base, "root")
-	outside := filepath.Join(base, "outside")
-	for _, d := range []string{filepath.Join(root, "in"), outside} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.WriteFile(filepath.Join(root, "in", "a.txt"), []byte("a"), 0o644)
-	os.WriteFile(filepath.Join(outside, "secret.txt"), []byte("s"), 0o644)
-	if err := os.Symlink(outside, filepath.Join(root, "escape")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("in", filepath.Join(root, "alias")); err != nil {
-		t.Fatal(err)
-	}
-	real, _ := filepath.EvalSymlinks(root)
-	roots := []string{real}
-	for _, tc := range []struct {
-		path string
-		want string // relative to root; "" = error
-		err  error
-	}{
-		{"in", "in", nil},
-		{"in/a.txt", "in/a.txt", nil},
-		{".", ".", nil},
-		{"alias/a.txt", "in/a.txt", nil},
-		{filepath.Join(real, "in"), "in", nil},
-		{"..", "", corpus.ErrOutsideRoot},
-		{"in/../../outside", "", corpus.ErrOutsideRoot},
-		{"escape/secret.txt", "", corpus.ErrOutsideRoot},
-		{"escape", "", corpus.ErrOutsideRoot},
-		{outside, "", corpus.ErrOutsideRoot},
-		{"/etc/passwd", "", corpus.ErrOutsideRoot},
-		{"missing", "", fs.ErrNotExist},
-	} {
-		got, err := ResolvePath(roots, tc.path)
-		if tc.err != nil {
-			if !errors.Is(err, tc.err) {
-				t.Errorf("ResolvePath(%q) = %q, %v; want %v", tc.path, got, err, tc.err)
-			}
-			continue
-		}
-		if want := filepath.Join(real, tc.want); err != nil || got != want {
-			t.Errorf("ResolvePath(%q) = %q, %v; want %q", tc.path, got, err, want)
-		}
-	}
-}
-
 // TestJobsDataDirLock: a second job manager on the same data directory is
 // refused while the first runs (it would run the same jobs twice), and
 // allowed once the first has shut down.
 func TestJobsDataDirLock(t *testing.T) {
 	data, root := t.TempDir(), jobsCorpus(t)
 	m := openTestJobs(t, data, root, newLedger(false))
-	_, err := OpenJobs(JobsConfig{DataDir: data, CorpusRoots: []string{root},
-		NewEmbedder: func(JobSpec) (embedder.Embedder, error) { return nil, errors.New("unused") }})
+	_, err := Open(Config{DataDir: data, CorpusRoots: []string{root},
+		NewEmbedder: func(Spec) (embedder.Embedder, error) { return nil, errors.New("unused") }})
 	if !errors.Is(err, ErrDataDirInUse) {
-		t.Fatalf("second OpenJobs on a data directory in use: err = %v, want ErrDataDirInUse", err)
+		t.Fatalf("second Open on a data directory in use: err = %v, want ErrDataDirInUse", err)
 	}
 	if err := m.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)

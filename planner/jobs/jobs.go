@@ -1,4 +1,4 @@
-package planner
+package jobs
 
 import (
 	"bytes"
@@ -8,14 +8,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/reembed/reembed/planner"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/reembed/reembed/checkpoint"
@@ -25,87 +27,76 @@ import (
 	"github.com/reembed/reembed/pricing"
 )
 
-// JobState is where a rebuild job is in its life. Queued and running jobs are
+// State is where a rebuild job is in its life. Queued and running jobs are
 // active; the others wait for a resume (interrupted jobs are resumed by the
 // next start of the server by themselves).
-type JobState string
+type State string
 
 // The states of a job.
 const (
-	// JobQueued: accepted, waiting for a run slot.
-	JobQueued JobState = "queued"
-	// JobRunning: embedding. A server killed while a job runs resumes it on
+	// Queued: accepted, waiting for a run slot.
+	Queued State = "queued"
+	// Running: embedding. A server killed while a job runs resumes it on
 	// its next start.
-	JobRunning JobState = "running"
-	// JobSucceeded: every chunk of the corpus is checkpointed.
-	JobSucceeded JobState = "succeeded"
-	// JobFailed: a request failed for good, or the job could not start; see
+	Running State = "running"
+	// Succeeded: every chunk of the corpus is checkpointed.
+	Succeeded State = "succeeded"
+	// Failed: a request failed for good, or the job could not start; see
 	// last_error. Resumable once the cause is fixed.
-	JobFailed JobState = "failed"
-	// JobCancelled: stopped by a cancel; committed and resumable on request.
-	JobCancelled JobState = "cancelled"
-	// JobBudgetExhausted: the next request would have spent past budget_usd;
+	Failed State = "failed"
+	// Cancelled: stopped by a cancel; committed and resumable on request.
+	Cancelled State = "cancelled"
+	// BudgetExhausted: the next request would have spent past budget_usd;
 	// committed, resumable with a higher budget.
-	JobBudgetExhausted JobState = "budget_exhausted"
-	// JobInterrupted: stopped by a server shutdown; committed, and resumed by
+	BudgetExhausted State = "budget_exhausted"
+	// Interrupted: stopped by a server shutdown; committed, and resumed by
 	// the next start of the server.
-	JobInterrupted JobState = "interrupted"
+	Interrupted State = "interrupted"
 )
 
-// JobStates lists every state, in lifecycle order.
-var JobStates = []JobState{JobQueued, JobRunning, JobSucceeded, JobFailed, JobCancelled, JobBudgetExhausted, JobInterrupted}
+// States lists every state, in lifecycle order.
+var States = []State{Queued, Running, Succeeded, Failed, Cancelled, BudgetExhausted, Interrupted}
 
 // Active reports whether the job is queued or running.
-func (s JobState) Active() bool { return s == JobQueued || s == JobRunning }
+func (s State) Active() bool { return s == Queued || s == Running }
 
-// Providers a [JobSpec] may name.
+// Providers a [Spec] may name.
 const (
 	ProviderSimulated = "simulated"
 	ProviderOpenAI    = "openai"
 )
 
-// Sentinel errors of [Jobs]. Match them with errors.Is.
+// Sentinel errors of [Manager]. Match them with errors.Is.
 var (
-	// ErrJobNotFound: no job has that id.
-	ErrJobNotFound = errors.New("no such rebuild job")
-	// ErrJobActive: the job is queued or running (resume), or another
+	// ErrNotFound: no job has that id.
+	ErrNotFound = errors.New("no such rebuild job")
+	// ErrActive: the job is queued or running (resume), or another
 	// active job writes the same checkpoint directory (submit).
-	ErrJobActive = errors.New("rebuild job is active")
-	// ErrJobFinished: the job has ended and cannot be cancelled.
-	ErrJobFinished = errors.New("rebuild job has finished")
+	ErrActive = errors.New("rebuild job is active")
+	// ErrFinished: the job has ended and cannot be cancelled.
+	ErrFinished = errors.New("rebuild job has finished")
 	// ErrIdempotencyKeyReused: the Idempotency-Key names a job with another spec.
 	ErrIdempotencyKeyReused = errors.New("idempotency key already used for a different rebuild")
 	// ErrShuttingDown: the manager is shutting down and starts nothing.
 	ErrShuttingDown = errors.New("shutting down")
-	// ErrJobCancelled is the cancel cause of a job stopped by [Jobs.Cancel].
-	ErrJobCancelled = errors.New("rebuild cancelled")
-	// ErrServerShutdown is the cancel cause of jobs stopped by [Jobs.Shutdown].
+	// ErrCancelled is the cancel cause of a job stopped by [Manager.Cancel].
+	ErrCancelled = errors.New("rebuild cancelled")
+	// ErrServerShutdown is the cancel cause of jobs stopped by [Manager.Shutdown].
 	ErrServerShutdown = errors.New("server shutting down")
 )
 
-// FieldError is an invalid field of a job spec or estimate request. Field is
-// the API's snake_case name of the field.
-type FieldError struct {
-	Field string
-	Err   error
+// fieldErr returns a *planner.FieldError about field; format names fields
+// as {snake_case}.
+func fieldErr(field, format string, args ...any) *planner.FieldError {
+	return &planner.FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// Error returns "field: reason".
-func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
-
-// Unwrap returns the reason.
-func (e *FieldError) Unwrap() error { return e.Err }
-
-func fieldErr(field, format string, args ...any) *FieldError {
-	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
-}
-
-// JobSpec is what a rebuild job does, as a client asked for it. Paths are
+// Spec is what a rebuild job does, as a client asked for it. Paths are
 // relative to one of the manager's corpus roots (or absolute inside one) and
 // are resolved again at every run, so a job never reads outside the roots the
 // server runs with. It holds no secret: the API key of the "openai" provider
 // stays in the server's environment.
-type JobSpec struct {
+type Spec struct {
 	// Provider is "simulated" (the in-process simulated provider, the
 	// default) or "openai" (the server's configured OpenAI-compatible API).
 	Provider string `json:"provider"`
@@ -142,7 +133,7 @@ type JobSpec struct {
 }
 
 // withDefaults returns s with the defaults the server applies filled in.
-func (s JobSpec) withDefaults() JobSpec {
+func (s Spec) withDefaults() Spec {
 	if s.Provider == "" {
 		s.Provider = ProviderSimulated
 	}
@@ -156,7 +147,7 @@ func (s JobSpec) withDefaults() JobSpec {
 		s.IDField = "id"
 	}
 	if s.Concurrency == 0 {
-		s.Concurrency = DefaultConcurrency
+		s.Concurrency = planner.DefaultConcurrency
 	}
 	s.OutDir = filepath.ToSlash(filepath.Clean(filepath.FromSlash(s.OutDir)))
 	if s.OutDir == "." {
@@ -168,12 +159,12 @@ func (s JobSpec) withDefaults() JobSpec {
 // Job is a rebuild job as clients see it. It is a value: the manager hands
 // out copies.
 type Job struct {
-	ID    string   `json:"id"`
-	State JobState `json:"state"`
-	Spec  JobSpec  `json:"spec"`
+	ID    string `json:"id"`
+	State State  `json:"state"`
+	Spec  Spec   `json:"spec"`
 	// Progress is the latest snapshot of the current (or last) run; its
 	// planned figures are what was left to embed when that run started.
-	Progress Progress `json:"progress"`
+	Progress planner.Progress `json:"progress"`
 	// BilledTokens, Requests and CostUSD add up every run of the job.
 	BilledTokens int64          `json:"billed_tokens"`
 	Requests     int64          `json:"requests"`
@@ -209,7 +200,10 @@ type jobFile struct {
 
 const jobFileVersion = 1
 
-// job is the manager's record of one job; its fields are guarded by Jobs.mu.
+// jobFileName is the name of a job's file in its directory jobs/<id>/.
+const jobFileName = "job.json"
+
+// job is the manager's record of one job; its fields are guarded by Manager.mu.
 type job struct {
 	Job
 	prior  runTotals
@@ -217,7 +211,7 @@ type job struct {
 	done   chan struct{}           // closed when the run ends; nil when not running
 	seq    uint64                  // of the latest encoded job file
 
-	wmu     sync.Mutex // serialises job file writes; never held while taking Jobs.mu
+	wmu     sync.Mutex // serialises job file writes; never held while taking Manager.mu
 	written uint64     // seq of the job file on disk; guarded by wmu
 }
 
@@ -239,10 +233,10 @@ func (j *job) view() Job {
 
 // EmbedderFactory builds the embedder stack (rate limits, retries, provider)
 // a job's run uses. It is called once per run, from the run's goroutine.
-type EmbedderFactory func(JobSpec) (embedder.Embedder, error)
+type EmbedderFactory func(Spec) (embedder.Embedder, error)
 
-// JobsConfig configures [OpenJobs].
-type JobsConfig struct {
+// Config configures [Open].
+type Config struct {
 	// DataDir holds jobs/<id>/job.json and, by default, jobs/<id>/checkpoint.
 	DataDir string
 	// CorpusRoots are the directories job paths must resolve inside.
@@ -274,20 +268,21 @@ type JobsConfig struct {
 	OnRunEnd func(Job)
 }
 
-// Jobs runs rebuild jobs and keeps them durable: each job is a JSON file in
+// Manager runs rebuild jobs and keeps them durable: each job is a JSON file in
 // the data directory, written atomically at every state change and progress
-// refresh. Jobs own their runs' contexts (never a request's), so a run
-// outlives the request that started it; [Jobs.Shutdown] stops them, and a
-// server killed outright resumes its running jobs at the next [OpenJobs].
+// refresh. Manager own their runs' contexts (never a request's), so a run
+// outlives the request that started it; [Manager.Shutdown] stops them, and a
+// server killed outright resumes its running jobs at the next [Open].
 // It is safe for concurrent use.
-type Jobs struct {
-	cfg    JobsConfig
+type Manager struct {
+	cfg    Config
 	log    *slog.Logger
 	now    func() time.Time
 	tok    tokenizer.Tokenizer
 	cat    *pricing.Catalog
 	roots  []string // absolute, symlinks resolved
 	jobDir string
+	files  *checkpoint.Dir // commits jobs/<id>/job.json
 
 	base     context.Context
 	stopBase context.CancelFunc
@@ -302,10 +297,10 @@ type Jobs struct {
 	changed chan struct{} // closed and replaced at every job change
 }
 
-// OpenJobs loads the jobs of cfg.DataDir and starts the ones that were
+// Open loads the jobs of cfg.DataDir and starts the ones that were
 // queued, running (the server was killed) or interrupted (the server was
 // shut down): they resume from their checkpoints.
-func OpenJobs(cfg JobsConfig) (*Jobs, error) {
+func Open(cfg Config) (*Manager, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("jobs: no data directory")
 	}
@@ -321,7 +316,7 @@ func OpenJobs(cfg JobsConfig) (*Jobs, error) {
 	if len(cfg.Providers) == 0 {
 		cfg.Providers = []string{ProviderSimulated}
 	}
-	m := &Jobs{cfg: cfg, log: cfg.Logger, now: cfg.Now, tok: cfg.Tokenizer, cat: cfg.Catalog,
+	m := &Manager{cfg: cfg, log: cfg.Logger, now: cfg.Now, tok: cfg.Tokenizer, cat: cfg.Catalog,
 		jobs: map[string]*job{}, idem: map[string]string{}, changed: make(chan struct{})}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -344,7 +339,7 @@ func OpenJobs(cfg JobsConfig) (*Jobs, error) {
 		m.cat = c
 	}
 	for _, r := range cfg.CorpusRoots {
-		abs, err := realDir(r)
+		abs, err := corpus.RealDir(r)
 		if err != nil {
 			return nil, fmt.Errorf("jobs: corpus root %q: %w", r, err)
 		}
@@ -353,12 +348,13 @@ func OpenJobs(cfg JobsConfig) (*Jobs, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("jobs: creating the data directory: %w", err)
 	}
-	data, err := realDir(cfg.DataDir)
+	data, err := corpus.RealDir(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: data directory: %w", err)
 	}
 	m.cfg.DataDir = data
 	m.jobDir = filepath.Join(data, "jobs")
+	m.files = checkpoint.NewDir(m.jobDir)
 	if m.lock, err = lockDataDir(data); err != nil {
 		return nil, err
 	}
@@ -370,9 +366,9 @@ func OpenJobs(cfg JobsConfig) (*Jobs, error) {
 	m.mu.Lock()
 	for _, j := range m.jobs {
 		switch j.State {
-		case JobRunning, JobInterrupted:
+		case Running, Interrupted:
 			m.log.Info("rebuild job resuming after restart", "job_id", j.ID, "state", string(j.State))
-			j.State = JobQueued
+			j.State = Queued
 			j.UpdatedAt = m.now().UTC()
 			if err := m.persistLocked(j); err != nil {
 				m.mu.Unlock()
@@ -385,29 +381,8 @@ func OpenJobs(cfg JobsConfig) (*Jobs, error) {
 	return m, nil
 }
 
-// realDir returns dir as an absolute path with symlinks resolved; it must be
-// a directory.
-func realDir(dir string) (string, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	real, err := filepath.EvalSymlinks(abs)
-	if err != nil {
-		return "", err
-	}
-	fi, err := os.Stat(real)
-	if err != nil {
-		return "", err
-	}
-	if !fi.IsDir() {
-		return "", fmt.Errorf("%s is not a directory", dir)
-	}
-	return real, nil
-}
-
 // load reads every jobs/<id>/job.json.
-func (m *Jobs) load() error {
+func (m *Manager) load() error {
 	ents, err := os.ReadDir(m.jobDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -420,12 +395,12 @@ func (m *Jobs) load() error {
 			continue
 		}
 		// Temp files of job file writes a crash interrupted.
-		if tmps, _ := filepath.Glob(filepath.Join(m.jobDir, e.Name(), "job.json.tmp-*")); len(tmps) > 0 {
+		if tmps, _ := filepath.Glob(filepath.Join(m.jobDir, e.Name(), jobFileName+".tmp-*")); len(tmps) > 0 {
 			for _, tmp := range tmps {
 				os.Remove(tmp)
 			}
 		}
-		path := filepath.Join(m.jobDir, e.Name(), "job.json")
+		path := filepath.Join(m.jobDir, e.Name(), jobFileName)
 		b, err := os.ReadFile(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // created but never committed
@@ -460,214 +435,98 @@ func (j *job) totals() runTotals {
 	}
 }
 
-// ResolvePath resolves a corpus path of a request against roots (absolute
-// directories without symlinks): a relative path is taken inside the first
-// root where it exists, an absolute one must lie inside a root. `..`,
-// absolute paths elsewhere and symlinks that leave the root give an error
-// wrapping corpus.ErrOutsideRoot; a path that exists in no root wraps
-// fs.ErrNotExist. The result is the real path (symlinks resolved).
-func ResolvePath(roots []string, p string) (string, error) {
-	if p == "" {
-		return "", errors.New("empty path")
-	}
-	if strings.ContainsRune(p, 0) {
-		return "", fmt.Errorf("%q: %w", p, corpus.ErrOutsideRoot)
-	}
-	var candidates [][2]string // root, rel
-	if filepath.IsAbs(p) {
-		clean := filepath.Clean(p)
-		for _, r := range roots {
-			rel, err := filepath.Rel(r, clean)
-			if err == nil && filepath.IsLocal(rel) || rel == "." {
-				candidates = append(candidates, [2]string{r, rel})
-			}
-		}
-		if len(candidates) == 0 {
-			// Maybe the path reaches a root through a symlink.
-			if real, err := filepath.EvalSymlinks(clean); err == nil {
-				for _, r := range roots {
-					if rel, err := filepath.Rel(r, real); err == nil && (filepath.IsLocal(rel) || rel == ".") {
-						candidates = append(candidates, [2]string{r, rel})
-					}
-				}
-			}
-		}
-		if len(candidates) == 0 {
-			return "", fmt.Errorf("%q: %w", p, corpus.ErrOutsideRoot)
-		}
-	} else {
-		if !filepath.IsLocal(p) && filepath.Clean(p) != "." {
-			return "", fmt.Errorf("%q: %w", p, corpus.ErrOutsideRoot)
-		}
-		for _, r := range roots {
-			candidates = append(candidates, [2]string{r, filepath.Clean(p)})
-		}
-	}
-	var firstErr error
-	for _, c := range candidates {
-		root, rel := c[0], c[1]
-		r, err := os.OpenRoot(root)
-		if err != nil {
-			return "", fmt.Errorf("opening corpus root: %w", err)
-		}
-		_, err = r.Stat(rel)
-		r.Close()
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				firstErr = cmpErr(firstErr, fmt.Errorf("%q: %w", p, fs.ErrNotExist))
-				continue
-			}
-			// os.Root refuses ".." and symlinks that leave the root.
-			return "", fmt.Errorf("%q: %w", p, corpus.ErrOutsideRoot)
-		}
-		real, err := filepath.EvalSymlinks(filepath.Join(root, rel))
-		if err != nil {
-			return "", fmt.Errorf("resolving %q: %w", p, err)
-		}
-		if rel2, err := filepath.Rel(root, real); err != nil || !(filepath.IsLocal(rel2) || rel2 == ".") {
-			return "", fmt.Errorf("%q: %w", p, corpus.ErrOutsideRoot)
-		}
-		return real, nil
-	}
-	if firstErr == nil {
-		firstErr = fmt.Errorf("%q: no corpus root is configured: %w", p, fs.ErrNotExist)
-	}
-	return "", firstErr
-}
-
-func cmpErr(have, next error) error {
-	if have != nil {
-		return have
-	}
-	return next
-}
-
 // Roots returns the corpus roots, absolute and with symlinks resolved.
-func (m *Jobs) Roots() []string { return slices.Clone(m.roots) }
+func (m *Manager) Roots() []string { return slices.Clone(m.roots) }
 
 // Catalog returns the pricing catalog jobs are priced with.
-func (m *Jobs) Catalog() *pricing.Catalog { return m.cat }
+func (m *Manager) Catalog() *pricing.Catalog { return m.cat }
 
 // Tokenizer returns the tokenizer jobs count with.
-func (m *Jobs) Tokenizer() tokenizer.Tokenizer { return m.tok }
+func (m *Manager) Tokenizer() tokenizer.Tokenizer { return m.tok }
 
-// prepare validates spec (with defaults applied) and builds the RebuildSpec
-// of a run, with paths resolved; id names the job (for the checkpoint dir).
-func (m *Jobs) prepare(spec JobSpec, id string) (RebuildSpec, string, error) {
-	var zero RebuildSpec
+// MaxConcurrency is the most requests in flight one job of the server may ask
+// for: a server policy, on top of what [planner.RebuildSpec.Validate] checks.
+const MaxConcurrency = 256
+
+// prepare checks what only the server knows (provider, model name, corpus
+// roots, data directory) and builds the run's [planner.RebuildSpec], with
+// paths resolved, which it validates: a job spec is validated once, by the
+// rebuild's own Validate. id names the job (for the checkpoint dir).
+func (m *Manager) prepare(spec Spec, id string) (planner.RebuildSpec, string, error) {
+	var zero planner.RebuildSpec
 	if !slices.Contains(m.cfg.Providers, spec.Provider) {
-		return zero, "", fieldErr("provider", "provider %q is not available on this server (have %s)", spec.Provider, strings.Join(m.cfg.Providers, ", "))
+		return zero, "", fieldErr("provider", "{provider} %q is not available on this server (have %s)", spec.Provider, strings.Join(m.cfg.Providers, ", "))
 	}
 	model, err := m.cat.Lookup(spec.Model)
 	if err != nil {
-		return zero, "", &FieldError{Field: "model", Err: err}
-	}
-	if len(spec.Paths) == 0 {
-		return zero, "", fieldErr("paths", "no corpus path given")
+		return zero, "", planner.NewFieldError("model", err)
 	}
 	resolved := make([]string, len(spec.Paths))
 	for i, p := range spec.Paths {
-		r, err := ResolvePath(m.roots, p)
+		r, err := corpus.ResolvePath(m.roots, p)
 		if err != nil {
-			return zero, "", &FieldError{Field: "paths", Err: err}
+			return zero, "", planner.NewFieldError("paths", corpus.ClientPaths(err, m.roots, m.clientRoots()))
 		}
 		resolved[i] = r
 	}
-	// The corpus must open as given (e.g. no two roots of the same name).
-	src, err := corpus.Open(resolved, corpus.Options{})
-	if err != nil {
-		return zero, "", &FieldError{Field: "paths", Err: clientPaths(err, resolved, spec.Paths)}
-	}
-	src.Close()
-	for _, c := range []struct {
-		name string
-		v    int64
-	}{{"dimensions", int64(spec.Dimensions)}, {"chunk_tokens", int64(spec.ChunkTokens)}, {"chunk_overlap", int64(spec.ChunkOverlap)},
-		{"rpm", int64(spec.RPM)}, {"tpm", int64(spec.TPM)}, {"concurrency", int64(spec.Concurrency)}, {"batch_size", int64(spec.BatchSize)},
-		{"budget_usd", int64(spec.BudgetUSD)}, {"part_rows", int64(spec.PartRows)}, {"flush_interval_ms", spec.FlushIntervalMS}} {
-		if c.v < 0 {
-			return zero, "", fieldErr(c.name, "must not be negative")
+	if len(resolved) > 0 {
+		// The corpus must open as given (e.g. no two roots of the same name).
+		src, err := corpus.Open(resolved, corpus.Options{})
+		if err != nil {
+			return zero, "", planner.NewFieldError("paths", corpus.ClientPaths(err, resolved, spec.Paths))
 		}
+		src.Close()
 	}
-	switch {
-	case spec.ChunkTokens == 0 && spec.ChunkOverlap > 0:
-		return zero, "", fieldErr("chunk_overlap", "needs chunk_tokens > 0")
-	case spec.ChunkTokens > 0 && spec.ChunkOverlap >= spec.ChunkTokens:
-		return zero, "", fieldErr("chunk_overlap", "%d must be less than chunk_tokens %d", spec.ChunkOverlap, spec.ChunkTokens)
-	case spec.Concurrency > 256:
-		return zero, "", fieldErr("concurrency", "%d is more than 256", spec.Concurrency)
-	case spec.BatchSize > model.MaxInputsPerRequest && model.MaxInputsPerRequest > 0:
-		return zero, "", fieldErr("batch_size", "%d is more than %s's %d inputs per request", spec.BatchSize, model.Name, model.MaxInputsPerRequest)
-	case spec.Dimensions > 0 && model.MaxDimensions > 0 && spec.Dimensions > model.MaxDimensions:
-		return zero, "", fieldErr("dimensions", "%d exceeds %s's %d", spec.Dimensions, model.Name, model.MaxDimensions)
-	case spec.Dimensions > 0 && model.FixedDimensions && spec.Dimensions != model.DefaultDimensions:
-		return zero, "", fieldErr("dimensions", "%s only returns %d dimensions", model.Name, model.DefaultDimensions)
+	if spec.Concurrency > MaxConcurrency {
+		return zero, "", fieldErr("concurrency", "{concurrency} %d is more than %d", spec.Concurrency, MaxConcurrency)
 	}
 	ckdir, err := m.checkpointDir(spec, id)
 	if err != nil {
 		return zero, "", err
 	}
-	rs := RebuildSpec{
-		Paths:  resolved,
-		Corpus: corpus.Options{PlainText: spec.PlainText, Strict: spec.Strict, TextField: spec.TextField, IDField: spec.IDField},
-		Model:  model, Dimensions: spec.Dimensions, ChunkTokens: spec.ChunkTokens, ChunkOverlap: spec.ChunkOverlap,
-		Limits:        Limits{RPM: spec.RPM, TPM: spec.TPM, Concurrency: spec.Concurrency, BatchSize: spec.BatchSize, Latency: DefaultLatency},
-		PartRows:      spec.PartRows,
-		FlushInterval: time.Duration(spec.FlushIntervalMS) * time.Millisecond,
-		Budget:        spec.BudgetUSD,
-		Force:         spec.Force,
-	}
+	rs := spec.rebuildSpec(model, resolved)
 	if err := rs.Validate(); err != nil {
-		return zero, "", &FieldError{Field: flagField(err.Error()), Err: err}
+		return zero, "", err
 	}
 	return rs, ckdir, nil
 }
 
-// clientPaths returns err with the server's paths replaced by the client's.
-func clientPaths(err error, server, client []string) error {
-	msg := err.Error()
-	for i := range server {
-		msg = strings.ReplaceAll(msg, server[i], client[i])
+// clientRoots names the corpus roots for clients: "<corpus root 1>", ...
+func (m *Manager) clientRoots() []string {
+	out := make([]string, len(m.roots))
+	for i := range m.roots {
+		out[i] = fmt.Sprintf("<corpus root %d>", i+1)
 	}
-	return errors.New(msg)
+	return out
 }
 
-// ClientPaths returns err with the server's (resolved) paths replaced by
-// the paths the client gave, so that answers do not reveal the server's
-// directory layout.
-func ClientPaths(err error, server, client []string) error { return clientPaths(err, server, client) }
-
-// flagField guesses the API field an error about a CLI flag names: the first
-// "--flag" in msg, in snake_case.
-func flagField(msg string) string {
-	i := strings.Index(msg, "--")
-	if i < 0 {
-		return ""
+// rebuildSpec is the rebuild of the job spec, with model and paths resolved.
+func (s Spec) rebuildSpec(model pricing.Model, paths []string) planner.RebuildSpec {
+	return planner.RebuildSpec{
+		Paths:  paths,
+		Corpus: corpus.Options{PlainText: s.PlainText, Strict: s.Strict, TextField: s.TextField, IDField: s.IDField},
+		Model:  model, Dimensions: s.Dimensions, ChunkTokens: s.ChunkTokens, ChunkOverlap: s.ChunkOverlap,
+		Limits:        planner.Limits{RPM: s.RPM, TPM: s.TPM, Concurrency: s.Concurrency, BatchSize: s.BatchSize, Latency: planner.DefaultLatency},
+		PartRows:      s.PartRows,
+		FlushInterval: time.Duration(s.FlushIntervalMS) * time.Millisecond,
+		Budget:        s.BudgetUSD,
+		Force:         s.Force,
 	}
-	f := msg[i+2:]
-	if j := strings.IndexFunc(f, func(r rune) bool { return !(r == '-' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') }); j >= 0 {
-		f = f[:j]
-	}
-	return strings.ReplaceAll(f, "-", "_")
 }
-
-// FieldOfFlagError returns the snake_case field an error of
-// [EstimateRequest.Validate] or [RebuildSpec.Validate] names ("" if none).
-func FieldOfFlagError(err error) string { return flagField(err.Error()) }
 
 // checkpointDir returns the job's checkpoint directory relative to the data dir.
-func (m *Jobs) checkpointDir(spec JobSpec, id string) (string, error) {
+func (m *Manager) checkpointDir(spec Spec, id string) (string, error) {
 	if spec.OutDir == "" {
 		return filepath.ToSlash(filepath.Join("jobs", id, "checkpoint")), nil
 	}
 	out := filepath.FromSlash(spec.OutDir)
 	if !filepath.IsLocal(out) {
-		return "", fieldErr("out_dir", "%q must be a relative path inside the data directory", spec.OutDir)
+		return "", fieldErr("out_dir", "{out_dir} %q must be a relative path inside the data directory", spec.OutDir)
 	}
 	first, _, _ := strings.Cut(filepath.ToSlash(out), "/")
 	if first == "jobs" {
 		if parts := strings.Split(filepath.ToSlash(out), "/"); len(parts) != 3 || parts[2] != "checkpoint" || !validJobID(parts[1]) {
-			return "", fieldErr("out_dir", "%q: under jobs/ only a job's checkpoint directory (jobs/<id>/checkpoint) may be named", spec.OutDir)
+			return "", fieldErr("out_dir", "{out_dir} %q: under jobs/ only a job's checkpoint directory (jobs/<id>/checkpoint) may be named", spec.OutDir)
 		}
 	}
 	// Refuse symlinks that leave the data directory.
@@ -677,16 +536,16 @@ func (m *Jobs) checkpointDir(spec JobSpec, id string) (string, error) {
 	}
 	defer r.Close()
 	if _, err := r.Stat(out); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", &FieldError{Field: "out_dir", Err: fmt.Errorf("%q: %w", spec.OutDir, corpus.ErrOutsideRoot)}
+		return "", &planner.FieldError{Field: "out_dir", Message: fmt.Sprintf("{out_dir} %q: %v", spec.OutDir, corpus.ErrOutsideRoot), Err: corpus.ErrOutsideRoot}
 	}
 	return filepath.ToSlash(out), nil
 }
 
 // Submit validates spec and queues a new job, or, when key names an earlier
 // job with the same spec, returns that job and created == false. Errors:
-// *FieldError (bad spec), ErrIdempotencyKeyReused, ErrJobActive (another
+// *planner.FieldError (bad spec), ErrIdempotencyKeyReused, ErrActive (another
 // active job writes the same checkpoint directory), ErrShuttingDown.
-func (m *Jobs) Submit(ctx context.Context, spec JobSpec, key string) (j Job, created bool, err error) {
+func (m *Manager) Submit(ctx context.Context, spec Spec, key string) (j Job, created bool, err error) {
 	spec = spec.withDefaults()
 	if spec.RPM == 0 {
 		spec.RPM = m.cfg.DefaultRPM
@@ -717,10 +576,10 @@ func (m *Jobs) Submit(ctx context.Context, spec JobSpec, key string) (j Job, cre
 		return Job{}, false, err
 	}
 	if other := m.activeOnDirLocked(ckdir, ""); other != "" {
-		return Job{}, false, fmt.Errorf("%w: job %s writes %s", ErrJobActive, other, ckdir)
+		return Job{}, false, fmt.Errorf("%w: job %s writes %s", ErrActive, other, ckdir)
 	}
 	now := m.now().UTC()
-	nj := &job{Job: Job{ID: id, State: JobQueued, Spec: spec, CheckpointDir: ckdir, IdempotencyKey: key, CreatedAt: now, UpdatedAt: now}}
+	nj := &job{Job: Job{ID: id, State: Queued, Spec: spec, CheckpointDir: ckdir, IdempotencyKey: key, CreatedAt: now, UpdatedAt: now}}
 	if err := m.persistLocked(nj); err != nil {
 		return Job{}, false, err
 	}
@@ -733,7 +592,7 @@ func (m *Jobs) Submit(ctx context.Context, spec JobSpec, key string) (j Job, cre
 	return nj.view(), true, nil
 }
 
-func sameSpec(a, b JobSpec) bool {
+func sameSpec(a, b Spec) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return bytes.Equal(x, y)
@@ -741,7 +600,7 @@ func sameSpec(a, b JobSpec) bool {
 
 // activeOnDirLocked returns the id of an active job (other than except)
 // writing ckdir.
-func (m *Jobs) activeOnDirLocked(ckdir, except string) string {
+func (m *Manager) activeOnDirLocked(ckdir, except string) string {
 	for _, o := range m.jobs {
 		if o.ID != except && o.State.Active() && o.CheckpointDir == ckdir {
 			return o.ID
@@ -750,19 +609,19 @@ func (m *Jobs) activeOnDirLocked(ckdir, except string) string {
 	return ""
 }
 
-// Get returns the job, or ErrJobNotFound.
-func (m *Jobs) Get(id string) (Job, error) {
+// Get returns the job, or ErrNotFound.
+func (m *Manager) Get(id string) (Job, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	j, ok := m.jobs[id]
 	if !ok {
-		return Job{}, fmt.Errorf("%w: %q", ErrJobNotFound, id)
+		return Job{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	return j.view(), nil
 }
 
 // List returns every job, oldest first.
-func (m *Jobs) List() []Job {
+func (m *Manager) List() []Job {
 	m.mu.Lock()
 	out := make([]Job, 0, len(m.jobs))
 	for _, j := range m.jobs {
@@ -779,11 +638,11 @@ func (m *Jobs) List() []Job {
 }
 
 // Counts returns how many jobs are in each state.
-func (m *Jobs) Counts() map[JobState]int {
+func (m *Manager) Counts() map[State]int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c := make(map[JobState]int, len(JobStates))
-	for _, s := range JobStates {
+	c := make(map[State]int, len(States))
+	for _, s := range States {
 		c[s] = 0
 	}
 	for _, j := range m.jobs {
@@ -795,36 +654,36 @@ func (m *Jobs) Counts() map[JobState]int {
 // Cancel stops a job: a queued or interrupted one at once, a running one
 // after its checkpoint is committed (the state turns cancelled then; until
 // that, CancelRequested is set). Cancelling a cancelled job returns it.
-// Errors: ErrJobNotFound, ErrJobFinished.
-func (m *Jobs) Cancel(ctx context.Context, id string) (Job, error) {
+// Errors: ErrNotFound, ErrFinished.
+func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	j, ok := m.jobs[id]
 	if !ok {
-		return Job{}, fmt.Errorf("%w: %q", ErrJobNotFound, id)
+		return Job{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	switch j.State {
-	case JobRunning:
+	case Running:
 		if !j.CancelRequested {
 			j.CancelRequested = true
 			j.UpdatedAt = m.now().UTC()
 			if err := m.persistLocked(j); err != nil {
 				return Job{}, err
 			}
-			j.cancel(ErrJobCancelled)
+			j.cancel(ErrCancelled)
 			m.log.Info("rebuild job cancel requested", "job_id", id)
 		}
-	case JobQueued, JobInterrupted:
-		j.State = JobCancelled
+	case Queued, Interrupted:
+		j.State = Cancelled
 		now := m.now().UTC()
 		j.UpdatedAt, j.FinishedAt = now, &now
 		if err := m.persistLocked(j); err != nil {
 			return Job{}, err
 		}
 		m.log.Info("rebuild job cancelled", "job_id", id)
-	case JobCancelled:
+	case Cancelled:
 	default:
-		return Job{}, fmt.Errorf("%w: job %s is %s", ErrJobFinished, id, j.State)
+		return Job{}, fmt.Errorf("%w: job %s is %s", ErrFinished, id, j.State)
 	}
 	return j.view(), nil
 }
@@ -836,17 +695,17 @@ type ResumeOptions struct {
 }
 
 // Resume queues a stopped job again; its run skips what is checkpointed.
-// Errors: ErrJobNotFound, ErrJobActive (queued or running), ErrShuttingDown,
-// *FieldError (the spec no longer validates, e.g. a corpus root is gone).
-func (m *Jobs) Resume(ctx context.Context, id string, opts ResumeOptions) (Job, error) {
+// Errors: ErrNotFound, ErrActive (queued or running), ErrShuttingDown,
+// *planner.FieldError (the spec no longer validates, e.g. a corpus root is gone).
+func (m *Manager) Resume(ctx context.Context, id string, opts ResumeOptions) (Job, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	j, ok := m.jobs[id]
 	if !ok {
-		return Job{}, fmt.Errorf("%w: %q", ErrJobNotFound, id)
+		return Job{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	if j.State.Active() {
-		return Job{}, fmt.Errorf("%w: job %s is %s", ErrJobActive, id, j.State)
+		return Job{}, fmt.Errorf("%w: job %s is %s", ErrActive, id, j.State)
 	}
 	if m.closing {
 		return Job{}, ErrShuttingDown
@@ -854,7 +713,7 @@ func (m *Jobs) Resume(ctx context.Context, id string, opts ResumeOptions) (Job, 
 	spec := j.Spec
 	if opts.BudgetUSD != nil {
 		if *opts.BudgetUSD < 0 {
-			return Job{}, fieldErr("budget_usd", "must not be negative")
+			return Job{}, fieldErr("budget_usd", "{budget_usd} must not be negative")
 		}
 		spec.BudgetUSD = *opts.BudgetUSD
 	}
@@ -862,10 +721,10 @@ func (m *Jobs) Resume(ctx context.Context, id string, opts ResumeOptions) (Job, 
 		return Job{}, err
 	}
 	if other := m.activeOnDirLocked(j.CheckpointDir, id); other != "" {
-		return Job{}, fmt.Errorf("%w: job %s writes %s", ErrJobActive, other, j.CheckpointDir)
+		return Job{}, fmt.Errorf("%w: job %s writes %s", ErrActive, other, j.CheckpointDir)
 	}
 	j.Spec = spec
-	j.State = JobQueued
+	j.State = Queued
 	j.CancelRequested = false
 	j.LastError = ""
 	j.FinishedAt = nil
@@ -879,13 +738,13 @@ func (m *Jobs) Resume(ctx context.Context, id string, opts ResumeOptions) (Job, 
 }
 
 // scheduleLocked starts queued jobs, oldest first, while slots are free.
-func (m *Jobs) scheduleLocked() {
+func (m *Manager) scheduleLocked() {
 	if m.closing || m.base == nil {
 		return
 	}
 	var queued []*job
 	for _, j := range m.jobs {
-		if j.State == JobQueued {
+		if j.State == Queued {
 			queued = append(queued, j)
 		}
 	}
@@ -901,7 +760,7 @@ func (m *Jobs) scheduleLocked() {
 		}
 		busy := false
 		for _, o := range m.jobs {
-			busy = busy || o.State == JobRunning && o.CheckpointDir == j.CheckpointDir
+			busy = busy || o.State == Running && o.CheckpointDir == j.CheckpointDir
 		}
 		if busy {
 			continue
@@ -911,17 +770,17 @@ func (m *Jobs) scheduleLocked() {
 }
 
 // startLocked runs j on its own goroutine, under a context the manager owns.
-func (m *Jobs) startLocked(j *job) {
+func (m *Manager) startLocked(j *job) {
 	ctx, cancel := context.WithCancelCause(m.base)
 	now := m.now().UTC()
-	j.State = JobRunning
+	j.State = Running
 	j.cancel = cancel
 	j.done = make(chan struct{})
 	j.Runs++
 	j.StartedAt = &now
 	j.UpdatedAt = now
 	j.prior = j.totals()
-	j.Progress = Progress{State: "starting"}
+	j.Progress = planner.Progress{State: "starting"}
 	if err := m.persistLocked(j); err != nil {
 		m.log.Error("writing job file", "job_id", j.ID, "err", err)
 	}
@@ -931,7 +790,7 @@ func (m *Jobs) startLocked(j *job) {
 }
 
 // run executes one run of a job and records how it ended.
-func (m *Jobs) run(ctx context.Context, j *job, spec JobSpec, prior runTotals, run int, done chan struct{}) {
+func (m *Manager) run(ctx context.Context, j *job, spec Spec, prior runTotals, run int, done chan struct{}) {
 	defer m.runs.Done()
 	defer close(done)
 	log := m.log.With("job_id", j.ID)
@@ -945,7 +804,7 @@ func (m *Jobs) run(ctx context.Context, j *job, spec JobSpec, prior runTotals, r
 	j.cancel = nil
 	j.done = nil
 	j.UpdatedAt = now
-	if state != JobInterrupted {
+	if state != Interrupted {
 		j.FinishedAt = &now
 	}
 	if err := m.persistLocked(j); err != nil {
@@ -962,37 +821,37 @@ func (m *Jobs) run(ctx context.Context, j *job, spec JobSpec, prior runTotals, r
 }
 
 // execute runs the rebuild and maps its outcome to a state.
-func (m *Jobs) execute(ctx context.Context, log *slog.Logger, j *job, spec JobSpec, prior runTotals, run int) (state JobState, lastErr string) {
+func (m *Manager) execute(ctx context.Context, log *slog.Logger, j *job, spec Spec, prior runTotals, run int) (state State, lastErr string) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("rebuild job panicked", "panic", fmt.Sprint(p))
-			state, lastErr = JobFailed, "internal error (see the server log)"
+			state, lastErr = Failed, "internal error (see the server log)"
 		}
 	}()
 	rspec, ckdir, err := m.prepare(spec, j.ID)
 	if err != nil {
-		return JobFailed, err.Error()
+		return Failed, err.Error()
 	}
 	if spec.BudgetUSD > 0 {
 		left := spec.BudgetUSD - prior.CostUSD
 		if left <= 0 {
-			return JobBudgetExhausted, fmt.Sprintf("%v: $%s of the $%s budget is spent; resume with a higher budget_usd", ErrBudgetExceeded, prior.CostUSD, spec.BudgetUSD)
+			return BudgetExhausted, fmt.Sprintf("%v: $%s of the $%s budget is spent; resume with a higher budget_usd", planner.ErrBudgetExceeded, prior.CostUSD, spec.BudgetUSD)
 		}
 		rspec.Budget = left
 	}
 	var final bool // guarded by m.mu
 	emb, err := m.cfg.NewEmbedder(spec)
 	if err != nil {
-		return JobFailed, fmt.Sprintf("building the embedder: %v", err)
+		return Failed, fmt.Sprintf("building the embedder: %v", err)
 	}
-	rb := &Rebuilder{
+	rb := &planner.Rebuilder{
 		Embedder:  emb,
 		Tokenizer: m.tok,
 		Store:     checkpoint.NewDir(filepath.Join(m.cfg.DataDir, filepath.FromSlash(ckdir))),
 		Logger:    log,
-		OnProgress: func(p Progress) {
+		OnProgress: func(p planner.Progress) {
 			m.mu.Lock()
-			if p.State == "running" && (final || j.State != JobRunning) {
+			if p.State == "running" && (final || j.State != Running) {
 				m.mu.Unlock()
 				return // a tick that lost the race with the final snapshot
 			}
@@ -1015,29 +874,29 @@ func (m *Jobs) execute(ctx context.Context, log *slog.Logger, j *job, spec JobSp
 	log.Info("rebuild job run started", "run", run, "checkpoint_dir", ckdir)
 	_, err = rb.Run(ctx, rspec)
 	if ctx.Err() != nil && err != nil {
-		if errors.Is(context.Cause(ctx), ErrJobCancelled) {
-			return JobCancelled, ""
+		if errors.Is(context.Cause(ctx), ErrCancelled) {
+			return Cancelled, ""
 		}
-		return JobInterrupted, ""
+		return Interrupted, ""
 	}
 	switch {
 	case err == nil:
-		return JobSucceeded, ""
-	case errors.Is(err, ErrBudgetExceeded):
-		return JobBudgetExhausted, err.Error()
+		return Succeeded, ""
+	case errors.Is(err, planner.ErrBudgetExceeded):
+		return BudgetExhausted, err.Error()
 	}
-	return JobFailed, err.Error()
+	return Failed, err.Error()
 }
 
 // Shutdown stops every running job (cause ErrServerShutdown) and waits until
 // their checkpoints are committed or ctx ends. Stopped jobs are interrupted
-// and queued ones stay queued: the next [OpenJobs] resumes both. After
+// and queued ones stay queued: the next [Open] resumes both. After
 // Shutdown, Submit and Resume return ErrShuttingDown.
-func (m *Jobs) Shutdown(ctx context.Context) error {
+func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
 	m.closing = true
 	for _, j := range m.jobs {
-		if j.State == JobRunning && j.cancel != nil {
+		if j.State == Running && j.cancel != nil {
 			j.cancel(ErrServerShutdown)
 		}
 	}
@@ -1057,31 +916,8 @@ func (m *Jobs) Shutdown(ctx context.Context) error {
 	}
 }
 
-// ErrDataDirInUse is returned by [OpenJobs] when another process (or another
-// Jobs in this one) has the data directory open: two servers would run the
-// same jobs twice.
-var ErrDataDirInUse = errors.New("data directory is in use by another reembed serve")
-
-// lockDataDir takes an exclusive flock on DIR/lock, held while the returned
-// file is open. The kernel drops it when the process dies, so a SIGKILLed
-// server never leaves a stale lock.
-func lockDataDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("jobs: opening the data directory lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("jobs: %w: %s", ErrDataDirInUse, dir)
-		}
-		return nil, fmt.Errorf("jobs: locking the data directory: %w", err)
-	}
-	return f, nil
-}
-
 // Closing reports whether Shutdown was called.
-func (m *Jobs) Closing() bool {
+func (m *Manager) Closing() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.closing
@@ -1089,19 +925,19 @@ func (m *Jobs) Closing() bool {
 
 // Wait blocks until the job is neither queued nor running (or ctx ends)
 // and returns it.
-func (m *Jobs) Wait(ctx context.Context, id string) (Job, error) {
+func (m *Manager) Wait(ctx context.Context, id string) (Job, error) {
 	return m.WaitUntil(ctx, id, func(j Job) bool { return !j.State.Active() })
 }
 
 // WaitUntil blocks until cond holds for the job (checked at every change of
-// the job) or ctx ends, and returns the job. Errors: ErrJobNotFound, ctx's cause.
-func (m *Jobs) WaitUntil(ctx context.Context, id string, cond func(Job) bool) (Job, error) {
+// the job) or ctx ends, and returns the job. Errors: ErrNotFound, ctx's cause.
+func (m *Manager) WaitUntil(ctx context.Context, id string, cond func(Job) bool) (Job, error) {
 	for {
 		m.mu.Lock()
 		j, ok := m.jobs[id]
 		if !ok {
 			m.mu.Unlock()
-			return Job{}, fmt.Errorf("%w: %q", ErrJobNotFound, id)
+			return Job{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 		}
 		v := j.view()
 		ch := m.changed
@@ -1118,7 +954,7 @@ func (m *Jobs) WaitUntil(ctx context.Context, id string, cond func(Job) bool) (J
 }
 
 // persistLocked writes jobs/<id>/job.json atomically, and wakes waiters.
-func (m *Jobs) persistLocked(j *job) error {
+func (m *Manager) persistLocked(j *job) error {
 	w, err := m.encodeLocked(j)
 	if err != nil {
 		return err
@@ -1127,7 +963,7 @@ func (m *Jobs) persistLocked(j *job) error {
 }
 
 // encodeLocked snapshots the job's file and wakes waiters on the job.
-func (m *Jobs) encodeLocked(j *job) (jobWrite, error) {
+func (m *Manager) encodeLocked(j *job) (jobWrite, error) {
 	close(m.changed)
 	m.changed = make(chan struct{})
 	b, err := json.MarshalIndent(jobFile{Version: jobFileVersion, Job: j.Job, Prior: j.prior}, "", "  ")
@@ -1139,81 +975,24 @@ func (m *Jobs) encodeLocked(j *job) (jobWrite, error) {
 }
 
 // write puts an encoded job file on disk unless a newer one is there
-// already. Progress refreshes call it without holding Jobs.mu, so that
-// readers of the job never wait for an fsync.
-func (m *Jobs) write(w jobWrite) error {
+// already, through the checkpoint package's crash-safe commit (temporary
+// file, fsync, rename, fsync of the directory): a crash leaves the old file
+// or the new one, never a torn one. Progress refreshes call it without
+// holding Manager.mu, so that readers of the job never wait for an fsync.
+func (m *Manager) write(w jobWrite) error {
 	w.j.wmu.Lock()
 	defer w.j.wmu.Unlock()
 	if w.seq <= w.j.written {
 		return nil
 	}
-	dir := filepath.Join(m.jobDir, w.j.ID)
-	if err := mkdirSynced(dir); err != nil {
-		return fmt.Errorf("creating job directory %s: %w", w.j.ID, err)
-	}
-	if err := writeFileAtomic(dir, "job.json", w.data); err != nil {
+	err := m.files.Commit(context.Background(), path.Join(w.j.ID, jobFileName), func(out io.Writer) error {
+		_, err := out.Write(w.data)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("writing job %s: %w", w.j.ID, err)
 	}
 	w.j.written = w.seq
-	return nil
-}
-
-// mkdirSynced creates dir (and jobs/) and fsyncs the parents it changed.
-func mkdirSynced(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
-	}
-	parent := filepath.Dir(dir)
-	if _, err := os.Stat(parent); errors.Is(err, fs.ErrNotExist) {
-		if err := mkdirSynced(parent); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	return syncDir(parent)
-}
-
-// writeFileAtomic writes name in dir: a temp file, fsync, close, rename, and
-// an fsync of dir. A crash leaves the old file or the new one, never a torn one.
-func writeFileAtomic(dir, name string, data []byte) (err error) {
-	f, err := os.CreateTemp(dir, name+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// syncDir fsyncs a directory, tolerating filesystems that refuse it.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, errors.ErrUnsupported) && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
-		return err
-	}
 	return nil
 }
 
@@ -1239,5 +1018,5 @@ func validJobID(id string) bool {
 	return true
 }
 
-// ValidJobID reports whether id is shaped like a job id ("rb_" and 20 hex digits).
-func ValidJobID(id string) bool { return validJobID(id) }
+// ValidID reports whether id is shaped like a job id ("rb_" and 20 hex digits).
+func ValidID(id string) bool { return validJobID(id) }
