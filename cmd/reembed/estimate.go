@@ -199,7 +199,7 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		req.Paths = paths
 	}
 	if err := req.Validate(); err != nil {
-		return &usageError{err}
+		return usageOfInvalid(err)
 	}
 	if perDoc != "" {
 		f, err := os.Create(perDoc)

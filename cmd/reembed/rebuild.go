@@ -126,7 +126,7 @@ func (f *rebuildFlags) spec(e *env, paths []string) (planner.RebuildSpec, pricin
 		Shard: checkpoint.Shard{Index: si, Count: sn}, Jobs: f.corpus.jobs,
 	}
 	if err := spec.Validate(); err != nil {
-		return spec, model, storeLocation{}, &usageError{err}
+		return spec, model, storeLocation{}, usageOfInvalid(err)
 	}
 	return spec, model, loc, nil
 }
