@@ -133,6 +133,7 @@ func New(cfg Config) (*Server, error) {
 	e.Use(middleware.RequestID(), s.observe, s.recover, s.auth, s.limitBody)
 
 	e.GET("/healthz", s.healthz)
+	e.HEAD("/healthz", s.healthz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
 	e.GET("/openapi.yaml", s.openapi)
 	e.POST("/v1/estimates", s.postEstimate)
@@ -239,7 +240,8 @@ type healthResponse struct {
 }
 
 // healthz answers 200 {"status":"ok"}, or 503 {"status":"shutting_down"}
-// once a shutdown began.
+// once a shutdown began (HEAD: the status alone). `reembed serve` keeps
+// listening while its jobs commit, so a drain is seen here as 503.
 func (s *Server) healthz(c echo.Context) error {
 	if s.jobs.Closing() {
 		return c.JSON(http.StatusServiceUnavailable, healthResponse{Status: "shutting_down"})

@@ -154,10 +154,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	log.Info("shutting down", "timeout", f.shutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
 	defer cancel()
-	jobsDone := make(chan error, 1)
-	go func() { jobsDone <- mgr.Shutdown(sctx) }()
+	// Drain: the jobs commit first while the listener stays open, so that
+	// /healthz answers 503 (load balancers stop routing here) and runbooks
+	// watching a job see it turn interrupted; then the HTTP server stops.
+	jobsErr := mgr.Shutdown(sctx)
 	httpErr := hs.Shutdown(sctx)
-	jobsErr := <-jobsDone
 	if err := errors.Join(httpErr, jobsErr); err != nil {
 		return fmt.Errorf("shutting down: %w", err)
 	}

@@ -284,6 +284,20 @@ func TestServeResumesAfterSIGKILLAndSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2.waitFor(t, "shutting down")
+	// While the job commits (its request is still held), the server keeps
+	// listening and /healthz says it is draining, to GET and HEAD.
+	for {
+		code, b := s2.call(t, "GET", "/healthz", "", nil)
+		if code == http.StatusServiceUnavailable && strings.Contains(string(b), "shutting_down") {
+			break
+		}
+		if code != http.StatusOK {
+			t.Fatalf("GET /healthz during the drain: %d %s", code, b)
+		}
+	}
+	if code, b := s2.call(t, "HEAD", "/healthz", "", nil); code != http.StatusServiceUnavailable || len(b) != 0 {
+		t.Fatalf("HEAD /healthz during the drain: %d %q, want 503 and no body", code, b)
+	}
 	close(release7) // the request in flight finishes and is committed
 	s2.waitFor(t, "rebuild job run ended", "state", "interrupted")
 	if err := s2.cmd.Wait(); err != nil {
