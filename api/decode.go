@@ -43,6 +43,9 @@ func decodeBody(c echo.Context, v any, emptyOK bool) error {
 		return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMediaType, Field: "Content-Type",
 			Message: "set Content-Type: application/json"}
 	}
+	if err := checkKeys(body, v); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
