@@ -160,14 +160,19 @@ func (s *Server) postEstimate(c echo.Context) error {
 		return err
 	}
 	est, err := planner.Run(c.Request().Context(), s.tok, req)
+	// Paths shown to the client are its own, or relative to a corpus root.
+	client := func(msg string) string { return corpus.ClientText(msg, req.Paths, b.Paths, s.roots) }
 	if err != nil {
 		if errors.Is(err, corpus.ErrSkipped) {
-			return &Error{Status: http.StatusUnprocessableEntity, Code: CodeUnreadableCorpus, Field: "paths", Message: err.Error(), err: err}
+			return &Error{Status: http.StatusUnprocessableEntity, Code: CodeUnreadableCorpus, Field: "paths", Message: client(err.Error()), err: err}
 		}
 		return err
 	}
 	if req.WhatIf == nil {
 		est.Corpus.Roots = append([]string(nil), b.Paths...) // as the client named them, not server paths
+	}
+	for i := range est.Corpus.Skipped {
+		est.Corpus.Skipped[i].Path = client(est.Corpus.Skipped[i].Path)
 	}
 	return c.JSON(http.StatusOK, est)
 }

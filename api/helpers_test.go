@@ -118,7 +118,7 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 	}
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewJSONHandler(lockedWriter{&logMu, te.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	jobs, err := jobs.Open(jobs.Config{DataDir: te.data, CorpusRoots: []string{te.root}, NewEmbedder: factory,
+	mgr, err := jobs.Open(jobs.Config{DataDir: te.data, CorpusRoots: []string{te.root}, NewEmbedder: factory,
 		Logger: logger, DefaultRPM: planner.DefaultRPM, DefaultTPM: planner.DefaultTPM})
 	if err != nil {
 		t.Fatal(err)
@@ -127,10 +127,10 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 		if te.gate != nil {
 			te.gate.release()
 		}
-		jobs.Shutdown(context.Background())
+		mgr.Shutdown(context.Background())
 	})
-	te.jobs = jobs
-	srv, err := api.New(api.Config{Jobs: jobs, CorpusRoots: jobs.Roots(), AuthToken: embedder.APIKey(o.token), Logger: logger, MaxBodyBytes: o.maxBody})
+	te.jobs = mgr
+	srv, err := api.New(api.Config{Jobs: mgr, CorpusRoots: mgr.Roots(), AuthToken: embedder.APIKey(o.token), Logger: logger, MaxBodyBytes: o.maxBody})
 	if err != nil {
 		t.Fatal(err)
 	}

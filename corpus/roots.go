@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -121,11 +122,33 @@ func cmpErr(have, next error) error {
 // the paths the client gave, so that answers do not reveal the server's
 // directory layout. errors.Is and errors.As still see err.
 func ClientPaths(err error, server, client []string) error {
-	msg := err.Error()
+	return &rewordedError{msg: ClientText(err.Error(), server, client, nil), err: err}
+}
+
+// ClientText returns msg with the server's paths rewritten for a client:
+// each server path (a resolved corpus path) becomes the path the client
+// gave for it, then any other path inside one of roots becomes relative to
+// that root. Longer paths are rewritten first, so a root never shadows a
+// path inside it.
+func ClientText(msg string, server, client, roots []string) string {
+	type pair struct{ from, to string }
+	var pairs []pair
 	for i := range server {
-		msg = strings.ReplaceAll(msg, server[i], client[i])
+		if server[i] != "" && i < len(client) {
+			pairs = append(pairs, pair{server[i], client[i]})
+		}
 	}
-	return &rewordedError{msg: msg, err: err}
+	for _, r := range roots {
+		if r != "" {
+			pairs = append(pairs, pair{r + string(filepath.Separator), ""})
+		}
+	}
+	slices.SortStableFunc(pairs, func(a, b pair) int { return len(b.from) - len(a.from) })
+	args := make([]string, 0, 2*len(pairs))
+	for _, p := range pairs {
+		args = append(args, p.from, p.to)
+	}
+	return strings.NewReplacer(args...).Replace(msg)
 }
 
 // rewordedError is an error with another text and the same cause.

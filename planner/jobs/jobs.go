@@ -873,6 +873,9 @@ func (m *Manager) execute(ctx context.Context, log *slog.Logger, j *job, spec Sp
 	}
 	log.Info("rebuild job run started", "run", run, "checkpoint_dir", ckdir)
 	_, err = rb.Run(ctx, rspec)
+	if err != nil {
+		err = m.clientError(err, rspec.Paths, spec.Paths)
+	}
 	if ctx.Err() != nil && err != nil {
 		if errors.Is(context.Cause(ctx), ErrCancelled) {
 			return Cancelled, ""
@@ -887,6 +890,24 @@ func (m *Manager) execute(ctx context.Context, log *slog.Logger, j *job, spec Sp
 	}
 	return Failed, err.Error()
 }
+
+// clientError returns err with server paths rewritten for last_error:
+// the job's resolved paths become the client's, other paths inside a
+// corpus root become relative to it, and paths in the data directory
+// relative to that (as checkpoint_dir is). errors.Is still sees err.
+func (m *Manager) clientError(err error, resolved, client []string) error {
+	msg := corpus.ClientText(err.Error(), resolved, client, append(m.Roots(), m.cfg.DataDir))
+	return &clientErr{msg: msg, err: err}
+}
+
+// clientErr is an error reworded for clients, with the same cause.
+type clientErr struct {
+	msg string
+	err error
+}
+
+func (e *clientErr) Error() string { return e.msg }
+func (e *clientErr) Unwrap() error { return e.err }
 
 // Shutdown stops every running job (cause ErrServerShutdown) and waits until
 // their checkpoints are committed or ctx ends. Stopped jobs are interrupted
