@@ -47,7 +47,7 @@ func (s *Server) estimateRequest(b *estimateBody) (planner.EstimateRequest, erro
 		return req, err
 	}
 	if len(names) == 0 {
-		names = []string{"text-embedding-3-small"}
+		names = []string{pricing.DefaultModel}
 	}
 	models, err := s.cat.Resolve(names)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/reembed/reembed/corpus/tokenizer"
+	"github.com/reembed/reembed/pricing"
 )
 
 // TokenCounter counts the tokens of a text; tokenizer.Tokenizer is one.
@@ -35,7 +36,7 @@ type SimulatorConfig struct {
 	// "api-key: KEY"; other requests get 401. It is never logged or echoed.
 	APIKey APIKey
 	// Model is what the in-process Embed uses when a Request names none.
-	// Default "text-embedding-3-small".
+	// Default pricing.DefaultModel.
 	Model string
 	// RPM and TPM are the requests and tokens per minute, enforced as
 	// OpenAI's token buckets: each holds one minute of its limit, starts
@@ -107,7 +108,7 @@ var _ Embedder = (*Simulator)(nil)
 // NewSimulator checks cfg, fills defaults and loads the tokenizer.
 func NewSimulator(cfg SimulatorConfig) (*Simulator, error) {
 	if cfg.Model == "" {
-		cfg.Model = "text-embedding-3-small"
+		cfg.Model = pricing.DefaultModel
 	}
 	cfg.MaxInputs = cmp0(cfg.MaxInputs, 2048)
 	cfg.MaxInputTokens = cmp0(cfg.MaxInputTokens, 8192)

@@ -21,6 +21,10 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// DefaultModel is the model estimates, rebuilds, drills, the API and the
+// simulated provider use when none is named.
+const DefaultModel = "text-embedding-3-small"
+
 // ErrUnknownModel is returned by [Catalog.Lookup] for a model the catalog lacks.
 var ErrUnknownModel = errors.New("unknown model")
 

@@ -30,7 +30,7 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "drill", "drill [flags] [PATH...]\n\nProves a rebuild end to end on PATH (default: the bundled sample corpus) with the simulated provider, in a\ntemporary directory: estimate, rebuild in a child process, SIGKILL it part way, resume, verify, and\ncompare predicted against actual tokens, requests, cost and duration. Exit 0 pass, 5 fail.")
 	var cf corpusFlags
 	cf.register(fs)
-	model := fs.String("model", "text-embedding-3-small", "embedding model")
+	model := fs.String("model", pricing.DefaultModel, "embedding model")
 	batch := fs.Int("batch-size", 64, "inputs per request (small, so that the kill lands part way)")
 	latency := fs.Duration("sim-latency", 50*time.Millisecond, "simulated provider latency per request")
 	concurrency := fs.Int("concurrency", 2, "requests in flight")

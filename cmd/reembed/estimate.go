@@ -154,7 +154,7 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		return usagef("--format %q: want table, json or csv", format)
 	}
 	if len(models) == 0 {
-		models = stringList{"text-embedding-3-small"}
+		models = stringList{pricing.DefaultModel}
 	}
 	cat, err := loadCatalog(pricingFile)
 	if err != nil {

@@ -60,7 +60,7 @@ func newRebuildFlagSet(e *env) (*flag.FlagSet, *rebuildFlags) {
 	f := &rebuildFlags{}
 	f.corpus.register(fs)
 	f.provider.register(fs)
-	fs.StringVar(&f.model, "model", "text-embedding-3-small", "embedding model")
+	fs.StringVar(&f.model, "model", pricing.DefaultModel, "embedding model")
 	fs.StringVar(&f.pricingFile, "pricing", "", "YAML or JSON file of models that add to or replace the built-in catalog")
 	fs.IntVar(&f.dimensions, "dimensions", 0, "vector dimensions (default: the model's)")
 	fs.StringVar(&f.out, "out", "", "checkpoint directory, or object storage s3://BUCKET/PREFIX, gs://..., azblob://... (created if needed; resumed if it holds a checkpoint)")

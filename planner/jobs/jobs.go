@@ -138,7 +138,7 @@ func (s Spec) withDefaults() Spec {
 		s.Provider = ProviderSimulated
 	}
 	if s.Model == "" {
-		s.Model = "text-embedding-3-small"
+		s.Model = pricing.DefaultModel
 	}
 	if s.TextField == "" {
 		s.TextField = "text"
