@@ -176,9 +176,9 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		case req.Method != http.MethodGet || res.Status >= 400:
 			level = slog.LevelInfo
 		}
-		s.log.LogAttrs(req.Context(), level, "http request", slog.String("request_id", res.Header().Get(echo.HeaderXRequestID)),
-			slog.String("method", req.Method), slog.String("route", route), slog.Int("status", res.Status),
-			slog.Int64("bytes", res.Size), slog.Float64("duration_ms", float64(d.Microseconds())/1000))
+		s.log.LogAttrs(req.Context(), level, "http request", slog.String(logRequestID, res.Header().Get(echo.HeaderXRequestID)),
+			slog.String(logMethod, req.Method), slog.String(logRoute, route), slog.Int(logStatus, res.Status),
+			slog.Int64(logBytes, res.Size), slog.Float64(logDurationMS, float64(d.Microseconds())/1000))
 		return nil
 	}
 }

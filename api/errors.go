@@ -138,7 +138,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	ae := toAPIError(err)
 	rid := c.Response().Header().Get(echo.HeaderXRequestID)
 	if ae == nil {
-		s.log.Error("internal error", "request_id", rid, "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		s.log.Error("internal error", logRequestID, rid, logMethod, c.Request().Method, logPath, c.Request().URL.Path, logErr, err)
 		ae = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error; see the server log for request id " + rid}
 	}
 	if ae.Status == http.StatusUnauthorized {
@@ -152,10 +152,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 		werr = c.JSON(ae.Status, body)
 	}
 	if werr != nil {
-		s.log.Warn("writing error response", "request_id", rid, "err", werr)
+		s.log.Warn("writing error response", logRequestID, rid, logErr, werr)
 	}
 	if ae.Status >= 500 {
 		return
 	}
-	s.log.Debug("request refused", slog.String("request_id", rid), slog.String("code", ae.Code), slog.String("field", ae.Field))
+	s.log.Debug("request refused", slog.String(logRequestID, rid), slog.String(logCode, ae.Code), slog.String(logField, ae.Field))
 }

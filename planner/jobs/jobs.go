@@ -367,7 +367,7 @@ func Open(cfg Config) (*Manager, error) {
 	for _, j := range m.jobs {
 		switch j.State {
 		case Running, Interrupted:
-			m.log.Info("rebuild job resuming after restart", "job_id", j.ID, "state", string(j.State))
+			m.log.Info("rebuild job resuming after restart", logJobID, j.ID, logState, string(j.State))
 			j.State = Queued
 			j.UpdatedAt = m.now().UTC()
 			if err := m.persistLocked(j); err != nil {
@@ -587,7 +587,7 @@ func (m *Manager) Submit(ctx context.Context, spec Spec, key string) (j Job, cre
 	if key != "" {
 		m.idem[key] = id
 	}
-	m.log.Info("rebuild job queued", "job_id", id, "model", spec.Model, "provider", spec.Provider)
+	m.log.Info("rebuild job queued", logJobID, id, logModel, spec.Model, logProvider, spec.Provider)
 	m.scheduleLocked()
 	return nj.view(), true, nil
 }
@@ -671,7 +671,7 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 				return Job{}, err
 			}
 			j.cancel(ErrCancelled)
-			m.log.Info("rebuild job cancel requested", "job_id", id)
+			m.log.Info("rebuild job cancel requested", logJobID, id)
 		}
 	case Queued, Interrupted:
 		j.State = Cancelled
@@ -680,7 +680,7 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 		if err := m.persistLocked(j); err != nil {
 			return Job{}, err
 		}
-		m.log.Info("rebuild job cancelled", "job_id", id)
+		m.log.Info("rebuild job cancelled", logJobID, id)
 	case Cancelled:
 	default:
 		return Job{}, fmt.Errorf("%w: job %s is %s", ErrFinished, id, j.State)
@@ -732,7 +732,7 @@ func (m *Manager) Resume(ctx context.Context, id string, opts ResumeOptions) (Jo
 	if err := m.persistLocked(j); err != nil {
 		return Job{}, err
 	}
-	m.log.Info("rebuild job resumed", "job_id", id)
+	m.log.Info("rebuild job resumed", logJobID, id)
 	m.scheduleLocked()
 	return j.view(), nil
 }
@@ -782,7 +782,7 @@ func (m *Manager) startLocked(j *job) {
 	j.prior = j.totals()
 	j.Progress = planner.Progress{State: "starting"}
 	if err := m.persistLocked(j); err != nil {
-		m.log.Error("writing job file", "job_id", j.ID, "err", err)
+		m.log.Error("writing job file", logJobID, j.ID, logErr, err)
 	}
 	m.running++
 	m.runs.Add(1)
@@ -793,7 +793,7 @@ func (m *Manager) startLocked(j *job) {
 func (m *Manager) run(ctx context.Context, j *job, spec Spec, prior runTotals, run int, done chan struct{}) {
 	defer m.runs.Done()
 	defer close(done)
-	log := m.log.With("job_id", j.ID)
+	log := m.log.With(logJobID, j.ID)
 	state, lastErr := m.execute(ctx, log, j, spec, prior, run)
 	cause := context.Cause(ctx)
 	m.mu.Lock()
@@ -808,13 +808,13 @@ func (m *Manager) run(ctx context.Context, j *job, spec Spec, prior runTotals, r
 		j.FinishedAt = &now
 	}
 	if err := m.persistLocked(j); err != nil {
-		log.Error("writing job file", "err", err)
+		log.Error("writing job file", logErr, err)
 	}
 	v := j.view()
 	m.scheduleLocked()
 	m.mu.Unlock()
-	log.Info("rebuild job run ended", "state", string(state), "cause", fmt.Sprint(cause), "billed_tokens", v.BilledTokens,
-		"cost_usd", v.CostUSD.String(), "committed_chunks", v.Progress.CommittedChunks)
+	log.Info("rebuild job run ended", logState, string(state), logCause, fmt.Sprint(cause), logBilledTokens, v.BilledTokens,
+		logCostUSD, v.CostUSD.String(), logCommitted, v.Progress.CommittedChunks)
 	if m.cfg.OnRunEnd != nil {
 		m.cfg.OnRunEnd(v)
 	}
@@ -824,7 +824,7 @@ func (m *Manager) run(ctx context.Context, j *job, spec Spec, prior runTotals, r
 func (m *Manager) execute(ctx context.Context, log *slog.Logger, j *job, spec Spec, prior runTotals, run int) (state State, lastErr string) {
 	defer func() {
 		if p := recover(); p != nil {
-			log.Error("rebuild job panicked", "panic", fmt.Sprint(p))
+			log.Error("rebuild job panicked", logPanic, fmt.Sprint(p))
 			state, lastErr = Failed, "internal error (see the server log)"
 		}
 	}()
@@ -864,14 +864,14 @@ func (m *Manager) execute(ctx context.Context, log *slog.Logger, j *job, spec Sp
 				err = m.write(w)
 			}
 			if err != nil {
-				log.Error("writing job file", "err", err)
+				log.Error("writing job file", logErr, err)
 			}
 		},
 		ProgressInterval: m.cfg.ProgressInterval,
 		GracePeriod:      m.cfg.GracePeriod,
 		Now:              m.cfg.Now,
 	}
-	log.Info("rebuild job run started", "run", run, "checkpoint_dir", ckdir)
+	log.Info("rebuild job run started", logRun, run, logCheckpointDir, ckdir)
 	_, err = rb.Run(ctx, rspec)
 	if err != nil {
 		err = m.clientError(err, rspec.Paths, spec.Paths)
