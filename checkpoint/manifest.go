@@ -60,22 +60,6 @@ type Chunking struct {
 	ChunkOverlap int `json:"chunk_overlap"`
 }
 
-// Shard says which part of a sharded job (DESIGN §10) a directory belongs to.
-// Index is 0-based (a Kubernetes JOB_COMPLETION_INDEX) and below Count; Count 0
-// means the job is not sharded.
-type Shard struct {
-	Index int `json:"index"`
-	Count int `json:"count"`
-}
-
-// Validate reports an impossible shard.
-func (s Shard) Validate() error {
-	if s.Count < 0 || s.Index < 0 || (s.Count == 0 && s.Index != 0) || (s.Count > 0 && s.Index >= s.Count) {
-		return fmt.Errorf("invalid shard %d/%d: want 0 <= index < count, or count 0 for unsharded", s.Index, s.Count)
-	}
-	return nil
-}
-
 // MismatchError names the manifest field that differs. It wraps
 // [ErrManifestMismatch].
 type MismatchError struct {

@@ -80,7 +80,7 @@ type EstimateRequest struct {
 	// same tokens.
 	Alternatives []pricing.Model
 	// Shard, when Count > 0, estimates only that shard's documents (the
-	// filter of rebuild --shard, [KeepShard]); a what-if deals its documents
+	// filter of rebuild --shard, [checkpoint.Shard.Keep]); a what-if deals its documents
 	// out evenly.
 	Shard checkpoint.Shard
 	// Shards, when 2 or more, adds per-shard figures for that many shards
@@ -361,7 +361,7 @@ func Run(ctx context.Context, tok tokenizer.Tokenizer, req EstimateRequest) (*Es
 	}
 	if req.Shard.Count > 0 {
 		est.Shard = &ShardSummary{Index: req.Shard.Index, Count: req.Shard.Count}
-		req.Corpus.Keep = KeepShard(req.Shard, req.Corpus.Keep)
+		req.Corpus.Keep = req.Shard.Keep(req.Corpus.Keep)
 		if req.WhatIf != nil {
 			w := *req.WhatIf
 			w.Documents = shardShare(w.Documents, req.Shard.Index, req.Shard.Count)

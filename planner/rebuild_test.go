@@ -947,8 +947,8 @@ func TestRebuildShards(t *testing.T) {
 			}
 			for name, rows := range rbRows(t, out) {
 				for _, r := range rows {
-					if dir := filepath.Dir(name); dir != "." && dir != checkpoint.ShardDir(checkpoint.Shard{Index: ShardOf(r.DocID, 2), Count: 2}) {
-						t.Errorf("row %s of shard %d is in %s", r.Key(), ShardOf(r.DocID, 2), name)
+					if dir := filepath.Dir(name); dir != "." && dir != checkpoint.ShardDir(checkpoint.Shard{Index: checkpoint.ShardOf(r.DocID, 2), Count: 2}) {
+						t.Errorf("row %s of shard %d is in %s", r.Key(), checkpoint.ShardOf(r.DocID, 2), name)
 					}
 				}
 			}

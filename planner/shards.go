@@ -12,18 +12,6 @@ import (
 // packer per shard and model are kept while reading the corpus.
 const MaxEstimateShards = 4096
 
-// KeepShard returns a corpus.Options.Keep filter that keeps the documents of
-// shard s ([ShardOf] of the doc_id) that prev, if not nil, also keeps. A
-// zero s (Count 0) keeps what prev keeps. It is the filter rebuild --shard
-// uses, so an estimate of a shard prices exactly what that shard's rebuild
-// embeds.
-func KeepShard(s checkpoint.Shard, prev func(docID string) bool) func(docID string) bool {
-	if s.Count == 0 {
-		return prev
-	}
-	return func(id string) bool { return ShardOf(id, s.Count) == s.Index && (prev == nil || prev(id)) }
-}
-
 // ShardSummary echoes the shard an estimate covers (estimate --shard i/N).
 type ShardSummary struct {
 	// Index is the shard, in [0, Count).
@@ -98,7 +86,7 @@ func (acc *modelAcc) shardOf(docID string) *shardAcc {
 	if len(acc.shards) == 0 {
 		return nil
 	}
-	return acc.shards[ShardOf(docID, len(acc.shards))]
+	return acc.shards[checkpoint.ShardOf(docID, len(acc.shards))]
 }
 
 // shardShare returns how many of n documents shard index of count gets when

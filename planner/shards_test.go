@@ -135,18 +135,18 @@ func TestValidateShards(t *testing.T) {
 	}
 }
 
-// TestKeepShardIsRebuildFilter checks KeepShard against ShardOf, and that
+// TestShard.KeepIsRebuildFilter checks Shard.Keep against ShardOf, and that
 // every document lands in exactly one shard.
-func TestKeepShardIsRebuildFilter(t *testing.T) {
+func TestShardKeepIsRebuildFilter(t *testing.T) {
 	t.Parallel()
 	for _, id := range []string{"", "a", "doc-0001", "日本語", "records.jsonl#17"} {
 		owners := 0
 		for i := range 5 {
-			keep := planner.KeepShard(checkpoint.Shard{Index: i, Count: 5}, nil)
+			keep := checkpoint.Shard{Index: i, Count: 5}.Keep(nil)
 			if keep(id) {
 				owners++
-				if planner.ShardOf(id, 5) != i {
-					t.Errorf("%q kept by shard %d, ShardOf says %d", id, i, planner.ShardOf(id, 5))
+				if checkpoint.ShardOf(id, 5) != i {
+					t.Errorf("%q kept by shard %d, ShardOf says %d", id, i, checkpoint.ShardOf(id, 5))
 				}
 			}
 		}
@@ -154,11 +154,11 @@ func TestKeepShardIsRebuildFilter(t *testing.T) {
 			t.Errorf("%q is kept by %d shards, want 1", id, owners)
 		}
 	}
-	if planner.KeepShard(checkpoint.Shard{}, nil) != nil {
-		t.Error("KeepShard of no shard is not the previous filter (nil)")
+	if (checkpoint.Shard{}).Keep(nil) != nil {
+		t.Error("Shard.Keep of no shard is not the previous filter (nil)")
 	}
 	deny := func(string) bool { return false }
-	if planner.KeepShard(checkpoint.Shard{Index: 0, Count: 1}, deny)("x") {
-		t.Error("KeepShard ignores the previous filter")
+	if (checkpoint.Shard{Index: 0, Count: 1}).Keep(deny)("x") {
+		t.Error("Shard.Keep ignores the previous filter")
 	}
 }

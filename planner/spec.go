@@ -89,7 +89,7 @@ func (s *RebuildSpec) Validate() error {
 // and packing), used to plan it and to predict it.
 func (s *RebuildSpec) estimateRequest() EstimateRequest {
 	opts := s.Corpus
-	opts.Keep = KeepShard(s.Shard, opts.Keep)
+	opts.Keep = s.Shard.Keep(opts.Keep)
 	return EstimateRequest{
 		Paths: s.Paths, Corpus: opts, Models: []pricing.Model{s.Model},
 		ChunkTokens: s.ChunkTokens, ChunkOverlap: s.ChunkOverlap, Limits: s.Limits, Jobs: s.Jobs,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/reembed/reembed/checkpoint"
 	"github.com/reembed/reembed/embedder"
 	"github.com/reembed/reembed/pricing"
 )
@@ -134,13 +135,11 @@ func newOpenAI(o openAIOptions, model pricing.Model, dims int) (embedder.Embedde
 
 var errNoOut = errors.New("--out is required: the checkpoint directory")
 
-// parseShard parses "i/N" (0 ≤ i < N).
+// parseShard parses the --shard flag, "i/N" (see [checkpoint.ParseShard]).
 func parseShard(s string) (index, count int, err error) {
-	if s == "" {
-		return 0, 0, nil
+	sh, err := checkpoint.ParseShard(s)
+	if err != nil {
+		return 0, 0, usagef("--shard %v", err)
 	}
-	if _, err := fmt.Sscanf(s, "%d/%d", &index, &count); err != nil || count < 1 || index < 0 || index >= count {
-		return 0, 0, usagef("--shard %q: want i/N with 0 <= i < N, e.g. 0/4", s)
-	}
-	return index, count, nil
+	return sh.Index, sh.Count, nil
 }

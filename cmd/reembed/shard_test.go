@@ -233,7 +233,7 @@ func testShardsProof(t *testing.T, bin, out string, extraEnv []string, tok token
 			seen[k] = f.Name
 			rowTokens += int64(row.Tokens)
 			docOf[row.ChunkSHA256] = row.DocID
-			if got := planner.ShardOf(row.DocID, shardCount); got != s.Index {
+			if got := checkpoint.ShardOf(row.DocID, shardCount); got != s.Index {
 				t.Errorf("%s (shard %d) is in %s", k, got, f.Name)
 			}
 			if led.Inputs[row.ChunkSHA256] == 0 {
@@ -260,8 +260,8 @@ func testShardsProof(t *testing.T, bin, out string, extraEnv []string, tok token
 		t.Errorf("the provider billed %d tokens more than the checkpoint holds, above the %d that can be in flight or buffered at a kill", excess, bound)
 	}
 	for sha, n := range led.Inputs {
-		if doc, ok := docOf[sha]; ok && n > 1 && planner.ShardOf(doc, shardCount) != shardVictim {
-			t.Errorf("a chunk of %s (shard %d, never killed) was billed %d times", doc, planner.ShardOf(doc, shardCount), n)
+		if doc, ok := docOf[sha]; ok && n > 1 && checkpoint.ShardOf(doc, shardCount) != shardVictim {
+			t.Errorf("a chunk of %s (shard %d, never killed) was billed %d times", doc, checkpoint.ShardOf(doc, shardCount), n)
 		}
 	}
 	if led.Totals.OverLimit != 0 {

@@ -186,25 +186,3 @@ func (l storeLocation) exists() error {
 	_, err := os.Stat(l.raw)
 	return err
 }
-
-// shardStore shows one shard of a checkpoint: List returns only the files of
-// its directory, so that verify --shard i/N checks that shard's parts against
-// its documents without counting the other shards' rows as extra.
-type shardStore struct {
-	checkpoint.Store
-	dir string // checkpoint.ShardDir of the shard
-}
-
-func (s shardStore) List(ctx context.Context) ([]checkpoint.FileInfo, error) {
-	files, err := s.Store.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := files[:0]
-	for _, f := range files {
-		if strings.HasPrefix(f.Name, s.dir+"/") {
-			out = append(out, f)
-		}
-	}
-	return out, nil
-}

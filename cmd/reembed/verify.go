@@ -40,9 +40,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeStore()
-	if sn > 0 {
-		store = shardStore{Store: store, dir: checkpoint.ShardDir(checkpoint.Shard{Index: si, Count: sn})}
-	}
+	store = checkpoint.OnlyShard(store, checkpoint.Shard{Index: si, Count: sn})
 	m, err := readAnyManifest(ctx, store)
 	if err != nil {
 		return usagef("--checkpoint %q: %v", loc, err)
