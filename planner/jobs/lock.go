@@ -1,11 +1,33 @@
 package jobs
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
 
 // ErrDataDirInUse is returned by [Open] when another process (or another
 // Manager in this one) has the data directory open: two servers would run the
 // same jobs twice.
 var ErrDataDirInUse = errors.New("data directory is in use by another reembed serve")
 
-// lockFileName is the file in the data directory that the lock is taken on.
-const lockFileName = "lock"
+// lockDataDir takes the data directory's lock, DIR/lock, held while the
+// returned file is open. The lock is the operating system's (flock,
+// LockFileEx; lock_*.go), which it drops when the process dies, so a killed
+// server never leaves a stale lock.
+func lockDataDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: opening the data directory lock: %w", err)
+	}
+	busy, err := lockFile(f)
+	if err != nil {
+		f.Close()
+		if busy {
+			return nil, fmt.Errorf("jobs: %w: %s", ErrDataDirInUse, dir)
+		}
+		return nil, fmt.Errorf("jobs: locking the data directory: %w", err)
+	}
+	return f, nil
+}
