@@ -96,30 +96,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 
 	var mgr *jobs.Manager // set before the server answers a scrape
 	metrics := api.NewMetrics(func() map[jobs.State]int { return mgr.Counts() }, f.rpm, f.tpm, nil)
-	factory := func(spec jobs.Spec) (embedder.Embedder, error) {
-		model, err := cat.Lookup(spec.Model)
-		if err != nil {
-			return nil, err
-		}
-		var base embedder.Embedder
-		switch spec.Provider {
-		case jobs.ProviderSimulated:
-			base = defaultDimensions{sim, model}
-		case jobs.ProviderOpenAI:
-			if base, err = newOpenAI(openAIOptions{baseURL: f.providerBaseURL, key: apiKey}, model, 0); err != nil {
-				return nil, err
-			}
-		default:
-			return nil, fmt.Errorf("provider %q is not configured", spec.Provider)
-		}
-		metrics.SetLimits(spec.RPM, spec.TPM)
-		emb, err := newEmbedderStack(metrics.Attempts(base), stackConfig{model: model, rpm: spec.RPM, tpm: spec.TPM,
-			concurrency: spec.Concurrency, logger: log})
-		if err != nil {
-			return nil, err
-		}
-		return metrics.Batches(emb, model.PricePer1M), nil
-	}
+	factory := jobEmbedders(cat, sim, openAIOptions{baseURL: f.providerBaseURL, key: apiKey}, metrics, log)
 	mgr, err = jobs.Open(jobs.Config{
 		DataDir: f.data, CorpusRoots: f.roots, NewEmbedder: factory, Tokenizer: tok, Catalog: cat,
 		Providers: providers, DefaultRPM: f.rpm, DefaultTPM: f.tpm, MaxRunning: f.maxRunning, Logger: log,
@@ -151,12 +128,47 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", f.shutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
+	return drain(ctx, log, mgr, hs, f.shutdownTimeout)
+}
+
+// jobEmbedders builds each job run's embedder: the job's provider (the
+// shared simulator, or the configured OpenAI-compatible API) in the one
+// embedder stack, observed by metrics.
+func jobEmbedders(cat *pricing.Catalog, sim embedder.Embedder, openai openAIOptions, metrics *api.Metrics, log *slog.Logger) jobs.EmbedderFactory {
+	return func(spec jobs.Spec) (embedder.Embedder, error) {
+		model, err := cat.Lookup(spec.Model)
+		if err != nil {
+			return nil, err
+		}
+		var base embedder.Embedder
+		switch spec.Provider {
+		case jobs.ProviderSimulated:
+			base = defaultDimensions{sim, model}
+		case jobs.ProviderOpenAI:
+			if base, err = newOpenAI(openai, model, 0); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("provider %q is not configured", spec.Provider)
+		}
+		metrics.SetLimits(spec.RPM, spec.TPM)
+		emb, err := newEmbedderStack(metrics.Attempts(base), stackConfig{model: model, rpm: spec.RPM, tpm: spec.TPM,
+			concurrency: spec.Concurrency, logger: log})
+		if err != nil {
+			return nil, err
+		}
+		return metrics.Batches(emb, model.PricePer1M), nil
+	}
+}
+
+// drain shuts the server down within timeout: the jobs commit first while
+// the listener stays open, so that /healthz answers 503 (load balancers stop
+// routing here) and runbooks watching a job see it turn interrupted; then
+// the HTTP server stops.
+func drain(ctx context.Context, log *slog.Logger, mgr *jobs.Manager, hs *http.Server, timeout time.Duration) error {
+	log.Info("shutting down", "timeout", timeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	// Drain: the jobs commit first while the listener stays open, so that
-	// /healthz answers 503 (load balancers stop routing here) and runbooks
-	// watching a job see it turn interrupted; then the HTTP server stops.
 	jobsErr := mgr.Shutdown(sctx)
 	httpErr := hs.Shutdown(sctx)
 	if err := errors.Join(httpErr, jobsErr); err != nil {
