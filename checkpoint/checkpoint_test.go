@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/maphash"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -286,6 +287,11 @@ func TestInvalidRows(t *testing.T) {
 		"other model":   func(r *Row) { r.Model = "m2" },
 		"dimensions":    func(r *Row) { r.Embedding = r.Embedding[:7] },
 		"no time":       func(r *Row) { r.EmbeddedAt = time.Time{} },
+		"NaN":           func(r *Row) { r.Embedding = slices.Clone(r.Embedding); r.Embedding[2] = float32(math.NaN()) },
+		"+Inf":          func(r *Row) { r.Embedding = slices.Clone(r.Embedding); r.Embedding[7] = float32(math.Inf(1)) },
+		"zero vector":   func(r *Row) { r.Embedding = make([]float32, 8) },
+		"doc_id UTF-8":  func(r *Row) { r.DocID = "bad\xff.txt" },
+		"text UTF-8":    func(r *Row) { r.Text = "caf\xc3" },
 	}
 	for name, change := range tests {
 		r := good

@@ -20,7 +20,10 @@ const DefaultPartRows = 1000
 // ErrInvalidRow is returned (wrapped, naming the row) by [Writer.Add] for a row
 // that would corrupt the checkpoint's meaning: empty doc_id, a chunk_sha256
 // that is not 64 hex digits, another model than the manifest's, an embedding
-// of another length than the manifest's dimensions, or a zero embedded_at.
+// of another length than the manifest's dimensions, empty, with a NaN or
+// infinite element or all zeros, a string column that is not valid UTF-8, or
+// a zero embedded_at. It is the last line of defence: the embedder stack
+// checks answers before they get here.
 var ErrInvalidRow = errors.New("invalid checkpoint row")
 
 // ErrClosed is returned by [Writer.Add] and [Writer.Flush] after Close.
@@ -365,8 +368,16 @@ func (w *Writer) validate(r *Row) error {
 		return bad("model %q, manifest has %q", r.Model, w.manifest.Model)
 	case w.manifest.Dimensions > 0 && len(r.Embedding) != w.manifest.Dimensions:
 		return bad("embedding has %d dimensions, manifest has %d", len(r.Embedding), w.manifest.Dimensions)
+	case len(r.Embedding) == 0:
+		return bad("embedding is empty")
 	case r.EmbeddedAt.IsZero():
 		return bad("embedded_at is zero")
+	}
+	if why := vectorProblem(r.Embedding); why != "" {
+		return bad("embedding %s", why)
+	}
+	if col := invalidUTF8Column(r); col != "" {
+		return bad("%s is not valid UTF-8", col)
 	}
 	return nil
 }

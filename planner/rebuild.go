@@ -424,8 +424,9 @@ func (r *Rebuilder) Run(ctx context.Context, spec RebuildSpec) (*Summary, error)
 				bud.settle(reserve, pricing.CostCeil(int64(billed), spec.Model.PricePer1M))
 				st.requests.Add(1)
 				st.billed.Add(int64(billed))
-				if len(res.Vectors) != len(b.inputs) {
-					setFatal(fmt.Errorf("provider returned %d vectors for %d inputs", len(res.Vectors), len(b.inputs)))
+				// The embedder stack checks answers under its retries; this is for an Embedder without it.
+				if err := embedder.CheckResult(&embedder.Request{Inputs: b.inputs}, res, dims); err != nil {
+					setFatal(fmt.Errorf("embedding %d chunks starting at %s#%d: %w", len(b.inputs), b.inputs[0].DocID, b.inputs[0].ChunkIndex, err))
 					continue
 				}
 				out := make([]checkpoint.Row, len(b.inputs))
@@ -434,10 +435,6 @@ func (r *Rebuilder) Run(ctx context.Context, spec RebuildSpec) (*Summary, error)
 					at = now()
 				}
 				for i, in := range b.inputs {
-					if len(res.Vectors[i]) != dims {
-						setFatal(fmt.Errorf("provider returned a %d-dimension vector for %s#%d, want %d", len(res.Vectors[i]), in.DocID, in.ChunkIndex, dims))
-						break
-					}
 					out[i] = checkpoint.Row{DocID: in.DocID, ChunkIndex: int32(in.ChunkIndex), ChunkSHA256: b.shas[i], Text: in.Text,
 						Tokens: int32(in.Tokens), Model: spec.Model.Name, Embedding: res.Vectors[i], EmbeddedAt: at.UTC()}
 				}

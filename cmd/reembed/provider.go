@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,7 +38,7 @@ func (p *providerFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&p.timeout, "request-timeout", 2*time.Minute, "timeout of one provider request (retried)")
 }
 
-// build returns the embedder stack Retrying(RateLimited(provider)).
+// build returns the embedder stack Retrying(Validating(RateLimited(provider))).
 func (p *providerFlags) build(e *env, model pricing.Model, dims, concurrency int, logger *slog.Logger) (embedder.Embedder, error) {
 	if p.rpm < 0 || p.tpm < 0 {
 		return nil, usagef("--rpm and --tpm must not be negative")
@@ -84,7 +85,12 @@ func (p *providerFlags) build(e *env, model pricing.Model, dims, concurrency int
 	if err != nil {
 		return nil, &usageError{err}
 	}
-	retrying, err := embedder.NewRetrying(limited, embedder.RetryConfig{MaxConcurrency: max(concurrency, 1), Logger: logger})
+	// Answers are checked under the retries: a bad one is sent again, never checkpointed.
+	checked, err := embedder.NewValidating(limited, cmp.Or(dims, model.DefaultDimensions))
+	if err != nil {
+		return nil, &usageError{err}
+	}
+	retrying, err := embedder.NewRetrying(checked, embedder.RetryConfig{MaxConcurrency: max(concurrency, 1), Logger: logger})
 	if err != nil {
 		return nil, &usageError{err}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -120,7 +121,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return nil, err
 		}
-		ret, err := embedder.NewRetrying(lim, embedder.RetryConfig{MaxConcurrency: max(spec.Concurrency, 1), Logger: log})
+		checked, err := embedder.NewValidating(lim, cmp.Or(spec.Dimensions, model.DefaultDimensions))
+		if err != nil {
+			return nil, err
+		}
+		ret, err := embedder.NewRetrying(checked, embedder.RetryConfig{MaxConcurrency: max(spec.Concurrency, 1), Logger: log})
 		if err != nil {
 			return nil, err
 		}
