@@ -18,7 +18,8 @@ const ManifestName = "manifest.json"
 // ErrManifestMismatch is returned (wrapped in a [*MismatchError]) when an
 // existing manifest disagrees with the job on model, dimensions, encoding,
 // chunking or plain_text. Resuming would mix incompatible vectors or chunk
-// identities; [Options.Force] overrides it.
+// identities. [Options.Force] overrides it for encoding, chunking and
+// plain_text, never for model and dimensions ([MismatchError.Forceable]).
 var ErrManifestMismatch = errors.New("checkpoint manifest does not match the job")
 
 // ErrUnsupportedFormat is returned when a manifest was written by a newer
@@ -88,11 +89,24 @@ type MismatchError struct {
 	Have, Want string
 }
 
-// Error names the manifest, the field, both values and the way out (--force).
+// Error names the manifest, the field, both values and the safe ways out.
+// A model or dimensions mismatch never suggests --force: a checkpoint never
+// mixes models or dimensions.
 func (e *MismatchError) Error() string {
-	return fmt.Sprintf("checkpoint manifest %s has %s %s, the job wants %s (use --force to resume anyway)",
+	if !e.Forceable() {
+		return fmt.Sprintf("checkpoint manifest %s has %s %s, the job wants %s: a checkpoint never mixes models or dimensions; "+
+			"write the new vectors to another --out, or resume this one with %s %s",
+			e.File, e.Field, e.Have, e.Want, e.Field, e.Have)
+	}
+	return fmt.Sprintf("checkpoint manifest %s has %s %s, the job wants %s (use --force to embed again every chunk whose text differs, or another --out)",
 		e.File, e.Field, e.Have, e.Want)
 }
+
+// Forceable reports whether [Options.Force] may override the mismatch: yes
+// for encoding, chunking and plain_text (the chunks whose text differs are
+// embedded again, the others kept), never for model and dimensions (rows of
+// another model or length are never reused).
+func (e *MismatchError) Forceable() bool { return e.Field != "model" && e.Field != "dimensions" }
 
 // Unwrap returns [ErrManifestMismatch].
 func (e *MismatchError) Unwrap() error { return ErrManifestMismatch }

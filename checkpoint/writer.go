@@ -34,9 +34,11 @@ type Options struct {
 	// Manifest is the job's spec. Open fills FormatVersion and, when zero,
 	// CreatedAt. Shard says which directory the Writer writes to.
 	Manifest Manifest
-	// Force resumes into a root whose manifest disagrees with the job
-	// ([ErrManifestMismatch]); the shard's manifest is then rewritten with the
-	// job's spec. It does not override [ErrUnsupportedFormat].
+	// Force resumes into a root whose manifest disagrees with the job on
+	// encoding, chunking or plain_text ([ErrManifestMismatch]): chunks whose
+	// text differs are embedded again, and the shard's manifest is rewritten
+	// with the job's spec. It never overrides a model or dimensions mismatch
+	// (a checkpoint never mixes them) nor [ErrUnsupportedFormat].
 	Force bool
 	// PartRows is the number of rows per committed part; 0 means [DefaultPartRows].
 	PartRows int
@@ -232,7 +234,7 @@ func (w *Writer) checkManifest(ctx context.Context, name string, force bool) err
 			w.manifest.CreatedAt = have.CreatedAt // resuming: keep the job's start
 		}
 		return nil
-	case force && errors.As(err, &mm):
+	case force && errors.As(err, &mm) && mm.Forceable():
 		w.logger.Warn("resuming despite manifest mismatch (forced)", "manifest", name, "field", mm.Field, "have", mm.Have, "want", mm.Want)
 		w.recovery.Overridden = append(w.recovery.Overridden, mm)
 		return nil

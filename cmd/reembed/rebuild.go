@@ -69,7 +69,7 @@ func newRebuildFlagSet(e *env) (*flag.FlagSet, *rebuildFlags) {
 	fs.IntVar(&f.partRows, "part-rows", planner.DefaultPartRows, "rows per committed Parquet part (smaller loses less on a crash)")
 	fs.DurationVar(&f.flushInterval, "flush-interval", planner.DefaultFlushInterval, "commit buffered rows at least this often")
 	fs.StringVar(&f.budgetUSD, "budget-usd", "", "stop cleanly before spending more than this many dollars, e.g. 25.00")
-	fs.BoolVar(&f.force, "force", false, "resume into a checkpoint whose manifest disagrees (model, dimensions, chunking)")
+	fs.BoolVar(&f.force, "force", false, "resume into a checkpoint whose chunking, encoding or --plain-text differs, embedding again the chunks whose text differs (never another model or dimensions: use another --out)")
 	fs.StringVar(&f.format, "format", "table", "final summary on stdout: table or json")
 	fs.DurationVar(&f.progressEvery, "progress-interval", 2*time.Second, "progress report interval (a bar on a terminal, JSON lines on stderr otherwise)")
 	fs.StringVar(&f.shard, "shard", "", "embed only shard i of N (i/N, documents by FNV-1a of doc_id); default from JOB_COMPLETION_INDEX/JOB_COMPLETIONS")
@@ -173,7 +173,7 @@ func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
 	case errors.Is(err, planner.ErrInterrupted):
 		return &exitCodeError{exitInterrupted, err}
 	case errors.Is(err, checkpoint.ErrManifestMismatch):
-		return &usageError{fmt.Errorf("--out %q: %w (use --force to resume anyway, or another --out)", loc, err)}
+		return &usageError{fmt.Errorf("--out %q: %w", loc, err)} // the error names the ways out
 	}
 	return err
 }
