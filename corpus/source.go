@@ -34,6 +34,9 @@ type Options struct {
 	Seed int64
 	// Keep, when set, is a further filter on document IDs (shards use it).
 	Keep func(docID string) bool
+	// MaxDecompressedBytes caps the decompressed size of one compressed
+	// file (decompress.go); 0 means [DefaultMaxDecompressedBytes].
+	MaxDecompressedBytes int64
 }
 
 func (o *Options) textField() string {
@@ -79,9 +82,10 @@ type root struct {
 	dir  *os.Root
 	name string // the path the user gave
 	only string // for a single-file root: the one file's name within dir
-	// prefix starts every document ID of this root: "" with one root, else
-	// the root directory's base name and "/".
-	prefix string
+	// index is the root's position among the roots; label names it in the
+	// IDs of files an earlier root also holds (roots.go).
+	index int
+	label string
 }
 
 // Open opens the corpus paths. Each path must exist; the error names it.
@@ -105,40 +109,13 @@ func Open(paths []string, opts Options) (*Source, error) {
 			s.Close()
 			return nil, fmt.Errorf("opening corpus path %q: %w", p, err)
 		}
-		s.roots = append(s.roots, &root{dir: r, name: p, only: only})
+		s.roots = append(s.roots, &root{dir: r, name: p, only: only, index: len(s.roots)})
 	}
-	if err := s.namePrefixes(); err != nil {
+	if err := s.nameRoots(); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
-}
-
-// namePrefixes keeps document IDs unique across several roots: each
-// directory root's IDs start with its base name and "/", and a single-file
-// root's ID is its file name. Two roots that would give the same name are an
-// error. With one root, IDs are plain relative paths.
-func (s *Source) namePrefixes() error {
-	if len(s.roots) < 2 {
-		return nil
-	}
-	seen := map[string]string{}
-	for _, r := range s.roots {
-		name := r.only
-		if name == "" {
-			abs, err := filepath.Abs(r.name)
-			if err != nil {
-				return fmt.Errorf("resolving corpus path %q: %w", r.name, err)
-			}
-			name = filepath.Base(abs)
-			r.prefix = name + "/"
-		}
-		if other, ok := seen[name]; ok {
-			return fmt.Errorf("%w: corpus paths %q and %q would both name their documents %q: document IDs must be unique, so give one directory that holds both, or paths with different names", ErrCorpusPath, other, r.name, name)
-		}
-		seen[name] = r.name
-	}
-	return nil
 }
 
 // Close releases the roots.
@@ -158,15 +135,16 @@ func (s *Source) Roots() []string {
 	return out
 }
 
-// id is the document ID of the file: its path relative to its root, prefixed
-// with the root's name when the source has several roots.
-func (ref fileRef) id() string { return ref.root.prefix + ref.rel }
+// id is the document ID of the file (roots.go): its path relative to its
+// root, unless an earlier root holds that path too.
+func (ref fileRef) id() string { return ref.docID }
 
 // fileRef is one file to read, or a skip to report, in walk order.
 type fileRef struct {
-	root *root
-	rel  string // slash-separated, relative to the root
-	skip *Skip
+	root  *root
+	rel   string // slash-separated, relative to the root
+	docID string
+	skip  *Skip
 }
 
 // walk calls fn for every regular file under the roots in a deterministic
@@ -240,7 +218,7 @@ func (s *Source) visit(ctx context.Context, r *root, rel string, fn func(fileRef
 	if !li.Mode().IsRegular() {
 		return fn(fileRef{root: r, rel: rel, skip: &Skip{Path: displayPath(r, rel), Reason: "not a regular file"}})
 	}
-	return fn(fileRef{root: r, rel: rel})
+	return fn(fileRef{root: r, rel: rel, docID: s.docID(r.index, rel)})
 }
 
 func isEscape(err error) bool {
@@ -332,7 +310,7 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, out sink) (*Skip, er
 	if err != nil {
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot stat: " + errReason(err)}, nil
 	}
-	fmtKind := s.formatOf(ref.rel)
+	fmtKind := s.formatOf(stripCompressionExt(ref.rel))
 	if fmtKind == formatParquet {
 		return s.readParquet(ctx, ref, f, fi.Size(), out)
 	}
@@ -344,28 +322,80 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, out sink) (*Skip, er
 			return nil, out.unsampled(fi.Size())
 		}
 	}
-	head := make([]byte, binarySniffLen)
-	n, err := io.ReadFull(f, head)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read: " + errReason(err)}, nil
+	rd, head, release, skip := s.openContent(ref, f)
+	if skip != nil {
+		return skip, nil
 	}
-	head = head[:n]
+	defer release()
 	if bytes.IndexByte(head, 0) >= 0 {
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "binary file (a NUL byte in the first 8 KB)"}, nil
 	}
-	rd := io.MultiReader(bytes.NewReader(head), f)
+	skip, err = s.readContent(ctx, ref, rd, fmtKind, out)
+	if de, ok := errors.AsType[*decodeError](err); ok {
+		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: de.Error()}, nil
+	}
+	return skip, err
+}
+
+// openContent returns a reader of the file's content, decompressed when the
+// file is compressed (decompress.go), and the content's first bytes (up to
+// binarySniffLen), which the reader yields again. release frees a decoder.
+func (s *Source) openContent(ref fileRef, f io.Reader) (rd io.Reader, head []byte, release func(), skip *Skip) {
+	head, err := readHead(f)
+	if err != nil {
+		return nil, nil, nil, &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read: " + errReason(err)}
+	}
+	rd = io.MultiReader(bytes.NewReader(head), f)
+	kind := sniffCompression(head)
+	if kind == compressNone {
+		return rd, head, func() {}, nil
+	}
+	dec, release, err := decompress(kind, rd, s.opts.maxDecompressed())
+	if err == nil {
+		head, err = readHead(dec)
+	}
+	if err != nil {
+		if release != nil {
+			release()
+		}
+		return nil, nil, nil, &Skip{Path: displayPath(ref.root, ref.rel), Reason: decodeReason(kind, err)}
+	}
+	return io.MultiReader(bytes.NewReader(head), dec), head, release, nil
+}
+
+func decodeReason(kind compression, err error) string {
+	if de, ok := errors.AsType[*decodeError](err); ok {
+		return de.Error()
+	}
+	return (&decodeError{kind, err}).Error()
+}
+
+// readHead reads up to binarySniffLen bytes.
+func readHead(r io.Reader) ([]byte, error) {
+	head := make([]byte, binarySniffLen)
+	n, err := io.ReadFull(r, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, err
+	}
+	return head[:n], nil
+}
+
+// readContent reads the documents of a file's content in its format.
+func (s *Source) readContent(ctx context.Context, ref fileRef, rd io.Reader, fmtKind format, out sink) (*Skip, error) {
 	switch fmtKind {
 	case formatJSONL:
 		return nil, s.readJSONL(ctx, ref, rd, out)
 	case formatCSV, formatTSV:
 		return s.readCSV(ctx, ref, rd, fmtKind == formatTSV, out)
 	}
-	raw := make([]byte, 0, fi.Size()+1)
-	buf := bytes.NewBuffer(raw)
+	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(rd); err != nil {
+		if _, ok := errors.AsType[*decodeError](err); ok {
+			return nil, err
+		}
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read: " + errReason(err)}, nil
 	}
-	raw = buf.Bytes()
+	raw := buf.Bytes()
 	text, invalid := ToValidUTF8(raw)
 	if fmtKind == formatHTML {
 		text = HTMLText(text)
