@@ -34,6 +34,8 @@ type Options struct {
 	Seed int64
 	// Keep, when set, is a further filter on document IDs (shards use it).
 	Keep func(docID string) bool
+	// Filters choose which files of a directory root are read (filter.go).
+	Filters Filters
 	// MaxDecompressedBytes caps the decompressed size of one compressed
 	// file (decompress.go); 0 means [DefaultMaxDecompressedBytes].
 	MaxDecompressedBytes int64
@@ -76,6 +78,7 @@ func SampleKeeps(seed int64, docID string, fraction float64) bool {
 type Source struct {
 	opts  Options
 	roots []*root
+	match *matcher
 }
 
 type root struct {
@@ -93,7 +96,11 @@ func Open(paths []string, opts Options) (*Source, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no corpus path given")
 	}
-	s := &Source{opts: opts}
+	m, err := newMatcher(opts.Filters)
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{opts: opts, match: m}
 	for _, p := range paths {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -147,12 +154,20 @@ type fileRef struct {
 	skip  *Skip
 }
 
+// walkStats counts what the filters left out during a walk.
+type walkStats struct {
+	excluded        int64
+	defaultExcluded []string
+	badIgnoreLines  []Skip
+}
+
 // walk calls fn for every regular file under the roots in a deterministic
 // order (root by root, each in byte order of the slash-separated relative
-// path), and for every entry it skips.
+// path), and for every entry it skips. What the filters leave out is counted
+// in ws.
 // Symlinks are followed only to files inside the root; a symlinked directory
 // is never followed (no loops), and a link out of the root is skipped.
-func (s *Source) walk(ctx context.Context, fn func(fileRef) error) error {
+func (s *Source) walk(ctx context.Context, ws *walkStats, fn func(fileRef) error) error {
 	for _, r := range s.roots {
 		if r.only != "" {
 			if err := s.visit(ctx, r, r.only, fn); err != nil {
@@ -160,14 +175,15 @@ func (s *Source) walk(ctx context.Context, fn func(fileRef) error) error {
 			}
 			continue
 		}
-		if err := s.walkDir(ctx, r, ".", fn); err != nil {
+		if err := s.walkDir(ctx, r, ".", nil, ws, fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Source) walkDir(ctx context.Context, r *root, dir string, fn func(fileRef) error) error {
+// walkDir walks dir; ignored are the ignore-file rules of its parents.
+func (s *Source) walkDir(ctx context.Context, r *root, dir string, ignored []rule, ws *walkStats, fn func(fileRef) error) error {
 	f, err := r.dir.Open(dir)
 	if err != nil {
 		return fn(fileRef{root: r, rel: dir, skip: &Skip{Path: displayPath(r, dir), Reason: "cannot open directory: " + errReason(err)}})
@@ -179,13 +195,25 @@ func (s *Source) walkDir(ctx context.Context, r *root, dir string, fn func(fileR
 	}
 	// os.File.ReadDir does not sort; sort for a stable, byte-ordered walk.
 	sortEntries(entries)
+	ignored = s.readIgnoreFile(r, dir, ignored, ws)
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		rel := path.Join(dir, e.Name())
+		switch s.match.judge(rel, e.IsDir(), ignored) {
+		case excludedByDefault:
+			ws.excluded++
+			if len(ws.defaultExcluded) < MaxInvalidExamples {
+				ws.defaultExcluded = append(ws.defaultExcluded, displayPath(r, rel))
+			}
+			continue
+		case excluded:
+			ws.excluded++
+			continue
+		}
 		if e.IsDir() {
-			if err := s.walkDir(ctx, r, rel, fn); err != nil {
+			if err := s.walkDir(ctx, r, rel, ignored, ws, fn); err != nil {
 				return err
 			}
 			continue
@@ -195,6 +223,23 @@ func (s *Source) walkDir(ctx context.Context, r *root, dir string, fn func(fileR
 		}
 	}
 	return nil
+}
+
+// readIgnoreFile returns the rules in force in dir: its parents' and those
+// of its ignore file, if any. Lines that are not patterns are noted in ws.
+func (s *Source) readIgnoreFile(r *root, dir string, parents []rule, ws *walkStats) []rule {
+	if !s.match.ignoreFiles {
+		return parents
+	}
+	data, err := r.dir.ReadFile(path.Join(dir, IgnoreFileName))
+	if err != nil {
+		return parents
+	}
+	rules, bad := parseIgnoreFile(dir, data)
+	for _, b := range bad {
+		ws.badIgnoreLines = append(ws.badIgnoreLines, Skip{Path: displayPath(r, path.Join(dir, IgnoreFileName)), Reason: fmt.Sprintf("pattern %q is not a valid glob (line ignored)", b)})
+	}
+	return append(parents[:len(parents):len(parents)], rules...)
 }
 
 // visit classifies one non-directory entry.
