@@ -138,6 +138,8 @@ func (r *EstimateRequest) validate(needInput bool) error {
 	}
 	if s := r.Corpus.Sample; s < 0 || s > 1 || math.IsNaN(s) {
 		errs = append(errs, fmt.Errorf("--sample %v must be a fraction in (0, 1]", s))
+	} else if s > 0 && s < MinSampleFraction {
+		errs = append(errs, fmt.Errorf("--sample %v is too small to sample: want at least %g (one document in a million)", s, MinSampleFraction))
 	}
 	if r.WhatIf != nil {
 		if r.WhatIf.Documents <= 0 {
@@ -161,6 +163,11 @@ func (r *EstimateRequest) validate(needInput bool) error {
 	}
 	return errors.Join(errs...)
 }
+
+// MinSampleFraction is the smallest sample fraction: below it a sample reads
+// no document of any real corpus, and extrapolating from nothing gives
+// infinities (1e-160 once gave NaN in the JSON and a 500 in the API).
+const MinSampleFraction = 1e-6
 
 // MaxWhatIfChunksPerDocument bounds the chunks of one what-if document: the
 // what-if packs a document's chunks one by one, so more would let one request
