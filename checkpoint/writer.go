@@ -53,6 +53,11 @@ type Options struct {
 	// the next rows, and a crash can lose one more part. Without it Add
 	// returns only once the part it filled is committed.
 	Pipeline bool
+	// Lock takes the writer lock of the shard's directory when the store is
+	// a [Locker] (one writer per checkpoint directory); Open then refuses
+	// with a [*LockedError] while another writer holds it. The rebuild sets
+	// it; Close or Release frees the lock.
+	Lock bool
 	// OnCommit, if set, is called on the writer's goroutine (from Add, Flush
 	// or Close) once a part is known to be committed, including when the
 	// commit returned [ErrNotDurable].
@@ -111,10 +116,25 @@ type Writer struct {
 	closed   bool
 
 	parts, rows int
+	unlock      func() error // frees the writer lock; nil when the store has none
+}
+
+// Release frees the writer lock of the directory ([Locker]) without
+// committing anything: after it another writer may open the directory. Close
+// calls it once everything is committed; call it yourself (deferred) to free
+// the lock when a Writer is abandoned after an error. It may be called more
+// than once. The Writer must not be used afterwards.
+func (w *Writer) Release() error {
+	if w == nil || w.unlock == nil {
+		return nil
+	}
+	return w.unlock()
 }
 
 // Open prepares a shard of a checkpoint root for writing, resuming what is
-// there:
+// there. With [Options.Lock] and a [Locker] store it first takes the writer lock of the
+// shard's directory, refusing with a [*LockedError] (wrapping [ErrLocked])
+// when another writer holds it; [Writer.Close] frees it. Then it
 //
 //  1. removes the shard directory's temporary files (never another shard's:
 //     it may be committing right now);
@@ -157,6 +177,24 @@ func Open(ctx context.Context, store Store, opts Options) (*Writer, error) {
 	if w.partRows < 0 {
 		return nil, fmt.Errorf("opening checkpoint: part rows %d < 0", w.partRows)
 	}
+	if l, ok := store.(Locker); ok && opts.Lock {
+		release, err := l.Lock(ctx, w.dir)
+		if err != nil {
+			return nil, fmt.Errorf("opening checkpoint: %w", err)
+		}
+		w.unlock = release
+	}
+	opened, err := w.open(ctx, opts)
+	if err != nil {
+		w.Release()
+		return nil, err
+	}
+	return opened, nil
+}
+
+// open is Open after the lock is taken.
+func (w *Writer) open(ctx context.Context, opts Options) (*Writer, error) {
+	store := w.store
 
 	files, err := store.List(ctx)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -420,8 +458,9 @@ func (w *Writer) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Close flushes and closes the Writer. After an error the rows stay buffered
-// and Close may be called again; once it returns nil the Writer is closed.
+// Close flushes and closes the Writer, and frees the writer lock. After an
+// error the rows stay buffered, the lock is kept, and Close may be called
+// again; once it returns nil the Writer is closed.
 func (w *Writer) Close(ctx context.Context) error {
 	if w.closed {
 		return nil
@@ -430,7 +469,7 @@ func (w *Writer) Close(ctx context.Context) error {
 		return err
 	}
 	w.closed = true
-	return nil
+	return w.Release()
 }
 
 type countingWriter struct {

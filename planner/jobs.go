@@ -1070,9 +1070,9 @@ func lockDataDir(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: opening the data directory lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := checkpoint.TryLockFile(f); err != nil { // flock, or LockFileEx on Windows
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, checkpoint.ErrLockBusy) {
 			return nil, fmt.Errorf("jobs: %w: %s", ErrDataDirInUse, dir)
 		}
 		return nil, fmt.Errorf("jobs: locking the data directory: %w", err)

@@ -227,7 +227,7 @@ func (r *Rebuilder) Run(ctx context.Context, spec RebuildSpec) (*Summary, error)
 	st.planned = &Progress{}
 
 	w, err := checkpoint.Open(ctx, r.Store, checkpoint.Options{
-		Manifest: spec.Manifest(), Force: spec.Force, PartRows: spec.PartRows, Logger: logger,
+		Manifest: spec.Manifest(), Force: spec.Force, PartRows: spec.PartRows, Logger: logger, Lock: true,
 		// Encode and fsync a part while the next one fills.
 		Pipeline: true,
 		OnCommit: func(p checkpoint.PartInfo) {
@@ -238,6 +238,7 @@ func (r *Rebuilder) Run(ctx context.Context, spec RebuildSpec) (*Summary, error)
 	if err != nil {
 		return nil, err
 	}
+	defer w.Release() // one writer per checkpoint: freed even when the last commit failed
 	rec := w.Recovery()
 	sum := &Summary{RemovedTempFiles: nonNil(rec.RemovedTemp), UnreadableParts: []string{}}
 	for _, b := range rec.Unreadable {

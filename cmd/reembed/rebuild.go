@@ -172,6 +172,8 @@ func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
 		return &exitCodeError{exitBudget, err}
 	case errors.Is(err, planner.ErrInterrupted):
 		return &exitCodeError{exitInterrupted, err}
+	case errors.Is(err, checkpoint.ErrLocked):
+		return &usageError{fmt.Errorf("--out %q: %w", loc, err)} // names the holder
 	case errors.Is(err, checkpoint.ErrManifestMismatch):
 		return &usageError{fmt.Errorf("--out %q: %w", loc, err)} // the error names the ways out
 	}
