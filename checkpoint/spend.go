@@ -105,8 +105,8 @@ const spendVersion = 1
 // One ledger per shard directory; Open adds every other shard's ledger to
 // the prior spend, as it is at that moment. It is safe for concurrent use.
 type SpendLedger struct {
-	store Store
-	name  string
+	store  Store
+	name   string
 	prior  Spend // the other shards, at open
 	atOpen Spend // everything, at open
 
