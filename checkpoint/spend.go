@@ -31,7 +31,10 @@ type Spend struct {
 	// token count and the provider's reported usage.
 	SettledPico  int64 `json:"settled_pico_usd"`
 	SettledToken int64 `json:"settled_tokens"`
-	Requests     int64 `json:"requests"`
+	// ChargedPico is the same requests each rounded up to the micro-dollar:
+	// what the cap counts, so that a budget is never passed by rounding.
+	ChargedPico int64 `json:"charged_pico_usd"`
+	Requests    int64 `json:"requests"`
 	// AbandonedPico is reservations left open by runs that were killed: the
 	// requests may have been sent and billed, so they count as spent.
 	AbandonedPico int64 `json:"abandoned_pico_usd"`
@@ -42,12 +45,25 @@ type Spend struct {
 	Runs int64 `json:"runs"`
 }
 
-// TotalPico is everything counted as spent: settled, abandoned and open.
+// TotalPico is everything counted as spent, exactly: settled, abandoned
+// and open.
 func (s Spend) TotalPico() int64 { return addSat(addSat(s.SettledPico, s.AbandonedPico), s.OpenPico) }
+
+// CapPico is what a cap counts: charged, abandoned and open.
+func (s Spend) CapPico() int64 { return addSat(addSat(s.ChargedPico, s.AbandonedPico), s.OpenPico) }
+
+// ceilMicro rounds pico-dollars up to a whole micro-dollar.
+func ceilMicro(pico int64) int64 {
+	if pico <= 0 {
+		return 0
+	}
+	return addSat(pico, 999_999) / 1_000_000 * 1_000_000
+}
 
 func (s Spend) plus(o Spend) Spend {
 	return Spend{SettledPico: addSat(s.SettledPico, o.SettledPico), SettledToken: addSat(s.SettledToken, o.SettledToken),
-		Requests: s.Requests + o.Requests, AbandonedPico: addSat(s.AbandonedPico, addSat(o.AbandonedPico, o.OpenPico)),
+		ChargedPico: addSat(s.ChargedPico, o.ChargedPico),
+		Requests:    s.Requests + o.Requests, AbandonedPico: addSat(s.AbandonedPico, addSat(o.AbandonedPico, o.OpenPico)),
 		Runs: s.Runs + o.Runs}
 }
 
@@ -180,16 +196,18 @@ func (l *SpendLedger) Total() Spend {
 	return t
 }
 
-// Reserve records pico as open, to be spent by a request about to be sent,
-// and returns once that record is committed. With limit > 0 it returns
-// ErrSpendLimit, reserving nothing, when the checkpoint's total spend plus
-// pico would pass limit (pico-dollars).
-func (l *SpendLedger) Reserve(ctx context.Context, pico, limit int64) error {
+// Reserve records pico, rounded up to the micro-dollar, as open, to be
+// spent by a request about to be sent, and returns the amount reserved once
+// that record is committed. With limit > 0 it returns ErrSpendLimit,
+// reserving nothing, when what the checkpoint counts as spent (CapPico) plus
+// the reservation would pass limit (pico-dollars).
+func (l *SpendLedger) Reserve(ctx context.Context, pico, limit int64) (reserved int64, err error) {
+	pico = ceilMicro(pico)
 	l.mu.Lock()
-	total := addSat(l.prior.TotalPico(), l.own.TotalPico())
+	total := addSat(l.prior.CapPico(), l.own.CapPico())
 	if limit > 0 && addSat(total, pico) > limit {
 		l.mu.Unlock()
-		return ErrSpendLimit
+		return 0, ErrSpendLimit
 	}
 	l.own.OpenPico += pico
 	l.version++
@@ -197,9 +215,9 @@ func (l *SpendLedger) Reserve(ctx context.Context, pico, limit int64) error {
 	if err := l.persist(ctx); err != nil {
 		// Not recorded, so not sent: give the reservation back.
 		l.Release(pico)
-		return err
+		return 0, err
 	}
-	return nil
+	return pico, nil
 }
 
 // Release gives back a reservation whose request was not sent.
@@ -210,18 +228,20 @@ func (l *SpendLedger) Release(pico int64) {
 	l.mu.Unlock()
 }
 
-// Settle replaces a reservation by the cost billed for tokens. When the
-// bill is larger than the reservation the record is committed before Settle
-// returns; otherwise with the next commit.
+// Settle replaces a reservation (as Reserve returned it) by the cost billed
+// for tokens. When the bill, rounded up to the micro-dollar, is larger than
+// the reservation the record is committed before Settle returns; otherwise
+// with the next commit.
 func (l *SpendLedger) Settle(ctx context.Context, reserved, billedPico, tokens int64) error {
 	l.mu.Lock()
 	l.own.OpenPico -= reserved
 	l.own.SettledPico = addSat(l.own.SettledPico, billedPico)
 	l.own.SettledToken = addSat(l.own.SettledToken, tokens)
+	l.own.ChargedPico = addSat(l.own.ChargedPico, ceilMicro(billedPico))
 	l.own.Requests++
 	l.version++
 	l.mu.Unlock()
-	if billedPico > reserved {
+	if ceilMicro(billedPico) > reserved {
 		return l.persist(ctx)
 	}
 	return nil

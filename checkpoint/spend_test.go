@@ -12,6 +12,9 @@ import (
 	"github.com/reembed/reembed/checkpoint/checkpointtest"
 )
 
+// M is a micro-dollar in pico-dollars.
+const M = 1_000_000
+
 // countingStore counts the commits of a store.
 type countingStore struct {
 	checkpoint.Store
@@ -41,13 +44,15 @@ func TestSpendLedgerSurvivesKills(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := l.Reserve(ctx, 100, 1000); err != nil {
+			// Amounts in micro-dollars (10^6 pico); reservations round up.
+			r1, err := l.Reserve(ctx, 100*M-5, 1000*M)
+			if err != nil || r1 != 100*M {
+				t.Fatalf("Reserve: %d, %v; want %d rounded up", r1, err, 100*M)
+			}
+			if err := l.Settle(ctx, r1, 100*M-5, 5); err != nil {
 				t.Fatal(err)
 			}
-			if err := l.Settle(ctx, 100, 100, 5); err != nil {
-				t.Fatal(err)
-			}
-			if err := l.Reserve(ctx, 300, 1000); err != nil {
+			if _, err := l.Reserve(ctx, 300*M, 1000*M); err != nil {
 				t.Fatal(err)
 			}
 			// Killed here: no Settle, no Close.
@@ -57,20 +62,22 @@ func TestSpendLedgerSurvivesKills(t *testing.T) {
 			}
 			p := l2.Prior()
 			// The settle was committed with the second reservation.
-			if p.SettledPico != 100 || p.AbandonedPico != 300 || p.TotalPico() != 400 || p.Runs != 1 {
-				t.Errorf("after a kill: %+v, want settled 100, abandoned 300, total 400, 1 run", p)
+			if p.SettledPico != 100*M-5 || p.ChargedPico != 100*M || p.AbandonedPico != 300*M || p.CapPico() != 400*M || p.Runs != 1 {
+				t.Errorf("after a kill: %+v, want settled 100 (charged 100 rounded up), abandoned 300, counted 400, 1 run", p)
 			}
-			if err := l2.Reserve(ctx, 601, 1000); !errors.Is(err, checkpoint.ErrSpendLimit) {
+			if _, err := l2.Reserve(ctx, 600*M+1, 1000*M); !errors.Is(err, checkpoint.ErrSpendLimit) {
 				t.Errorf("reserving past the cap over both runs: err = %v, want ErrSpendLimit", err)
 			}
-			if err := l2.Reserve(ctx, 600, 1000); err != nil {
+			r, err := l2.Reserve(ctx, 600*M, 1000*M)
+			if err != nil {
 				t.Errorf("reserving up to the cap: %v", err)
 			}
-			l2.Release(600)
-			if err := l2.Reserve(ctx, 50, 0); err != nil {
+			l2.Release(r)
+			r, err = l2.Reserve(ctx, 50*M, 0)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if err := l2.Settle(ctx, 50, 70, 7); err != nil { // the provider billed more
+			if err := l2.Settle(ctx, r, 70*M, 7); err != nil { // the provider billed more
 				t.Fatal(err)
 			}
 			// Killed again: the larger bill was committed by Settle itself.
@@ -79,10 +86,10 @@ func TestSpendLedgerSurvivesKills(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := l3.Prior(); got.TotalPico() != 470 || got.SettledToken != 12 || got.Requests != 2 {
-				t.Errorf("other shard's prior: %+v, want total 470, 12 tokens, 2 requests", got)
+			if got := l3.Prior(); got.CapPico() != 470*M || got.SettledToken != 12 || got.Requests != 2 {
+				t.Errorf("other shard's prior: %+v, want counted 470, 12 tokens, 2 requests", got)
 			}
-			if err := l3.Reserve(ctx, 531, 1000); !errors.Is(err, checkpoint.ErrSpendLimit) {
+			if _, err := l3.Reserve(ctx, 531*M, 1000*M); !errors.Is(err, checkpoint.ErrSpendLimit) {
 				t.Errorf("other shard past the cap: %v", err)
 			}
 			if err := l3.Close(ctx); err != nil {
@@ -104,7 +111,7 @@ func TestSpendLedgerGroupCommit(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 64 {
 		wg.Go(func() {
-			if err := l.Reserve(ctx, 1, 0); err != nil {
+			if _, err := l.Reserve(ctx, 1, 0); err != nil {
 				t.Error(err)
 			}
 		})
@@ -117,8 +124,8 @@ func TestSpendLedgerGroupCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := l2.Prior().TotalPico(); got != 64 {
-		t.Errorf("after the reservations: %d, want 64", got)
+	if got := l2.Prior().CapPico(); got != 64*M {
+		t.Errorf("after the reservations: %d, want 64 micro-dollars", got)
 	}
 }
 
