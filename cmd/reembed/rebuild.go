@@ -160,7 +160,12 @@ func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
 	}
 	defer closeStore()
 	rb := &planner.Rebuilder{Embedder: emb, Tokenizer: tok, Store: store, Logger: e.logger,
-		ProgressInterval: f.progressEvery, OnProgress: progressPrinter(e.stderr)}
+		ProgressInterval: f.progressEvery, OnProgress: progressPrinter(e.stderr),
+		OnStopping: func(_ error, inFlight int) {
+			if ctx.Err() != nil { // a signal, not the budget or a failure
+				fmt.Fprintf(e.stderr, "\nstopping: waiting for %d requests in flight (Ctrl-C again to abort)\n", inFlight)
+			}
+		}}
 	sum, err := rb.Run(ctx, spec)
 	if sum != nil {
 		if werr := writeSummary(e.stdout, sum, f.format); werr != nil && err == nil {
