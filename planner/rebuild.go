@@ -254,7 +254,12 @@ func (r *Rebuilder) Run(ctx context.Context, spec RebuildSpec) (*Summary, error)
 		"cost_usd", plan.CostUSD.String(), "reused_chunks", plan.ReusedChunks,
 		"checkpoint_spent_usd", st.checkpointCost().String(), "budget_usd", spec.Budget.String())
 
-	stop := newStopper(ctx, r.grace(), r.OnStopping)
+	stop := newStopper(ctx, r.grace(), func(cause error, inFlight int) {
+		logger.Info("rebuild stopping: no new request starts", "cause", fmt.Sprint(cause), "in_flight", inFlight)
+		if r.OnStopping != nil {
+			r.OnStopping(cause, inFlight)
+		}
+	})
 	defer stop.close()
 	endProgress := r.reportProgress(st, started, now)
 	workers := r.newEmbedWorkers(spec, st, stop, logger, now)
