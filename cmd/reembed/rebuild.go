@@ -232,6 +232,13 @@ func writeSummary(w io.Writer, s *planner.Summary, format string) error {
 		fmt.Fprintf(w, "The rebuild waited %.1fs (%.0f%% of its time) for checkpoint commits: the store at --out, not the provider, held it back.\n",
 			s.CheckpointWaitSeconds, 100*s.CheckpointWaitSeconds/s.ElapsedSeconds)
 	}
+	if s.CheckpointCost != s.Cost {
+		fmt.Fprintf(w, "The checkpoint has spent $%s over every run (the budget caps this).\n", s.CheckpointCost)
+	}
+	if s.UsageMismatches > 0 {
+		fmt.Fprintf(w, "The provider's usage disagreed with our count on %d requests (it reported %d tokens, we counted %d); settled at the larger sane value: %d.\n",
+			s.UsageMismatches, s.ProviderTokens, s.CountedTokens, s.BilledTokens)
+	}
 	if s.Estimate != nil {
 		fmt.Fprintf(w, "Planned: %d chunks, %d tokens, %d requests, $%s\n", s.PlannedChunks, s.PlannedTokens, s.PlannedRequests, s.PlannedCost)
 	}
