@@ -978,7 +978,7 @@ func (m *Jobs) execute(ctx context.Context, log *slog.Logger, j *job, spec JobSp
 		if left <= 0 {
 			return JobBudgetExhausted, fmt.Sprintf("%v: $%s of the $%s budget is spent; resume with a higher budget_usd", ErrBudgetExceeded, prior.CostUSD, spec.BudgetUSD)
 		}
-		rspec.Budget = left
+		rspec.Budget = spec.BudgetUSD // the checkpoint's spend ledger counts every run
 	}
 	var final bool // guarded by m.mu
 	emb, err := m.cfg.NewEmbedder(spec)

@@ -23,6 +23,7 @@ type providerFlags struct {
 	rpm, tpm        int
 	simLatency      time.Duration
 	timeout         time.Duration
+	maxRetryWait    time.Duration
 }
 
 func (p *providerFlags) register(fs *flag.FlagSet) {
@@ -36,6 +37,7 @@ func (p *providerFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&p.tpm, "tpm", 1_000_000, "tokens per minute of the key or project")
 	fs.DurationVar(&p.simLatency, "sim-latency", 0, "simulated provider: latency added to each request")
 	fs.DurationVar(&p.timeout, "request-timeout", 2*time.Minute, "timeout of one provider request (retried)")
+	fs.DurationVar(&p.maxRetryWait, "max-retry-wait", 5*time.Minute, "keep retrying a batch that fails with 5xx, timeouts or resets for this long (rides out an outage) before giving up; one wait the provider asks for (retry-after) is capped at 2m")
 }
 
 // build returns the embedder stack Retrying(Validating(RateLimited(provider))).
@@ -90,7 +92,10 @@ func (p *providerFlags) build(e *env, model pricing.Model, dims, concurrency int
 	if err != nil {
 		return nil, &usageError{err}
 	}
-	retrying, err := embedder.NewRetrying(checked, embedder.RetryConfig{MaxConcurrency: max(concurrency, 1), Logger: logger})
+	if p.maxRetryWait < 0 {
+		return nil, usagef("--max-retry-wait must not be negative")
+	}
+	retrying, err := embedder.NewRetrying(checked, embedder.RetryConfig{MaxConcurrency: max(concurrency, 1), RetryWindow: p.maxRetryWait, Logger: logger})
 	if err != nil {
 		return nil, &usageError{err}
 	}

@@ -160,7 +160,12 @@ func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
 	}
 	defer closeStore()
 	rb := &planner.Rebuilder{Embedder: emb, Tokenizer: tok, Store: store, Logger: e.logger,
-		ProgressInterval: f.progressEvery, OnProgress: progressPrinter(e.stderr)}
+		ProgressInterval: f.progressEvery, OnProgress: progressPrinter(e.stderr),
+		OnStopping: func(_ error, inFlight int) {
+			if ctx.Err() != nil { // a signal, not the budget or a failure
+				fmt.Fprintf(e.stderr, "\nstopping: waiting for %d requests in flight (Ctrl-C again to abort)\n", inFlight)
+			}
+		}}
 	sum, err := rb.Run(ctx, spec)
 	if sum != nil {
 		if werr := writeSummary(e.stdout, sum, f.format); werr != nil && err == nil {
@@ -228,6 +233,13 @@ func writeSummary(w io.Writer, s *planner.Summary, format string) error {
 	if s.ElapsedSeconds > 0 && s.CheckpointWaitSeconds > 0.2*s.ElapsedSeconds {
 		fmt.Fprintf(w, "The rebuild waited %.1fs (%.0f%% of its time) for checkpoint commits: the store at --out, not the provider, held it back.\n",
 			s.CheckpointWaitSeconds, 100*s.CheckpointWaitSeconds/s.ElapsedSeconds)
+	}
+	if s.CheckpointCost != s.Cost {
+		fmt.Fprintf(w, "The checkpoint has spent $%s over every run (the budget caps this).\n", s.CheckpointCost)
+	}
+	if s.UsageMismatches > 0 {
+		fmt.Fprintf(w, "The provider's usage disagreed with our count on %d requests (it reported %d tokens, we counted %d); settled at the larger sane value: %d.\n",
+			s.UsageMismatches, s.ProviderTokens, s.CountedTokens, s.BilledTokens)
 	}
 	if s.Estimate != nil {
 		fmt.Fprintf(w, "Planned: %d chunks, %d tokens, %d requests, $%s\n", s.PlannedChunks, s.PlannedTokens, s.PlannedRequests, s.PlannedCost)
