@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
+
+	"github.com/reembed/reembed/corpus"
 )
 
 // FormatVersion is the version of the checkpoint layout and row schema this
@@ -43,8 +46,18 @@ type Manifest struct {
 	Chunking Chunking `json:"chunking"`
 	// PlainText tells whether markup was stripped before chunking (--plain-text).
 	PlainText bool `json:"plain_text"`
-	// CorpusRoots are the corpus paths the job read, informational.
+	// CorpusRoots are the corpus roots the job read, in order (the order
+	// names documents: corpus/roots.go), canonical ([corpus.CanonicalRoot]:
+	// absolute, cleaned, symlinks resolved) as seen by the machine that ran
+	// the job. This holds for object-storage checkpoints too: a job that
+	// runs in a container mounts the corpus at the same path on every run.
+	// Commands given no corpus path read these; given other paths, they
+	// refuse unless told the corpus changed. Manifests written before roots
+	// were canonical may hold relative paths.
 	CorpusRoots []string `json:"corpus_roots"`
+	// Filters are the corpus filters the job read with (--exclude,
+	// --include...), so that resume and verify read the same files.
+	Filters corpus.Filters `json:"filters"`
 	// Shard is which shard of the job wrote this directory.
 	Shard Shard `json:"shard"`
 	// CreatedAt is when the manifest was first written, UTC.
@@ -140,6 +153,12 @@ func Compare(file string, have, want Manifest) error {
 }
 
 func quote(s string) string { return fmt.Sprintf("%q", s) }
+
+// SameCorpus reports whether two manifests record the same corpus roots (in
+// the same order) and filters.
+func SameCorpus(a, b Manifest) bool {
+	return slices.Equal(a.CorpusRoots, b.CorpusRoots) && a.Filters.Equal(b.Filters)
+}
 
 // String formats the chunking as "chunk_tokens=N chunk_overlap=M".
 func (c Chunking) String() string {

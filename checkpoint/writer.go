@@ -110,10 +110,13 @@ type Writer struct {
 
 	index    *Index
 	recovery Recovery
-	next     int
-	buf      []Row
-	pending  *pendingCommit // the commit in flight, if any
-	closed   bool
+	// corpusChanged: the shard's manifest records other corpus roots or
+	// filters than the job's, and is rewritten.
+	corpusChanged bool
+	next          int
+	buf           []Row
+	pending       *pendingCommit // the commit in flight, if any
+	closed        bool
 
 	parts, rows int
 	unlock      func() error // frees the writer lock; nil when the store has none
@@ -221,7 +224,7 @@ func (w *Writer) open(ctx context.Context, opts Options) (*Writer, error) {
 			ownManifest = ownManifest || fn.dir == w.dir
 		}
 	}
-	if !ownManifest || w.recovery.Overridden != nil && w.ownOverridden() {
+	if !ownManifest || w.corpusChanged || w.recovery.Overridden != nil && w.ownOverridden() {
 		if err := w.writeManifest(ctx); err != nil {
 			return nil, err
 		}
@@ -271,6 +274,9 @@ func (w *Writer) checkManifest(ctx context.Context, name string, force bool) err
 		if classify(name).dir == w.dir && !have.CreatedAt.IsZero() {
 			w.manifest.CreatedAt = have.CreatedAt // resuming: keep the job's start
 		}
+		// The caller accepted another corpus (rebuild --corpus-changed):
+		// record the one now read.
+		w.corpusChanged = w.corpusChanged || classify(name).dir == w.dir && !SameCorpus(have, w.manifest)
 		return nil
 	case force && errors.As(err, &mm) && mm.Forceable():
 		w.logger.Warn("resuming despite manifest mismatch (forced)", "manifest", name, "field", mm.Field, "have", mm.Have, "want", mm.Want)

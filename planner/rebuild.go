@@ -66,6 +66,9 @@ type RebuildSpec struct {
 	Shard checkpoint.Shard
 	// Jobs is the number of reader/tokenizer workers; 0 = GOMAXPROCS.
 	Jobs int
+	// CheckCorpus, when set, sees what the plan read before anything is
+	// embedded; an error stops the rebuild (the CLI refuses an empty corpus).
+	CheckCorpus func(CorpusSummary) error
 }
 
 // dimensions returns the vector length the job expects.
@@ -127,10 +130,14 @@ func (s *RebuildSpec) Manifest() checkpoint.Manifest {
 	if enc == "" {
 		enc = tokenizer.EncodingCL100K
 	}
+	roots, err := corpus.CanonicalRoots(s.Paths)
+	if err != nil {
+		roots = s.Paths // corpus.Open reports the path that does not resolve
+	}
 	return checkpoint.Manifest{
 		Model: s.Model.Name, Dimensions: s.dimensions(), Encoding: enc,
 		Chunking:  checkpoint.Chunking{ChunkTokens: s.ChunkTokens, ChunkOverlap: s.ChunkOverlap},
-		PlainText: s.Corpus.PlainText, CorpusRoots: s.Paths, Shard: s.Shard,
+		PlainText: s.Corpus.PlainText, CorpusRoots: roots, Filters: s.Corpus.Filters, Shard: s.Shard,
 	}
 }
 
@@ -345,10 +352,19 @@ func newSummary(rec checkpoint.Recovery) *Summary {
 // same code) and returns the producer that will read it.
 func (r *Rebuilder) newProducer(ctx context.Context, spec RebuildSpec, ix *checkpoint.Index) (*producer, *ModelEstimate, error) {
 	estReq := spec.estimateRequest()
-	estReq.Done = doneFunc(ix)
+	idMatch := newIDMatcher(ix)
+	estReq.Done = idMatch.matchingDone(doneFunc(ix))
 	plan, err := Run(ctx, r.Tokenizer, estReq)
 	if err != nil {
 		return nil, nil, fmt.Errorf("planning the rebuild: %w", err)
+	}
+	if warn := idMatch.result().Warning(); warn != "" && r.Logger != nil {
+		r.Logger.Warn(warn, "corpus_roots", spec.Paths)
+	}
+	if spec.CheckCorpus != nil {
+		if err := spec.CheckCorpus(plan.Corpus); err != nil {
+			return nil, nil, err
+		}
 	}
 	me := plan.Estimates[0]
 	chunker, err := corpus.NewChunker(r.Tokenizer, effectiveSize(spec), effectiveOverlap(spec), spec.Model.MaxTokensPerInput)
