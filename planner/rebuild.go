@@ -134,10 +134,12 @@ func (s *RebuildSpec) Manifest() checkpoint.Manifest {
 	if err != nil {
 		roots = s.Paths // corpus.Open reports the path that does not resolve
 	}
+	filters := s.Corpus.Filters
+	filters.Exclude, filters.Include = nonNil(filters.Exclude), nonNil(filters.Include)
 	return checkpoint.Manifest{
 		Model: s.Model.Name, Dimensions: s.dimensions(), Encoding: enc,
 		Chunking:  checkpoint.Chunking{ChunkTokens: s.ChunkTokens, ChunkOverlap: s.ChunkOverlap},
-		PlainText: s.Corpus.PlainText, CorpusRoots: roots, Filters: s.Corpus.Filters, Shard: s.Shard,
+		PlainText: s.Corpus.PlainText, CorpusRoots: roots, Filters: filters, Shard: s.Shard,
 	}
 }
 

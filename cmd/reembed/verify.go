@@ -68,9 +68,12 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep, err := planner.Verify(ctx, tok, store, spec)
+	rep, match, err := planner.VerifyMatch(ctx, tok, store, spec)
 	if err != nil {
 		return err
+	}
+	if warn := match.Warning(); warn != "" {
+		fmt.Fprintf(e.stderr, "reembed: warning: %s\n", warn)
 	}
 	if *format == "json" {
 		enc := json.NewEncoder(e.stdout)
