@@ -51,6 +51,8 @@ func TestBadRequests(t *testing.T) {
 		{"latency twice", est(`{"latency":"1s","latency_ms":5,` + whatIf + `}`), 400, api.CodeConflict, "latency_ms"},
 		{"negative rto", est(`{"rto":"-1h",` + whatIf + `}`), 400, api.CodeInvalidValue, "rto"},
 		{"sample above 1", est(`{"sample":2,"paths":["docs"]}`), 400, api.CodeInvalidValue, "sample"},
+		{"bad include glob", est(`{"paths":["docs"],"include":["[a-"]}`), 400, api.CodeInvalidValue, "include"},
+		{"bad exclude glob in a rebuild", rb(`{"paths":["docs"],"exclude":["{a"]}`), 400, api.CodeInvalidValue, "exclude"},
 		{"sample too small to sample", est(`{"sample":1e-160,"paths":["docs"]}`), 400, api.CodeInvalidValue, "sample"},
 		{"unknown model", est(`{"model":"text-embedding-9",` + whatIf + `}`), 400, api.CodeUnknownModel, "model"},
 		{"no corpus", est(`{}`), 400, api.CodeMissing, "paths"},

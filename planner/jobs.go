@@ -120,6 +120,9 @@ type JobSpec struct {
 	TextField    string   `json:"text_field"`
 	IDField      string   `json:"id_field"`
 	Strict       bool     `json:"strict"`
+	// Exclude and Include are the corpus filters (corpus.Filters).
+	Exclude []string `json:"exclude,omitempty"`
+	Include []string `json:"include,omitempty"`
 	// RPM and TPM are the provider limits this job's embedder keeps under
 	// (requests and tokens per minute); 0 means the server's.
 	RPM int `json:"rpm"`
@@ -608,9 +611,10 @@ func (m *Jobs) prepare(spec JobSpec, id string) (RebuildSpec, string, error) {
 		return zero, "", err
 	}
 	rs := RebuildSpec{
-		Paths:  resolved,
-		Corpus: corpus.Options{PlainText: spec.PlainText, Strict: spec.Strict, TextField: spec.TextField, IDField: spec.IDField},
-		Model:  model, Dimensions: spec.Dimensions, ChunkTokens: spec.ChunkTokens, ChunkOverlap: spec.ChunkOverlap,
+		Paths: resolved,
+		Corpus: corpus.Options{PlainText: spec.PlainText, Strict: spec.Strict, TextField: spec.TextField, IDField: spec.IDField,
+			Filters: corpus.Filters{Exclude: spec.Exclude, Include: spec.Include}},
+		Model: model, Dimensions: spec.Dimensions, ChunkTokens: spec.ChunkTokens, ChunkOverlap: spec.ChunkOverlap,
 		Limits:        Limits{RPM: spec.RPM, TPM: spec.TPM, Concurrency: spec.Concurrency, BatchSize: spec.BatchSize, Latency: DefaultLatency},
 		PartRows:      spec.PartRows,
 		FlushInterval: time.Duration(spec.FlushIntervalMS) * time.Millisecond,

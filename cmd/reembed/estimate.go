@@ -341,6 +341,13 @@ func writeEstimateTable(w io.Writer, est *planner.Estimate) error {
 			}
 			fmt.Fprintln(w)
 		}
+		if c.Excluded > 0 {
+			fmt.Fprintf(w, "  %d left out by filters", c.Excluded)
+			if len(c.DefaultExcluded) > 0 {
+				fmt.Fprintf(w, ", by default: %s (--no-default-excludes reads them)", strings.Join(c.DefaultExcluded, ", "))
+			}
+			fmt.Fprintln(w)
+		}
 	}
 	if s := est.Shard; s != nil {
 		fmt.Fprintf(w, "  shard %d/%d only: the documents rebuild --shard %d/%d embeds\n", s.Index, s.Count, s.Index, s.Count)
