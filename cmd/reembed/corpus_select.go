@@ -139,9 +139,9 @@ func sameRoots(paths, recorded []string) bool {
 
 // emptyCorpusError returns the warning for a corpus that yielded no
 // documents, or whose files were mostly skipped (exit 2 unless
-// --allow-empty), or nil.
-func emptyCorpusError(c planner.CorpusSummary) error {
-	if c.WhatIf {
+// --allow-empty), or nil. One shard of a sharded job may hold no documents.
+func emptyCorpusError(c planner.CorpusSummary, sharded bool) error {
+	if c.WhatIf || sharded && c.Documents == 0 {
 		return nil
 	}
 	var msg string

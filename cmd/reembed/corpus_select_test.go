@@ -204,6 +204,9 @@ func TestFiltersRecordedAndApplied(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, `"documents": 2`) || !strings.Contains(stdout, filepath.Join(docs, ".git")) {
 		t.Errorf("estimate --exclude node_modules: exit %d, want 2 documents and .git named as skipped by default\n%s\n%s", code, stdout, stderr)
 	}
+	if _, stdout, _ := runMain(t, "estimate", docs); !strings.Contains(stdout, "by default: "+filepath.Join(docs, ".git")) {
+		t.Errorf("the estimate table does not say .git was skipped by default:\n%s", stdout)
+	}
 	out := filepath.Join(base, "ckpt")
 	if code, stdout, stderr := runMain(t, rebuildArgs("--out", out, "--exclude", "*.md", docs)...); code != 0 {
 		t.Fatalf("rebuild exit %d\n%s\n%s", code, stdout, stderr)
@@ -253,6 +256,12 @@ func TestCompressedAndEmptyCorpora(t *testing.T) {
 		}
 		if code, _, stderr := runMain(t, "estimate", "--allow-empty", dir); code != 0 {
 			t.Errorf("estimate --allow-empty %s: exit %d\n%s", dir, code, stderr)
+		}
+	}
+	// One shard of a sharded job may hold no documents: not a warning.
+	for _, sh := range []string{"0/2", "1/2"} {
+		if code, stdout, stderr := runMain(t, "estimate", "--shard", sh, filepath.Join(bin, "ok.txt")); code != 0 {
+			t.Errorf("estimate --shard %s of one document: exit %d\n%s\n%s", sh, code, stdout, stderr)
 		}
 	}
 	code, stdout, stderr = runMain(t, "drill", empty)

@@ -229,7 +229,7 @@ func drillCorpusCheck(c planner.CorpusSummary, allowEmpty bool) error {
 	if allowEmpty {
 		return nil
 	}
-	return emptyCorpusError(c)
+	return emptyCorpusError(c, false)
 }
 
 // checkpointTotals counts the rows and tokens of every committed part.

@@ -271,7 +271,7 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 	if cf.allowEmpty {
 		return nil
 	}
-	return emptyCorpusError(est.Corpus)
+	return emptyCorpusError(est.Corpus, req.Shard.Count > 1)
 }
 
 func writeEstimate(w io.Writer, est *planner.Estimate, format string) error {

@@ -152,7 +152,7 @@ func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
 		if f.corpus.allowEmpty {
 			return nil
 		}
-		return emptyCorpusError(c)
+		return emptyCorpusError(c, spec.Shard.Count > 1)
 	}
 	emb, err := f.provider.build(e, model, f.dimensions, f.concurrency, e.logger)
 	if err != nil {
