@@ -116,7 +116,7 @@ func (c *Chunker) windows(cur *cursor, size, overlap int, fn ChunkFunc) (int, er
 				billed = cur.billedTokens(start, startOff, startOnPiece, end, endOff, endOnPiece)
 			}
 		}
-		window := cur.text[startOff:endOff]
+		window := cur.slice(startOff, endOff)
 		if billed > c.MaxInput {
 			return cur.total(), fmt.Errorf("%d bytes at offset %d need %d tokens, above the limit of %d tokens per input, and cannot be cut further", len(window), startOff, billed, c.MaxInput)
 		}

@@ -15,8 +15,18 @@ const segment = 16 << 10
 // the tokens of a window as the window's own encoding. It keeps the pieces
 // from the current window's start (release) to the end of the scan.
 type cursor struct {
-	pc   tokenizer.PieceCounter
+	pc tokenizer.PieceCounter
+	// text holds the document's bytes from offset base on: all of them, or
+	// (streaming, src != nil) those from the start of the kept pieces to
+	// what has been read. Every offset below is the document's.
 	text []byte
+	base int
+	src  *utf8Stream // nil: text is the whole document
+	held int         // the most bytes text has held, streaming (for the tests)
+	// safe is where the pieces of the text read so far stop being final
+	// (more text could change those after it); the document's end once src
+	// is exhausted.
+	safe int
 	// pieces[lo:] are the pieces kept; the one before pieces[0] (or the
 	// start of the text) ends at baseEnd with baseTok tokens.
 	pieces           []tokenizer.Piece
@@ -32,11 +42,20 @@ type cursor struct {
 
 // reset starts a cursor on text (nil releases the previous text).
 func (c *cursor) reset(pc tokenizer.PieceCounter, text []byte) {
-	c.pc, c.text = pc, text
+	c.pc, c.text, c.base, c.src, c.safe = pc, text, 0, nil, len(text)
 	c.pieces, c.lo, c.baseEnd, c.baseTok = c.pieces[:0], 0, 0, 0
 	c.scanned, c.eof = 0, len(text) == 0
 	c.ends, c.endsAt = c.ends[:0], -1
 }
+
+// slice returns the document's bytes [from, to), which must be held.
+func (c *cursor) slice(from, to int) []byte { return c.text[from-c.base : to-c.base] }
+
+// byteAt returns the document's byte at off, which must be held.
+func (c *cursor) byteAt(off int) byte { return c.text[off-c.base] }
+
+// end is the offset just past the bytes held: the document's end at eof.
+func (c *cursor) end() int { return c.base + len(c.text) }
 
 // scannedTokens is the token count at the end of the scan.
 func (c *cursor) scannedTokens() int {
@@ -60,10 +79,58 @@ func (c *cursor) ensure(k int) {
 			c.pieces = c.pieces[:copy(c.pieces, c.pieces[c.lo:])]
 			c.lo = 0
 		}
+		if c.scanned >= c.safe {
+			c.refill()
+			continue
+		}
 		// About 4 bytes per token ahead, at least a segment.
-		limit := c.scanned + max(segment, 4*(k-c.scannedTokens()))
-		c.pieces, c.scanned = c.pc.AppendPieces(c.pieces, c.text, c.scanned, limit, c.scannedTokens())
-		c.eof = c.scanned >= len(c.text)
+		limit := min(c.scanned+max(segment, 4*(k-c.scannedTokens())), c.safe)
+		n0 := len(c.pieces)
+		var next int
+		c.pieces, next = c.pc.AppendPieces(c.pieces, c.text, c.scanned-c.base, limit-c.base, c.scannedTokens())
+		for i := n0; c.base != 0 && i < len(c.pieces); i++ {
+			c.pieces[i].End += c.base
+		}
+		next += c.base
+		if next > c.safe { // pieces past safe may change with more text
+			for len(c.pieces) > n0 && c.pieces[len(c.pieces)-1].End > c.safe {
+				c.pieces = c.pieces[:len(c.pieces)-1]
+			}
+			if len(c.pieces) == n0 {
+				c.refill() // no final piece yet: read more
+				continue
+			}
+			next = c.pieces[len(c.pieces)-1].End
+		}
+		c.scanned = next
+		c.eof = c.src == nil || c.src.done
+		c.eof = c.eof && c.scanned >= c.end()
+	}
+}
+
+// refill reads more of a streamed document, first dropping the bytes before
+// the kept pieces, and moves safe.
+func (c *cursor) refill() {
+	if c.src == nil || c.src.done {
+		c.safe = c.end()
+		c.eof = c.scanned >= c.end()
+		return
+	}
+	keep := c.baseEnd
+	if c.lo < len(c.pieces) {
+		keep, _ = c.pieceStart(c.lo)
+	}
+	c.text = c.text[:copy(c.text, c.text[keep-c.base:])]
+	c.base = keep
+	c.endsAt = -1
+	c.text = c.src.read(c.text)
+	c.held = max(c.held, cap(c.text))
+	c.safe = c.end()
+	if !c.src.done {
+		c.safe = c.base + tokenizer.FinalPrefix(c.text)
+	}
+	if c.src.done && c.scanned >= c.end() {
+		c.eof = true
 	}
 }
 
@@ -89,7 +156,7 @@ func (c *cursor) locate(k int) (int, bool) {
 		return c.pieces[i].End, true
 	}
 	if c.endsAt != off {
-		c.ends = c.pc.AppendTokenEnds(c.ends[:0], c.text[off:c.pieces[i].End])
+		c.ends = c.pc.AppendTokenEnds(c.ends[:0], c.slice(off, c.pieces[i].End))
 		c.endsAt = off
 	}
 	return off + c.ends[k-tok-1], false
@@ -101,10 +168,10 @@ func (c *cursor) forward(k int) (int, int, bool) {
 	c.ensure(k)
 	for {
 		if c.atEnd(k) {
-			return c.scannedTokens(), len(c.text), true
+			return c.scannedTokens(), c.end(), true
 		}
 		off, onPiece := c.locate(k)
-		if onPiece || c.text[off]&0xC0 != 0x80 {
+		if onPiece || c.byteAt(off)&0xC0 != 0x80 {
 			return k, off, onPiece
 		}
 		k++
@@ -117,7 +184,7 @@ func (c *cursor) forward(k int) (int, int, bool) {
 // whether it is a piece boundary.
 func (c *cursor) backward(k, floor int) (int, int, bool) {
 	for ; k > floor; k-- {
-		if off, onPiece := c.locate(k); onPiece || c.text[off]&0xC0 != 0x80 {
+		if off, onPiece := c.locate(k); onPiece || c.byteAt(off)&0xC0 != 0x80 {
 			return k, off, onPiece
 		}
 	}
@@ -169,13 +236,15 @@ func (c *cursor) boundaryTokens(off int) (int, bool) {
 // FuzzBilledTokens and TestBilledTokensMatchesRecount compare this with
 // counting every window's text.
 func (c *cursor) billedTokens(start, s int, sOn bool, end, e int, eOn bool) int {
-	eOn = eOn && c.pc.PrefixKeepsPieces(c.text, e)
+	// The held text starts on a piece boundary, so the question is the
+	// same for it as for the whole document.
+	eOn = eOn && c.pc.PrefixKeepsPieces(c.text, e-c.base)
 	if sOn && eOn {
 		return end - start
 	}
 	r, rTok, acc := s, start, 0
 	if !sOn {
-		w := c.text[s:e]
+		w := c.slice(s, e)
 		for i := 0; ; {
 			c.one, i = c.pc.AppendPieces(c.one[:0], w, i, i+1, 0)
 			acc += c.one[0].Tokens
@@ -200,5 +269,5 @@ func (c *cursor) billedTokens(start, s int, sOn bool, end, e int, eOn bool) int 
 			b, bTok = pb, pbTok
 		}
 	}
-	return acc + bTok - rTok + c.pc.Count(c.text[b:e])
+	return acc + bTok - rTok + c.pc.Count(c.slice(b, e))
 }

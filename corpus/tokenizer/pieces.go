@@ -164,3 +164,24 @@ func AsPieceCounter(tok Tokenizer) PieceCounter {
 	}
 	return WholePieces{tok}
 }
+
+// FinalPrefix returns an offset p of text such that the pieces of text that
+// end at or before p are pieces of every text that starts with text, however
+// it goes on: the start of text's last code point that is not White_Space
+// (0 when there is none). A piece is decided by its own bytes and at most
+// the white space run and the one character after it, and a character that
+// is not white space ends any run. A reader of a long text in parts
+// tokenizes up to there and carries the rest over.
+func FinalPrefix(text []byte) int {
+	for e := len(text); e > 0; {
+		r, n := utf8.DecodeLastRune(text[:e])
+		e -= n
+		if r == utf8.RuneError && n <= 1 {
+			return e // invalid UTF-8 reads as U+FFFD, not White_Space
+		}
+		if classOf(r) != clsSpace {
+			return e
+		}
+	}
+	return 0
+}
