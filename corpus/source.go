@@ -433,14 +433,14 @@ func (s *Source) readContent(ctx context.Context, ref fileRef, rd io.Reader, fmt
 	case formatCSV, formatTSV:
 		return s.readCSV(ctx, ref, rd, fmtKind == formatTSV, out)
 	}
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(rd); err != nil {
+	raw, release, err := readPooled(rd) // reused: work never keeps doc.Text
+	defer release()
+	if err != nil {
 		if _, ok := errors.AsType[*decodeError](err); ok {
 			return nil, err
 		}
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read: " + errReason(err)}, nil
 	}
-	raw := buf.Bytes()
 	text, invalid := ToValidUTF8(raw)
 	if fmtKind == formatHTML {
 		text = HTMLText(text)
