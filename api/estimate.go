@@ -36,6 +36,8 @@ type estimateBody struct {
 	TextField         string          `json:"text_field"`
 	IDField           string          `json:"id_field"`
 	Strict            bool            `json:"strict"`
+	Exclude           []string        `json:"exclude"`
+	Include           []string        `json:"include"`
 }
 
 // estimateRequest validates the body and builds the planner's request, with
@@ -100,6 +102,9 @@ func (s *Server) estimateRequest(b *estimateBody) (planner.EstimateRequest, erro
 		RTO: rto,
 	}
 	req.Corpus.Sample, req.Corpus.Seed = intOr(b.Sample, 0), intOr(b.Seed, 1)
+	if req.Corpus.Filters, err = filtersOf(b.Exclude, b.Include); err != nil {
+		return req, err
+	}
 	if b.Documents != nil || b.TokensPerDocument != nil {
 		if len(b.Paths) > 0 {
 			return req, badRequest(CodeConflict, "paths", "a what-if (documents, tokens_per_document) takes no paths")
@@ -135,6 +140,17 @@ func (s *Server) estimateRequest(b *estimateBody) (planner.EstimateRequest, erro
 		return req, err // field errors: toAPIError names the first field
 	}
 	return req, nil
+}
+
+// filtersOf checks the exclude and include globs, naming the field.
+func filtersOf(exclude, include []string) (corpus.Filters, error) {
+	if err := (corpus.Filters{Exclude: exclude}).Validate(); err != nil {
+		return corpus.Filters{}, badRequest(CodeInvalidValue, "exclude", "%v", err)
+	}
+	if err := (corpus.Filters{Include: include}).Validate(); err != nil {
+		return corpus.Filters{}, badRequest(CodeInvalidValue, "include", "%v", err)
+	}
+	return corpus.Filters{Exclude: exclude, Include: include}, nil
 }
 
 // pathError is the answer for a corpus path that did not resolve.

@@ -34,6 +34,8 @@ type rebuildBody struct {
 	FlushInterval   *string         `json:"flush_interval"`
 	FlushIntervalMS *int64          `json:"flush_interval_ms"`
 	Force           bool            `json:"force"`
+	Exclude         []string        `json:"exclude"`
+	Include         []string        `json:"include"`
 }
 
 // maxIdempotencyKey bounds the Idempotency-Key header, in bytes.
@@ -93,6 +95,10 @@ func jobSpec(b *rebuildBody) (jobs.Spec, error) {
 		Strict: b.Strict, RPM: b.RPM, TPM: b.TPM, Concurrency: intOr(b.Concurrency, 0), BatchSize: b.BatchSize,
 		OutDir: b.OutDir, PartRows: b.PartRows, FlushIntervalMS: flush, Force: b.Force,
 	}
+	if _, err := filtersOf(b.Exclude, b.Include); err != nil {
+		return spec, err
+	}
+	spec.Exclude, spec.Include = b.Exclude, b.Include
 	if budget != nil {
 		spec.BudgetUSD = *budget
 	}

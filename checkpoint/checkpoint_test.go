@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/maphash"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -214,6 +215,22 @@ func TestManifestMismatch(t *testing.T) {
 			if !errors.Is(err, ErrManifestMismatch) || !errors.As(err, &mm) || mm.Field != tt.field {
 				t.Fatalf("Open with other %s: %v, want a MismatchError naming %s", tt.field, err, tt.field)
 			}
+			if !mm.Forceable() {
+				// A checkpoint never mixes models or dimensions: Force does
+				// not override it, and the message names the safe way out.
+				msg := err.Error()
+				if !strings.Contains(msg, tt.field) || strings.Contains(msg, "force") || !strings.Contains(msg, "another --out") {
+					t.Errorf("message %q: want the field and another --out, never --force", msg)
+				}
+				if _, err := Open(ctx, NewDir(root), Options{Manifest: want, Force: true}); !errors.Is(err, ErrManifestMismatch) {
+					t.Fatalf("Open with Force and another %s: %v, want refused", tt.field, err)
+				}
+				m, err := ReadManifest(ctx, NewDir(root), Shard{})
+				if err != nil || Compare("manifest.json", m, testManifest(8)) != nil {
+					t.Errorf("refused Open changed the manifest: %+v, %v", m, err)
+				}
+				return
+			}
 			if !strings.Contains(err.Error(), tt.field) || !strings.Contains(err.Error(), "--force") {
 				t.Errorf("message %q does not name the field and --force", err)
 			}
@@ -286,6 +303,11 @@ func TestInvalidRows(t *testing.T) {
 		"other model":   func(r *Row) { r.Model = "m2" },
 		"dimensions":    func(r *Row) { r.Embedding = r.Embedding[:7] },
 		"no time":       func(r *Row) { r.EmbeddedAt = time.Time{} },
+		"NaN":           func(r *Row) { r.Embedding = slices.Clone(r.Embedding); r.Embedding[2] = float32(math.NaN()) },
+		"+Inf":          func(r *Row) { r.Embedding = slices.Clone(r.Embedding); r.Embedding[7] = float32(math.Inf(1)) },
+		"zero vector":   func(r *Row) { r.Embedding = make([]float32, 8) },
+		"doc_id UTF-8":  func(r *Row) { r.DocID = "bad\xff.txt" },
+		"text UTF-8":    func(r *Row) { r.Text = "caf\xc3" },
 	}
 	for name, change := range tests {
 		r := good

@@ -223,7 +223,7 @@ func (d *Dir) Commit(ctx context.Context, name string, write func(w io.Writer) e
 	if err := d.mkdir(dir); err != nil {
 		return fmt.Errorf("committing %q: %w", name, err)
 	}
-	f, err := d.ops.createTemp(dir, filepath.Base(final)+".tmp-*")
+	f, err := d.ops.createTemp(dir, tempName(filepath.Base(final)))
 	if err != nil {
 		return fmt.Errorf("committing %q: creating temporary file: %w", name, err)
 	}

@@ -15,12 +15,12 @@
 //
 // Each shard writes only below its own directory ([ShardDir]), so shards on
 // different machines never race on a name, and `read_parquet('root/**/*.parquet')`
-// in DuckDB reads every shard as one table. Temporary files (`*.tmp-*`) and parts
+// in DuckDB reads every shard as one table. Temporary files (`.reembed-tmp-*`, [TempPrefix]) and parts
 // moved aside (`*.parquet.corrupt`) never match `*.parquet`.
 //
 // # Commit protocol
 //
-// A part is written to `part-NNNNNN.parquet.tmp-*` in its final directory; the
+// A part is written to `.reembed-tmp-part-NNNNNN.parquet-*` in its final directory; the
 // Parquet writer is closed (footer), the file is fsynced and closed, renamed to
 // `part-NNNNNN.parquet`, and the directory is fsynced ([Dir.Commit]). A part is
 // committed if and only if its final name exists. A committed part is never

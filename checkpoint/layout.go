@@ -34,15 +34,26 @@ const (
 	kindOther       fileKind = iota
 	kindManifest             // manifest.json
 	kindPart                 // part-NNNNNN.parquet, committed
-	kindTemp                 // *.tmp*, an unfinished commit
+	kindTemp                 // TempPrefix*, an unfinished commit
 	kindQuarantined          // part-NNNNNN.parquet.corrupt[-K], moved aside
 )
+
+// TempPrefix begins the name of every temporary file reembed makes in a
+// checkpoint directory (".reembed-tmp-part-000042.parquet-123456"). Only such
+// names, and the "part-NNNNNN.parquet.tmp-DIGITS" and
+// "manifest.json.tmp-DIGITS" of earlier versions, are removed on resume: a
+// user's "page.tmpl" or "notes.tmp.txt" is never touched.
+const TempPrefix = ".reembed-tmp-"
 
 var (
 	shardDirRE = regexp.MustCompile(`^shard-([0-9]{4,})-of-([0-9]{4,})$`)
 	partRE     = regexp.MustCompile(`^part-([0-9]{6,})\.parquet$`)
-	numberedRE = regexp.MustCompile(`^part-([0-9]{6,})\.parquet\.`)
+	numberedRE = regexp.MustCompile(`^(?:\.reembed-tmp-)?part-([0-9]{6,})\.parquet[.-]`)
+	legacyTmp  = regexp.MustCompile(`^(?:part-[0-9]{6,}\.parquet|manifest\.json)\.tmp-[0-9]+$`)
 )
+
+// tempName returns the pattern of a temporary file for base, for os.CreateTemp.
+func tempName(base string) string { return TempPrefix + base + "-*" }
 
 // fileName is a store name split into what the checkpoint cares about.
 type fileName struct {
@@ -66,7 +77,7 @@ func classify(name string) fileName {
 	case partRE.MatchString(base):
 		fn.kind = kindPart
 		fn.number = atoi(partRE.FindStringSubmatch(base)[1])
-	case strings.Contains(base, ".tmp"):
+	case strings.HasPrefix(base, TempPrefix) || legacyTmp.MatchString(base):
 		fn.kind = kindTemp
 	case strings.Contains(base, ".parquet.corrupt"):
 		fn.kind = kindQuarantined

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
+
+	"github.com/reembed/reembed/corpus"
 )
 
 // FormatVersion is the version of the checkpoint layout and row schema this
@@ -18,7 +21,8 @@ const ManifestName = "manifest.json"
 // ErrManifestMismatch is returned (wrapped in a [*MismatchError]) when an
 // existing manifest disagrees with the job on model, dimensions, encoding,
 // chunking or plain_text. Resuming would mix incompatible vectors or chunk
-// identities; [Options.Force] overrides it.
+// identities. [Options.Force] overrides it for encoding, chunking and
+// plain_text, never for model and dimensions ([MismatchError.Forceable]).
 var ErrManifestMismatch = errors.New("checkpoint manifest does not match the job")
 
 // ErrUnsupportedFormat is returned when a manifest was written by a newer
@@ -42,8 +46,18 @@ type Manifest struct {
 	Chunking Chunking `json:"chunking"`
 	// PlainText tells whether markup was stripped before chunking (--plain-text).
 	PlainText bool `json:"plain_text"`
-	// CorpusRoots are the corpus paths the job read, informational.
+	// CorpusRoots are the corpus roots the job read, in order (the order
+	// names documents: corpus/roots.go), canonical ([corpus.CanonicalRoot]:
+	// absolute, cleaned, symlinks resolved) as seen by the machine that ran
+	// the job. This holds for object-storage checkpoints too: a job that
+	// runs in a container mounts the corpus at the same path on every run.
+	// Commands given no corpus path read these; given other paths, they
+	// refuse unless told the corpus changed. Manifests written before roots
+	// were canonical may hold relative paths.
 	CorpusRoots []string `json:"corpus_roots"`
+	// Filters are the corpus filters the job read with (--exclude,
+	// --include...), so that resume and verify read the same files.
+	Filters corpus.Filters `json:"filters"`
 	// Shard is which shard of the job wrote this directory.
 	Shard Shard `json:"shard"`
 	// CreatedAt is when the manifest was first written, UTC.
@@ -72,11 +86,24 @@ type MismatchError struct {
 	Have, Want string
 }
 
-// Error names the manifest, the field, both values and the way out (--force).
+// Error names the manifest, the field, both values and the safe ways out.
+// A model or dimensions mismatch never suggests --force: a checkpoint never
+// mixes models or dimensions.
 func (e *MismatchError) Error() string {
-	return fmt.Sprintf("checkpoint manifest %s has %s %s, the job wants %s (use --force to resume anyway)",
+	if !e.Forceable() {
+		return fmt.Sprintf("checkpoint manifest %s has %s %s, the job wants %s: a checkpoint never mixes models or dimensions; "+
+			"write the new vectors to another --out, or resume this one with %s %s",
+			e.File, e.Field, e.Have, e.Want, e.Field, e.Have)
+	}
+	return fmt.Sprintf("checkpoint manifest %s has %s %s, the job wants %s (use --force to embed again every chunk whose text differs, or another --out)",
 		e.File, e.Field, e.Have, e.Want)
 }
+
+// Forceable reports whether [Options.Force] may override the mismatch: yes
+// for encoding, chunking and plain_text (the chunks whose text differs are
+// embedded again, the others kept), never for model and dimensions (rows of
+// another model or length are never reused).
+func (e *MismatchError) Forceable() bool { return e.Field != "model" && e.Field != "dimensions" }
 
 // Unwrap returns [ErrManifestMismatch].
 func (e *MismatchError) Unwrap() error { return ErrManifestMismatch }
@@ -110,6 +137,12 @@ func Compare(file string, have, want Manifest) error {
 }
 
 func quote(s string) string { return fmt.Sprintf("%q", s) }
+
+// SameCorpus reports whether two manifests record the same corpus roots (in
+// the same order) and filters.
+func SameCorpus(a, b Manifest) bool {
+	return slices.Equal(a.CorpusRoots, b.CorpusRoots) && a.Filters.Equal(b.Filters)
+}
 
 // String formats the chunking as "chunk_tokens=N chunk_overlap=M".
 func (c Chunking) String() string {

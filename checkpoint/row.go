@@ -55,6 +55,8 @@ const (
 	colChunkIndex = "chunk_index"
 	colSHA256     = "chunk_sha256"
 	colEmbeddedAt = "embedded_at"
+	colText       = "text"
+	colModel      = "model"
 )
 
 // RowSchema returns the Parquet schema of a part, the one [Row] maps to.

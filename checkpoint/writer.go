@@ -20,7 +20,10 @@ const DefaultPartRows = 1000
 // ErrInvalidRow is returned (wrapped, naming the row) by [Writer.Add] for a row
 // that would corrupt the checkpoint's meaning: empty doc_id, a chunk_sha256
 // that is not 64 hex digits, another model than the manifest's, an embedding
-// of another length than the manifest's dimensions, or a zero embedded_at.
+// of another length than the manifest's dimensions, empty, with a NaN or
+// infinite element or all zeros, a string column that is not valid UTF-8, or
+// a zero embedded_at. It is the last line of defence: the embedder stack
+// checks answers before they get here.
 var ErrInvalidRow = errors.New("invalid checkpoint row")
 
 // ErrClosed is returned by [Writer.Add] and [Writer.Flush] after Close.
@@ -31,9 +34,11 @@ type Options struct {
 	// Manifest is the job's spec. Open fills FormatVersion and, when zero,
 	// CreatedAt. Shard says which directory the Writer writes to.
 	Manifest Manifest
-	// Force resumes into a root whose manifest disagrees with the job
-	// ([ErrManifestMismatch]); the shard's manifest is then rewritten with the
-	// job's spec. It does not override [ErrUnsupportedFormat].
+	// Force resumes into a root whose manifest disagrees with the job on
+	// encoding, chunking or plain_text ([ErrManifestMismatch]): chunks whose
+	// text differs are embedded again, and the shard's manifest is rewritten
+	// with the job's spec. It never overrides a model or dimensions mismatch
+	// (a checkpoint never mixes them) nor [ErrUnsupportedFormat].
 	Force bool
 	// PartRows is the number of rows per committed part; 0 means [DefaultPartRows].
 	PartRows int
@@ -48,6 +53,11 @@ type Options struct {
 	// the next rows, and a crash can lose one more part. Without it Add
 	// returns only once the part it filled is committed.
 	Pipeline bool
+	// Lock takes the writer lock of the shard's directory when the store is
+	// a [Locker] (one writer per checkpoint directory); Open then refuses
+	// with a [*LockedError] while another writer holds it. The rebuild sets
+	// it; Close or Release frees the lock.
+	Lock bool
 	// OnCommit, if set, is called on the writer's goroutine (from Add, Flush
 	// or Close) once a part is known to be committed, including when the
 	// commit returned [ErrNotDurable].
@@ -100,16 +110,34 @@ type Writer struct {
 
 	index    *Index
 	recovery Recovery
-	next     int
-	buf      []Row
-	pending  *pendingCommit // the commit in flight, if any
-	closed   bool
+	// corpusChanged: the shard's manifest records other corpus roots or
+	// filters than the job's, and is rewritten.
+	corpusChanged bool
+	next          int
+	buf           []Row
+	pending       *pendingCommit // the commit in flight, if any
+	closed        bool
 
 	parts, rows int
+	unlock      func() error // frees the writer lock; nil when the store has none
+}
+
+// Release frees the writer lock of the directory ([Locker]) without
+// committing anything: after it another writer may open the directory. Close
+// calls it once everything is committed; call it yourself (deferred) to free
+// the lock when a Writer is abandoned after an error. It may be called more
+// than once. The Writer must not be used afterwards.
+func (w *Writer) Release() error {
+	if w == nil || w.unlock == nil {
+		return nil
+	}
+	return w.unlock()
 }
 
 // Open prepares a shard of a checkpoint root for writing, resuming what is
-// there:
+// there. With [Options.Lock] and a [Locker] store it first takes the writer lock of the
+// shard's directory, refusing with a [*LockedError] (wrapping [ErrLocked])
+// when another writer holds it; [Writer.Close] frees it. Then it
 //
 //  1. removes the shard directory's temporary files (never another shard's:
 //     it may be committing right now);
@@ -152,6 +180,24 @@ func Open(ctx context.Context, store Store, opts Options) (*Writer, error) {
 	if w.partRows < 0 {
 		return nil, fmt.Errorf("opening checkpoint: part rows %d < 0", w.partRows)
 	}
+	if l, ok := store.(Locker); ok && opts.Lock {
+		release, err := l.Lock(ctx, w.dir)
+		if err != nil {
+			return nil, fmt.Errorf("opening checkpoint: %w", err)
+		}
+		w.unlock = release
+	}
+	opened, err := w.open(ctx, opts)
+	if err != nil {
+		w.Release()
+		return nil, err
+	}
+	return opened, nil
+}
+
+// open is Open after the lock is taken.
+func (w *Writer) open(ctx context.Context, opts Options) (*Writer, error) {
+	store := w.store
 
 	files, err := store.List(ctx)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -178,7 +224,7 @@ func Open(ctx context.Context, store Store, opts Options) (*Writer, error) {
 			ownManifest = ownManifest || fn.dir == w.dir
 		}
 	}
-	if !ownManifest || w.recovery.Overridden != nil && w.ownOverridden() {
+	if !ownManifest || w.corpusChanged || w.recovery.Overridden != nil && w.ownOverridden() {
 		if err := w.writeManifest(ctx); err != nil {
 			return nil, err
 		}
@@ -228,8 +274,11 @@ func (w *Writer) checkManifest(ctx context.Context, name string, force bool) err
 		if classify(name).dir == w.dir && !have.CreatedAt.IsZero() {
 			w.manifest.CreatedAt = have.CreatedAt // resuming: keep the job's start
 		}
+		// The caller accepted another corpus (rebuild --corpus-changed):
+		// record the one now read.
+		w.corpusChanged = w.corpusChanged || classify(name).dir == w.dir && !SameCorpus(have, w.manifest)
 		return nil
-	case force && errors.As(err, &mm):
+	case force && errors.As(err, &mm) && mm.Forceable():
 		w.logger.Warn("resuming despite manifest mismatch (forced)", "manifest", name, "field", mm.Field, "have", mm.Have, "want", mm.Want)
 		w.recovery.Overridden = append(w.recovery.Overridden, mm)
 		return nil
@@ -365,8 +414,16 @@ func (w *Writer) validate(r *Row) error {
 		return bad("model %q, manifest has %q", r.Model, w.manifest.Model)
 	case w.manifest.Dimensions > 0 && len(r.Embedding) != w.manifest.Dimensions:
 		return bad("embedding has %d dimensions, manifest has %d", len(r.Embedding), w.manifest.Dimensions)
+	case len(r.Embedding) == 0:
+		return bad("embedding is empty")
 	case r.EmbeddedAt.IsZero():
 		return bad("embedded_at is zero")
+	}
+	if why := vectorProblem(r.Embedding); why != "" {
+		return bad("embedding %s", why)
+	}
+	if col := invalidUTF8Column(r); col != "" {
+		return bad("%s is not valid UTF-8", col)
 	}
 	return nil
 }
@@ -407,8 +464,9 @@ func (w *Writer) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Close flushes and closes the Writer. After an error the rows stay buffered
-// and Close may be called again; once it returns nil the Writer is closed.
+// Close flushes and closes the Writer, and frees the writer lock. After an
+// error the rows stay buffered, the lock is kept, and Close may be called
+// again; once it returns nil the Writer is closed.
 func (w *Writer) Close(ctx context.Context) error {
 	if w.closed {
 		return nil
@@ -417,7 +475,7 @@ func (w *Writer) Close(ctx context.Context) error {
 		return err
 	}
 	w.closed = true
-	return nil
+	return w.Release()
 }
 
 type countingWriter struct {

@@ -25,6 +25,16 @@ import (
 // up to the first character boundary exceeds MaxInput on its own, which needs
 // a MaxInput far below any real model's (a few tokens).
 //
+// How billed tokens are found without encoding twice: the document is
+// scanned once into pre-tokens (pieces, [tokenizer.PieceCounter]). A window
+// that starts and ends on piece boundaries holds exactly the pieces between,
+// so its own encoding is theirs and its billed tokens are its token count.
+// Only a window with an end inside a piece (a word of several tokens, cut) is
+// encoded again, and only near that end (see billedTokens). The per-token
+// offsets of a piece are computed only when a window ends inside it.
+// Memory is that of the pieces from the current window's start to the end
+// of the scan, which runs at most a segment (16 KB) ahead.
+//
 // A Chunker is safe for concurrent use.
 type Chunker struct {
 	Tokenizer tokenizer.Tokenizer
@@ -32,7 +42,7 @@ type Chunker struct {
 	Overlap   int
 	MaxInput  int
 
-	pool sync.Pool
+	pool sync.Pool // of *cursor
 }
 
 // NewChunker validates the chunking parameters; errors name them as the
@@ -55,12 +65,6 @@ func NewChunker(tok tokenizer.Tokenizer, size, overlap, maxInput int) (*Chunker,
 	return &Chunker{Tokenizer: tok, Size: size, Overlap: overlap, MaxInput: maxInput}, nil
 }
 
-type scratch struct {
-	tokens []int
-	offs   []int
-	buf    []byte
-}
-
 // ChunkFunc receives one chunk: its index in the document, its text (a
 // sub-slice of the document text, valid only during the call) and its billed
 // tokens.
@@ -73,75 +77,59 @@ func (c *Chunker) Chunk(text []byte, fn ChunkFunc) (docTokens int, split bool, e
 	if len(text) == 0 {
 		return 0, false, nil
 	}
-	if c.Size == 0 {
-		n := c.Tokenizer.Count(text)
-		if n <= c.MaxInput {
-			return n, false, fn(0, text, n)
-		}
-	}
-	sc, _ := c.pool.Get().(*scratch)
-	if sc == nil {
-		sc = &scratch{}
-	}
-	defer c.pool.Put(sc)
-	sc.tokens = c.Tokenizer.Encode(sc.tokens[:0], text)
-	n := len(sc.tokens)
-	// offs[i] is the byte offset where token i starts; offs[n] == len(text).
-	sc.offs = sc.offs[:0]
-	off := 0
-	one := make([]int, 1)
-	for _, t := range sc.tokens {
-		sc.offs = append(sc.offs, off)
-		one[0] = t
-		sc.buf = c.Tokenizer.Decode(sc.buf[:0], one)
-		off += len(sc.buf)
-	}
-	sc.offs = append(sc.offs, off)
-	if off != len(text) {
-		return n, false, fmt.Errorf("tokenizer round trip lost bytes: %d decoded, %d in text", off, len(text))
-	}
 	size, overlap := c.Size, c.Overlap
 	if size == 0 {
-		size, overlap, split = c.MaxInput, 0, true
-	}
-	charStart := func(i int) bool { return i >= n || text[sc.offs[i]]&0xC0 != 0x80 }
-	forward := func(i int) int {
-		for i < n && !charStart(i) {
-			i++
+		// A token holds at least one byte: a text of at most MaxInput
+		// bytes is one input, whatever its count.
+		if len(text) <= c.MaxInput {
+			n := c.Tokenizer.Count(text)
+			return n, false, fn(0, text, n)
 		}
-		return min(i, n)
+		size, overlap = c.MaxInput, 0
 	}
-	start := 0
+	cur, _ := c.pool.Get().(*cursor)
+	if cur == nil {
+		cur = &cursor{}
+	}
+	defer func() {
+		cur.reset(nil, nil)
+		c.pool.Put(cur)
+	}()
+	cur.reset(tokenizer.AsPieceCounter(c.Tokenizer), text)
+	n, err := c.windows(cur, size, overlap, fn)
+	return n, c.Size == 0 && n > c.MaxInput, err
+}
+
+// windows cuts the cursor's text into windows of size tokens, each starting
+// size-overlap tokens after the previous one, and returns the text's tokens.
+func (c *Chunker) windows(cur *cursor, size, overlap int, fn ChunkFunc) (int, error) {
+	start, startOff, startOnPiece := 0, 0, true
 	for index := 0; ; index++ {
-		end := forward(min(start+size, n))
-		window := text[sc.offs[start]:sc.offs[end]]
-		billed := n
-		if start != 0 || end != n {
-			billed = c.Tokenizer.Count(window)
-		}
+		end, endOff, endOnPiece := cur.forward(start + size)
+		billed := cur.billedTokens(start, startOff, startOnPiece, end, endOff, endOnPiece)
 		// Shrink to fit MaxInput, never below the first character boundary
 		// after start: a cut inside a character would invent U+FFFD, and the
 		// next window would start past bytes no window holds.
-		floor := forward(start + 1)
-		for billed > c.MaxInput && end > floor {
-			end--
-			for end > floor && !charStart(end) {
-				end--
-			}
-			window = text[sc.offs[start]:sc.offs[end]]
-			billed = c.Tokenizer.Count(window)
-		}
 		if billed > c.MaxInput {
-			return n, split, fmt.Errorf("%d bytes at offset %d need %d tokens, above the limit of %d tokens per input, and cannot be cut further", len(window), sc.offs[start], billed, c.MaxInput)
+			floor, _, _ := cur.forward(start + 1)
+			for billed > c.MaxInput && end > floor {
+				end, endOff, endOnPiece = cur.backward(end-1, floor)
+				billed = cur.billedTokens(start, startOff, startOnPiece, end, endOff, endOnPiece)
+			}
+		}
+		window := cur.slice(startOff, endOff)
+		if billed > c.MaxInput {
+			return cur.total(), fmt.Errorf("%d bytes at offset %d need %d tokens, above the limit of %d tokens per input, and cannot be cut further", len(window), startOff, billed, c.MaxInput)
 		}
 		if err := fn(index, window, billed); err != nil {
-			return n, split, err
+			return cur.total(), err
 		}
-		if end >= n {
-			return n, split, nil
+		if cur.atEnd(end) {
+			return end, nil
 		}
 		// After a shrink, end-overlap can fall at or before start (even below
 		// 0); the next window then starts one character further on.
-		start = forward(max(end-overlap, start+1))
+		start, startOff, startOnPiece = cur.forward(max(end-overlap, start+1))
+		cur.release(start)
 	}
 }

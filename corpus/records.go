@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,20 +97,18 @@ func jsonID(raw json.RawMessage) string {
 }
 
 // readCSV reads one document per data row of a CSV (or TSV) file with a header
-// row naming the text and id columns.
+// row naming the text and id columns. A record whose quote never closes is
+// skipped with its line, and the rows after it are read (csvRecords).
 func (s *Source) readCSV(ctx context.Context, ref fileRef, r io.Reader, tsv bool, out sink) (*Skip, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.LazyQuotes = true
-	cr.ReuseRecord = true
+	comma := byte(',')
 	if tsv {
-		cr.Comma = '\t'
+		comma = '\t'
 	}
-	header, err := cr.Read()
+	recs := newCSVRecords(r, comma)
+	header, err := s.csvHeader(recs, comma)
 	if err != nil {
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "no CSV header row: " + errReason(err)}, nil
 	}
-	header = slices.Clone(header)
 	textCol := slices.Index(header, s.opts.textField())
 	if textCol < 0 && len(header) > 0 { // a BOM before the first column name
 		header[0] = strings.TrimPrefix(header[0], "\uFEFF")
@@ -121,28 +118,33 @@ func (s *Source) readCSV(ctx context.Context, ref fileRef, r io.Reader, tsv bool
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: fmt.Sprintf("no column %q (columns: %s)", s.opts.textField(), strings.Join(header, ", "))}, nil
 	}
 	idCol := slices.Index(header, s.opts.idField())
-	for row := 1; ; row++ {
+	for row := 1; ; {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		rec, err := cr.Read()
+		raw, line, malformed, err := recs.next()
 		if err == io.EOF {
 			return nil, nil
-		}
-		line, _ := cr.FieldPos(0)
-		where := displayPath(ref.root, ref.rel) + ":" + strconv.Itoa(line)
-		var pe *csv.ParseError
-		if errors.As(err, &pe) {
-			if serr := out.skip(Skip{Path: where, Reason: "malformed CSV row: " + pe.Err.Error()}); serr != nil {
-				return nil, serr
-			}
-			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reading %q: %w", displayPath(ref.root, ref.rel), err)
 		}
-		if textCol >= len(rec) {
-			if serr := out.skip(Skip{Path: where, Reason: fmt.Sprintf("row has no column %q", s.opts.textField())}); serr != nil {
+		where := displayPath(ref.root, ref.rel) + ":" + strconv.Itoa(line)
+		if malformed {
+			row++ // counted, so that fixing the row does not rename the rows after it
+			if serr := out.skip(Skip{Path: where, Reason: "malformed CSV row: a quoted field opened on this line never closes (line skipped)"}); serr != nil {
+				return nil, serr
+			}
+			continue
+		}
+		rec, err := parseCSVRecord(raw, comma)
+		if err == io.EOF { // a blank line
+			continue
+		}
+		rowID := "R" + strconv.Itoa(row)
+		row++
+		if err != nil {
+			if serr := out.skip(Skip{Path: where, Reason: "malformed CSV row: " + errReason(err)}); serr != nil {
 				return nil, serr
 			}
 			continue
@@ -151,9 +153,33 @@ func (s *Source) readCSV(ctx context.Context, ref fileRef, r io.Reader, tsv bool
 		if idCol >= 0 && idCol < len(rec) {
 			id, _ = ToValidUTF8String(rec[idCol])
 		}
-		if err := s.emitRecord(ref.id(), id, "R"+strconv.Itoa(row), []byte(rec[textCol]), int64(len(rec[textCol])), 0, out); err != nil {
+		if textCol >= len(rec) {
+			if serr := out.skip(Skip{Path: where, Reason: fmt.Sprintf("row has no column %q", s.opts.textField())}); serr != nil {
+				return nil, serr
+			}
+			continue
+		}
+		if err := s.emitRecord(ref.id(), id, rowID, []byte(rec[textCol]), int64(len(rec[textCol])), 0, out); err != nil {
 			return nil, err
 		}
+	}
+}
+
+// csvHeader reads the header row, skipping blank lines before it.
+func (s *Source) csvHeader(recs *csvRecords, comma byte) ([]string, error) {
+	for {
+		raw, _, malformed, err := recs.next()
+		if err != nil {
+			return nil, err
+		}
+		if malformed {
+			return nil, errors.New("a quoted column name never closes")
+		}
+		h, err := parseCSVRecord(raw, comma)
+		if err == io.EOF {
+			continue
+		}
+		return h, err
 	}
 }
 

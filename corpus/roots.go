@@ -1,161 +1,116 @@
 package corpus
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 )
 
-// Corpus roots: the directories a server reads corpora from. Every path a
-// client names is confined to them (ResolvePath), and every path shown back
-// to a client is made relative to them again (RelPath, ClientPaths), so
-// answers never reveal the server's directory layout.
+// Document IDs and several roots.
+//
+// A document's ID is its path relative to its own root, whatever other roots
+// are read with it: a root keeps its IDs when roots are added (or removed), so
+// a checkpoint made of one root is reused when a second root joins it.
+//
+// Two roots may hold the same relative path. The first root given keeps the
+// plain ID; a later root's file whose path an earlier root also holds (any
+// entry at that path, read or not) is named "<root name>//<path>", where the
+// root name is the base name of the directory root (the file name of a
+// single-file root). A double slash never appears in a plain ID, so the two
+// cannot meet. Roots are therefore read in the order given, and a checkpoint's
+// manifest records that order. Two roots with the same name, and roots that
+// overlap (one inside the other, or the same path twice), are refused.
 
-// RealDir returns dir as an absolute path with symlinks resolved; it must be
-// a directory.
-func RealDir(dir string) (string, error) {
-	abs, err := filepath.Abs(dir)
+// CollisionSeparator joins a root's name and a relative path in the document
+// ID of a file that an earlier root also holds (see the package notes).
+const CollisionSeparator = "//"
+
+// CanonicalRoot returns the canonical form of a corpus path: absolute,
+// cleaned, with symlinks resolved. Checkpoint manifests record roots in this
+// form, so that two spellings of one directory compare equal.
+func CanonicalRoot(p string) (string, error) {
+	abs, err := filepath.Abs(p)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("resolving corpus path %q: %w", p, err)
 	}
 	real, err := filepath.EvalSymlinks(abs)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("resolving corpus path %q: %w", p, err)
 	}
-	fi, err := os.Stat(real)
-	if err != nil {
-		return "", err
-	}
-	if !fi.IsDir() {
-		return "", fmt.Errorf("%s is not a directory", dir)
-	}
-	return real, nil
+	return filepath.Clean(real), nil
 }
 
-// ResolvePath resolves a corpus path of a request against roots (absolute
-// directories without symlinks): a relative path is taken inside the first
-// root where it exists, an absolute one must lie inside a root. `..`,
-// absolute paths elsewhere and symlinks that leave the root give an error
-// wrapping ErrOutsideRoot; a path that exists in no root wraps
-// fs.ErrNotExist. The result is the real path (symlinks resolved).
-func ResolvePath(roots []string, p string) (string, error) {
-	if p == "" {
-		return "", errors.New("empty path")
+// CanonicalRoots is [CanonicalRoot] for each path, in order.
+func CanonicalRoots(paths []string) ([]string, error) {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		c, err := CanonicalRoot(p)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = c
 	}
-	if strings.ContainsRune(p, 0) {
-		return "", fmt.Errorf("%q: %w", p, ErrOutsideRoot)
+	return out, nil
+}
+
+// nameRoots gives each root its name and refuses roots that share a name or
+// overlap. With one root there is nothing to check.
+func (s *Source) nameRoots() error {
+	if len(s.roots) < 2 {
+		return nil
 	}
-	var candidates [][2]string // root, rel
-	if filepath.IsAbs(p) {
-		clean := filepath.Clean(p)
-		for _, r := range roots {
-			rel, err := filepath.Rel(r, clean)
-			if err == nil && filepath.IsLocal(rel) || rel == "." {
-				candidates = append(candidates, [2]string{r, rel})
+	seen := map[string]string{}
+	canon := make([]string, len(s.roots))
+	for i, r := range s.roots {
+		c, err := CanonicalRoot(r.name)
+		if err != nil {
+			return err
+		}
+		canon[i] = c
+		r.label = r.only
+		if r.label == "" {
+			r.label = filepath.Base(c)
+		}
+		if other, ok := seen[r.label]; ok {
+			return fmt.Errorf("%w: corpus paths %q and %q have the same name %q, which would not tell their documents apart when both hold a path: give one directory that holds both, or paths with different names", ErrCorpusPath, other, r.name, r.label)
+		}
+		seen[r.label] = r.name
+	}
+	for i := range canon {
+		for j := range i {
+			if within(canon[i], canon[j]) || within(canon[j], canon[i]) {
+				return fmt.Errorf("%w: corpus paths %q and %q overlap, so some documents would be read twice: give only the outer one", ErrCorpusPath, s.roots[j].name, s.roots[i].name)
 			}
 		}
-		if len(candidates) == 0 {
-			// Maybe the path reaches a root through a symlink.
-			if real, err := filepath.EvalSymlinks(clean); err == nil {
-				for _, r := range roots {
-					if rel, err := filepath.Rel(r, real); err == nil && (filepath.IsLocal(rel) || rel == ".") {
-						candidates = append(candidates, [2]string{r, rel})
-					}
-				}
-			}
-		}
-		if len(candidates) == 0 {
-			return "", fmt.Errorf("%q: %w", p, ErrOutsideRoot)
-		}
-	} else {
-		if !filepath.IsLocal(p) && filepath.Clean(p) != "." {
-			return "", fmt.Errorf("%q: %w", p, ErrOutsideRoot)
-		}
-		for _, r := range roots {
-			candidates = append(candidates, [2]string{r, filepath.Clean(p)})
-		}
 	}
-	var firstErr error
-	for _, c := range candidates {
-		root, rel := c[0], c[1]
-		r, err := os.OpenRoot(root)
-		if err != nil {
-			return "", fmt.Errorf("opening corpus root: %w", err)
-		}
-		_, err = r.Stat(rel)
-		r.Close()
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				firstErr = cmpErr(firstErr, fmt.Errorf("%q: %w", p, fs.ErrNotExist))
-				continue
-			}
-			// os.Root refuses ".." and symlinks that leave the root.
-			return "", fmt.Errorf("%q: %w", p, ErrOutsideRoot)
-		}
-		real, err := filepath.EvalSymlinks(filepath.Join(root, rel))
-		if err != nil {
-			return "", fmt.Errorf("resolving %q: %w", p, err)
-		}
-		if rel2, err := filepath.Rel(root, real); err != nil || !(filepath.IsLocal(rel2) || rel2 == ".") {
-			return "", fmt.Errorf("%q: %w", p, ErrOutsideRoot)
-		}
-		return real, nil
-	}
-	if firstErr == nil {
-		firstErr = fmt.Errorf("%q: no corpus root is configured: %w", p, fs.ErrNotExist)
-	}
-	return "", firstErr
+	return nil
 }
 
-func cmpErr(have, next error) error {
-	if have != nil {
-		return have
+// within reports whether path p is dir or inside it (both canonical).
+func within(p, dir string) bool {
+	if p == dir {
+		return true
 	}
-	return next
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
 
-// ClientPaths returns err with the server's (resolved) paths replaced by
-// the paths the client gave, so that answers do not reveal the server's
-// directory layout. errors.Is and errors.As still see err.
-func ClientPaths(err error, server, client []string) error {
-	return &rewordedError{msg: ClientText(err.Error(), server, client, nil), err: err}
-}
-
-// ClientText returns msg with the server's paths rewritten for a client:
-// each server path (a resolved corpus path) becomes the path the client
-// gave for it, then any other path inside one of roots becomes relative to
-// that root. Longer paths are rewritten first, so a root never shadows a
-// path inside it.
-func ClientText(msg string, server, client, roots []string) string {
-	type pair struct{ from, to string }
-	var pairs []pair
-	for i := range server {
-		if server[i] != "" && i < len(client) {
-			pairs = append(pairs, pair{server[i], client[i]})
+// docID is the document ID of a file of root number i at rel (see the
+// package notes): rel, unless an earlier root holds rel too.
+func (s *Source) docID(i int, rel string) string {
+	for _, earlier := range s.roots[:i] {
+		if earlier.holds(rel) {
+			return s.roots[i].label + CollisionSeparator + rel
 		}
 	}
-	for _, r := range roots {
-		if r != "" {
-			pairs = append(pairs, pair{r + string(filepath.Separator), ""})
-		}
-	}
-	slices.SortStableFunc(pairs, func(a, b pair) int { return len(b.from) - len(a.from) })
-	args := make([]string, 0, 2*len(pairs))
-	for _, p := range pairs {
-		args = append(args, p.from, p.to)
-	}
-	return strings.NewReplacer(args...).Replace(msg)
+	return rel
 }
 
-// rewordedError is an error with another text and the same cause.
-type rewordedError struct {
-	msg string
-	err error
+// holds reports whether the root has an entry at rel.
+func (r *root) holds(rel string) bool {
+	if r.only != "" {
+		return rel == r.only
+	}
+	_, err := r.dir.Lstat(rel)
+	return err == nil
 }
-
-func (e *rewordedError) Error() string { return e.msg }
-func (e *rewordedError) Unwrap() error { return e.err }

@@ -2,60 +2,91 @@ package corpus_test
 
 import (
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/reembed/reembed/corpus"
 )
 
-func TestResolvePath(t *testing.T) {
+// Issue 14.5: adding a second corpus root used to rename every document of
+// the first ("1.5.0.txt" became "docs/1.5.0.txt"), so a checkpoint of the
+// first root was re-priced and re-embedded in full.
+func TestRootKeepsItsIDsWhenRootsAreAdded(t *testing.T) {
 	base := t.TempDir()
-	root := filepath.Join(base, "root")
-	outside := filepath.Join(base, "outside")
-	for _, d := range []string{filepath.Join(root, "in"), outside} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	docs, more := filepath.Join(base, "docs"), filepath.Join(base, "more")
+	writeTree(t, docs, map[string]string{"1.5.0.txt": "release notes", "guide/a.md": "guide", "same.txt": "first"})
+	writeTree(t, more, map[string]string{"b.txt": "more", "same.txt": "second"})
+
+	alone, _, err := readCorpus(t, []string{docs}, corpus.Options{}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both, _, err := readCorpus(t, []string{docs, more}, corpus.Options{}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aloneIDs := docIDs(alone)
+	if !slices.Equal(aloneIDs, []string{"1.5.0.txt", "guide/a.md", "same.txt"}) {
+		t.Fatalf("one root: %q", aloneIDs)
+	}
+	if got := docIDs(both)[:3]; !slices.Equal(got, aloneIDs) {
+		t.Errorf("with a second root the first root's IDs are %q, want them unchanged %q", got, aloneIDs)
+	}
+	want := []string{"b.txt", "more//same.txt"}
+	if got := docIDs(both)[3:]; !slices.Equal(got, want) {
+		t.Errorf("second root's IDs = %q, want %q (a path the first root also holds is named root//path)", got, want)
+	}
+	if got := docText(t, both, "more//same.txt"); got != "second" {
+		t.Errorf("more//same.txt = %q, want the second root's file", got)
+	}
+	// The second root alone keeps plain IDs too.
+	moreAlone, _, err := readCorpus(t, []string{more}, corpus.Options{}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := docIDs(moreAlone); !slices.Equal(got, []string{"b.txt", "same.txt"}) {
+		t.Errorf("second root alone: %q", got)
+	}
+}
+
+func TestOverlappingRootsAreRefused(t *testing.T) {
+	base := t.TempDir()
+	writeTree(t, base, map[string]string{"docs/sub/a.txt": "a"})
+	for _, paths := range [][]string{
+		{filepath.Join(base, "docs"), filepath.Join(base, "docs", "sub")},
+		{filepath.Join(base, "docs", "sub", "a.txt"), filepath.Join(base, "docs")},
+		{filepath.Join(base, "docs"), filepath.Join(base, "docs") + string(os.PathSeparator)},
+	} {
+		_, err := corpus.Open(paths, corpus.Options{})
+		if !errors.Is(err, corpus.ErrCorpusPath) {
+			t.Errorf("Open(%q) = %v, want ErrCorpusPath (documents would be read twice)", paths, err)
+		}
+	}
+}
+
+func TestCanonicalRoot(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"docs/a.txt": "a"})
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(filepath.Join(dir, "docs"), link); err != nil {
+		t.Skip("no symlinks:", err)
+	}
+	want, err := corpus.CanonicalRoot(filepath.Join(dir, "docs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{link, filepath.Join(dir, "docs", ".."), filepath.Join(dir, "docs") + "/"} {
+		got, err := corpus.CanonicalRoot(p)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	os.WriteFile(filepath.Join(root, "in", "a.txt"), []byte("a"), 0o644)
-	os.WriteFile(filepath.Join(outside, "secret.txt"), []byte("s"), 0o644)
-	if err := os.Symlink(outside, filepath.Join(root, "escape")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("in", filepath.Join(root, "alias")); err != nil {
-		t.Fatal(err)
-	}
-	real, _ := filepath.EvalSymlinks(root)
-	roots := []string{real}
-	for _, tc := range []struct {
-		path string
-		want string // relative to root; "" = error
-		err  error
-	}{
-		{"in", "in", nil},
-		{"in/a.txt", "in/a.txt", nil},
-		{".", ".", nil},
-		{"alias/a.txt", "in/a.txt", nil},
-		{filepath.Join(real, "in"), "in", nil},
-		{"..", "", corpus.ErrOutsideRoot},
-		{"in/../../outside", "", corpus.ErrOutsideRoot},
-		{"escape/secret.txt", "", corpus.ErrOutsideRoot},
-		{"escape", "", corpus.ErrOutsideRoot},
-		{outside, "", corpus.ErrOutsideRoot},
-		{"/etc/passwd", "", corpus.ErrOutsideRoot},
-		{"missing", "", fs.ErrNotExist},
-	} {
-		got, err := corpus.ResolvePath(roots, tc.path)
-		if tc.err != nil {
-			if !errors.Is(err, tc.err) {
-				t.Errorf("ResolvePath(%q) = %q, %v; want %v", tc.path, got, err, tc.err)
-			}
-			continue
+		if p != filepath.Join(dir, "docs", "..") && got != want {
+			t.Errorf("CanonicalRoot(%q) = %q, want %q", p, got, want)
 		}
-		if want := filepath.Join(real, tc.want); err != nil || got != want {
-			t.Errorf("ResolvePath(%q) = %q, %v; want %q", tc.path, got, err, want)
+		if !filepath.IsAbs(got) {
+			t.Errorf("CanonicalRoot(%q) = %q, not absolute", p, got)
 		}
 	}
 }

@@ -25,6 +25,15 @@ type Stats struct {
 	InvalidUTF8Examples []string `json:"invalid_utf8_examples"`
 	// Skipped lists files and records that were not read, and why.
 	Skipped []Skip `json:"skipped"`
+	// SkippedFiles counts the entries of Skipped that are whole files (the
+	// others are records).
+	SkippedFiles int `json:"skipped_files"`
+	// Excluded counts the files and directories the filters left out
+	// (filter.go): they are not listed in Skipped.
+	Excluded int64 `json:"excluded"`
+	// DefaultExcluded names the first few directories left out by default
+	// ([DefaultExcludes]), so that output can say so.
+	DefaultExcluded []string `json:"default_excluded"`
 	// UnsampledBytes is the source size of the documents a sample left
 	// out (those passing Options.Keep): with Bytes, the corpus's whole size,
 	// which a sampled estimate extrapolates to.
@@ -40,6 +49,7 @@ type item[R any] struct {
 	r         R
 	doc       *docMeta
 	skip      *Skip
+	fileSkip  bool // skip is a whole file
 	unsampled int64
 }
 
@@ -71,13 +81,14 @@ func Scan[R any](ctx context.Context, s *Source, jobs int, work func(doc Documen
 	order := make(chan chan item[R], 2*jobs)
 
 	// The walker hands files to workers and their output channels to the collector, in order.
+	var ws walkStats // the walker's; read after g.Wait
 	g.Go(func() error {
 		defer close(jobsCh)
 		defer close(order)
-		return s.walk(ctx, func(ref fileRef) error {
+		return s.walk(ctx, &ws, func(ref fileRef) error {
 			out := make(chan item[R], 64)
 			if ref.skip != nil {
-				out <- item[R]{skip: ref.skip}
+				out <- item[R]{skip: ref.skip, fileSkip: true}
 				close(out)
 				select {
 				case order <- out:
@@ -136,6 +147,9 @@ func Scan[R any](ctx context.Context, s *Source, jobs int, work func(doc Documen
 						return fmt.Errorf("%w: %s: %s (strict mode)", ErrSkipped, it.skip.Path, it.skip.Reason)
 					}
 					st.Skipped = append(st.Skipped, *it.skip)
+					if it.fileSkip {
+						st.SkippedFiles++
+					}
 					continue
 				}
 				read = true
@@ -160,6 +174,8 @@ func Scan[R any](ctx context.Context, s *Source, jobs int, work func(doc Documen
 		}
 	})
 	err := g.Wait()
+	st.Excluded, st.DefaultExcluded = ws.excluded, ws.defaultExcluded
+	st.Skipped = append(st.Skipped, ws.badIgnoreLines...)
 	return st, err
 }
 
@@ -206,7 +222,7 @@ func runJob[R any](ctx context.Context, s *Source, ref fileRef, out chan<- item[
 		return err
 	}
 	if fileSkip != nil {
-		return send(item[R]{skip: fileSkip})
+		return send(item[R]{skip: fileSkip, fileSkip: true})
 	}
 	return nil
 }

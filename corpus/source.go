@@ -34,6 +34,11 @@ type Options struct {
 	Seed int64
 	// Keep, when set, is a further filter on document IDs (shards use it).
 	Keep func(docID string) bool
+	// Filters choose which files of a directory root are read (filter.go).
+	Filters Filters
+	// MaxDecompressedBytes caps the decompressed size of one compressed
+	// file (decompress.go); 0 means [DefaultMaxDecompressedBytes].
+	MaxDecompressedBytes int64
 }
 
 func (o *Options) textField() string {
@@ -73,15 +78,17 @@ func SampleKeeps(seed int64, docID string, fraction float64) bool {
 type Source struct {
 	opts  Options
 	roots []*root
+	match *matcher
 }
 
 type root struct {
 	dir  *os.Root
 	name string // the path the user gave
 	only string // for a single-file root: the one file's name within dir
-	// prefix starts every document ID of this root: "" with one root, else
-	// the root directory's base name and "/".
-	prefix string
+	// index is the root's position among the roots; label names it in the
+	// IDs of files an earlier root also holds (roots.go).
+	index int
+	label string
 }
 
 // Open opens the corpus paths. Each path must exist; the error names it.
@@ -89,7 +96,11 @@ func Open(paths []string, opts Options) (*Source, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no corpus path given")
 	}
-	s := &Source{opts: opts}
+	m, err := newMatcher(opts.Filters)
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{opts: opts, match: m}
 	for _, p := range paths {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -105,40 +116,13 @@ func Open(paths []string, opts Options) (*Source, error) {
 			s.Close()
 			return nil, fmt.Errorf("opening corpus path %q: %w", p, err)
 		}
-		s.roots = append(s.roots, &root{dir: r, name: p, only: only})
+		s.roots = append(s.roots, &root{dir: r, name: p, only: only, index: len(s.roots)})
 	}
-	if err := s.namePrefixes(); err != nil {
+	if err := s.nameRoots(); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
-}
-
-// namePrefixes keeps document IDs unique across several roots: each
-// directory root's IDs start with its base name and "/", and a single-file
-// root's ID is its file name. Two roots that would give the same name are an
-// error. With one root, IDs are plain relative paths.
-func (s *Source) namePrefixes() error {
-	if len(s.roots) < 2 {
-		return nil
-	}
-	seen := map[string]string{}
-	for _, r := range s.roots {
-		name := r.only
-		if name == "" {
-			abs, err := filepath.Abs(r.name)
-			if err != nil {
-				return fmt.Errorf("resolving corpus path %q: %w", r.name, err)
-			}
-			name = filepath.Base(abs)
-			r.prefix = name + "/"
-		}
-		if other, ok := seen[name]; ok {
-			return fmt.Errorf("%w: corpus paths %q and %q would both name their documents %q: document IDs must be unique, so give one directory that holds both, or paths with different names", ErrCorpusPath, other, r.name, name)
-		}
-		seen[name] = r.name
-	}
-	return nil
 }
 
 // Close releases the roots.
@@ -158,23 +142,32 @@ func (s *Source) Roots() []string {
 	return out
 }
 
-// id is the document ID of the file: its path relative to its root, prefixed
-// with the root's name when the source has several roots.
-func (ref fileRef) id() string { return ref.root.prefix + ref.rel }
+// id is the document ID of the file (roots.go): its path relative to its
+// root, unless an earlier root holds that path too.
+func (ref fileRef) id() string { return ref.docID }
 
 // fileRef is one file to read, or a skip to report, in walk order.
 type fileRef struct {
-	root *root
-	rel  string // slash-separated, relative to the root
-	skip *Skip
+	root  *root
+	rel   string // slash-separated, relative to the root
+	docID string
+	skip  *Skip
+}
+
+// walkStats counts what the filters left out during a walk.
+type walkStats struct {
+	excluded        int64
+	defaultExcluded []string
+	badIgnoreLines  []Skip
 }
 
 // walk calls fn for every regular file under the roots in a deterministic
 // order (root by root, each in byte order of the slash-separated relative
-// path), and for every entry it skips.
+// path), and for every entry it skips. What the filters leave out is counted
+// in ws.
 // Symlinks are followed only to files inside the root; a symlinked directory
 // is never followed (no loops), and a link out of the root is skipped.
-func (s *Source) walk(ctx context.Context, fn func(fileRef) error) error {
+func (s *Source) walk(ctx context.Context, ws *walkStats, fn func(fileRef) error) error {
 	for _, r := range s.roots {
 		if r.only != "" {
 			if err := s.visit(ctx, r, r.only, fn); err != nil {
@@ -182,14 +175,15 @@ func (s *Source) walk(ctx context.Context, fn func(fileRef) error) error {
 			}
 			continue
 		}
-		if err := s.walkDir(ctx, r, ".", fn); err != nil {
+		if err := s.walkDir(ctx, r, ".", nil, ws, fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Source) walkDir(ctx context.Context, r *root, dir string, fn func(fileRef) error) error {
+// walkDir walks dir; ignored are the ignore-file rules of its parents.
+func (s *Source) walkDir(ctx context.Context, r *root, dir string, ignored []rule, ws *walkStats, fn func(fileRef) error) error {
 	f, err := r.dir.Open(dir)
 	if err != nil {
 		return fn(fileRef{root: r, rel: dir, skip: &Skip{Path: displayPath(r, dir), Reason: "cannot open directory: " + errReason(err)}})
@@ -201,13 +195,25 @@ func (s *Source) walkDir(ctx context.Context, r *root, dir string, fn func(fileR
 	}
 	// os.File.ReadDir does not sort; sort for a stable, byte-ordered walk.
 	sortEntries(entries)
+	ignored = s.readIgnoreFile(r, dir, ignored, ws)
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		rel := path.Join(dir, e.Name())
+		switch s.match.judge(rel, e.IsDir(), ignored) {
+		case excludedByDefault:
+			ws.excluded++
+			if len(ws.defaultExcluded) < MaxInvalidExamples {
+				ws.defaultExcluded = append(ws.defaultExcluded, displayPath(r, rel))
+			}
+			continue
+		case excluded:
+			ws.excluded++
+			continue
+		}
 		if e.IsDir() {
-			if err := s.walkDir(ctx, r, rel, fn); err != nil {
+			if err := s.walkDir(ctx, r, rel, ignored, ws, fn); err != nil {
 				return err
 			}
 			continue
@@ -217,6 +223,23 @@ func (s *Source) walkDir(ctx context.Context, r *root, dir string, fn func(fileR
 		}
 	}
 	return nil
+}
+
+// readIgnoreFile returns the rules in force in dir: its parents' and those
+// of its ignore file, if any. Lines that are not patterns are noted in ws.
+func (s *Source) readIgnoreFile(r *root, dir string, parents []rule, ws *walkStats) []rule {
+	if !s.match.ignoreFiles {
+		return parents
+	}
+	data, err := r.dir.ReadFile(path.Join(dir, IgnoreFileName))
+	if err != nil {
+		return parents
+	}
+	rules, bad := parseIgnoreFile(dir, data)
+	for _, b := range bad {
+		ws.badIgnoreLines = append(ws.badIgnoreLines, Skip{Path: displayPath(r, path.Join(dir, IgnoreFileName)), Reason: fmt.Sprintf("pattern %q is not a valid glob (line ignored)", b)})
+	}
+	return append(parents[:len(parents):len(parents)], rules...)
 }
 
 // visit classifies one non-directory entry.
@@ -240,7 +263,7 @@ func (s *Source) visit(ctx context.Context, r *root, rel string, fn func(fileRef
 	if !li.Mode().IsRegular() {
 		return fn(fileRef{root: r, rel: rel, skip: &Skip{Path: displayPath(r, rel), Reason: "not a regular file"}})
 	}
-	return fn(fileRef{root: r, rel: rel})
+	return fn(fileRef{root: r, rel: rel, docID: s.docID(r.index, rel)})
 }
 
 func isEscape(err error) bool {
@@ -332,7 +355,7 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, out sink) (*Skip, er
 	if err != nil {
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot stat: " + errReason(err)}, nil
 	}
-	fmtKind := s.formatOf(ref.rel)
+	fmtKind := s.formatOf(stripCompressionExt(ref.rel))
 	if fmtKind == formatParquet {
 		return s.readParquet(ctx, ref, f, fi.Size(), out)
 	}
@@ -344,28 +367,80 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, out sink) (*Skip, er
 			return nil, out.unsampled(fi.Size())
 		}
 	}
-	head := make([]byte, binarySniffLen)
-	n, err := io.ReadFull(f, head)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read: " + errReason(err)}, nil
+	rd, head, release, skip := s.openContent(ref, f)
+	if skip != nil {
+		return skip, nil
 	}
-	head = head[:n]
+	defer release()
 	if bytes.IndexByte(head, 0) >= 0 {
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "binary file (a NUL byte in the first 8 KB)"}, nil
 	}
-	rd := io.MultiReader(bytes.NewReader(head), f)
+	skip, err = s.readContent(ctx, ref, rd, fmtKind, out)
+	if de, ok := errors.AsType[*decodeError](err); ok {
+		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: de.Error()}, nil
+	}
+	return skip, err
+}
+
+// openContent returns a reader of the file's content, decompressed when the
+// file is compressed (decompress.go), and the content's first bytes (up to
+// binarySniffLen), which the reader yields again. release frees a decoder.
+func (s *Source) openContent(ref fileRef, f io.Reader) (rd io.Reader, head []byte, release func(), skip *Skip) {
+	head, err := readHead(f)
+	if err != nil {
+		return nil, nil, nil, &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read: " + errReason(err)}
+	}
+	rd = io.MultiReader(bytes.NewReader(head), f)
+	kind := sniffCompression(head)
+	if kind == compressNone {
+		return rd, head, func() {}, nil
+	}
+	dec, release, err := decompress(kind, rd, s.opts.maxDecompressed())
+	if err == nil {
+		head, err = readHead(dec)
+	}
+	if err != nil {
+		if release != nil {
+			release()
+		}
+		return nil, nil, nil, &Skip{Path: displayPath(ref.root, ref.rel), Reason: decodeReason(kind, err)}
+	}
+	return io.MultiReader(bytes.NewReader(head), dec), head, release, nil
+}
+
+func decodeReason(kind compression, err error) string {
+	if de, ok := errors.AsType[*decodeError](err); ok {
+		return de.Error()
+	}
+	return (&decodeError{kind, err}).Error()
+}
+
+// readHead reads up to binarySniffLen bytes.
+func readHead(r io.Reader) ([]byte, error) {
+	head := make([]byte, binarySniffLen)
+	n, err := io.ReadFull(r, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, err
+	}
+	return head[:n], nil
+}
+
+// readContent reads the documents of a file's content in its format.
+func (s *Source) readContent(ctx context.Context, ref fileRef, rd io.Reader, fmtKind format, out sink) (*Skip, error) {
 	switch fmtKind {
 	case formatJSONL:
 		return nil, s.readJSONL(ctx, ref, rd, out)
 	case formatCSV, formatTSV:
 		return s.readCSV(ctx, ref, rd, fmtKind == formatTSV, out)
 	}
-	raw := make([]byte, 0, fi.Size()+1)
-	buf := bytes.NewBuffer(raw)
-	if _, err := buf.ReadFrom(rd); err != nil {
+	raw, release, err := readPooled(rd) // reused: work never keeps doc.Text
+	defer release()
+	if err != nil {
+		if _, ok := errors.AsType[*decodeError](err); ok {
+			return nil, err
+		}
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read: " + errReason(err)}, nil
 	}
-	raw = buf.Bytes()
 	text, invalid := ToValidUTF8(raw)
 	if fmtKind == formatHTML {
 		text = HTMLText(text)

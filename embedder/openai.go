@@ -129,12 +129,7 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 			authorize = func(h http.Header) { h.Set("api-key", key) }
 		}
 	}
-	scrub := func(s string) string {
-		if key != "" {
-			s = strings.ReplaceAll(s, key, redacted)
-		}
-		return keyLikeRE.ReplaceAllString(s, redacted)
-	}
+	scrub := func(s string) string { return scrubSecret(s, key) }
 	oc.HTTPClient = &http.Client{Transport: &captureTransport{base: tr, authorize: authorize}}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
@@ -153,7 +148,8 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 }
 
 // Embed sends one request. Errors are *ProviderError (or ctx's error when
-// ctx ends); the API key never appears in them.
+// ctx ends, or ErrStopped, unsent, when ctx's [Gate] is closed); the API key
+// never appears in them.
 func (o *OpenAI) Embed(ctx context.Context, req *Request) (*Result, error) {
 	model, dims := req.Model, req.Dimensions
 	if model == "" {
@@ -170,6 +166,11 @@ func (o *OpenAI) Embed(ctx context.Context, req *Request) (*Result, error) {
 	if o.base64 {
 		er.EncodingFormat = openai.EmbeddingEncodingFormatBase64
 	}
+	done, err := startRequest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	capt := &captured{}
 	actx, cancel := context.WithTimeout(context.WithValue(ctx, captureKey{}, capt), o.timeout)
 	defer cancel()
@@ -234,7 +235,8 @@ func (o *OpenAI) providerError(req *Request, err error, capt *captured, rl *Rate
 	case errors.As(err, &reqErr):
 		// Not OpenAI-shaped (TEI's flat errors, a proxy's HTML page).
 		pe.Status = reqErr.HTTPStatusCode
-		pe.Message = o.scrub(flatMessage(reqErr.Body))
+		// Scrub the whole body first: a cut could keep part of the key.
+		pe.Message = flatMessage([]byte(o.scrub(string(reqErr.Body))))
 	case timedOut:
 		pe.Status, pe.Err = 0, fmt.Errorf("%w (%s)", ErrTimeout, o.timeout)
 	case capt.status != 0:
@@ -295,6 +297,37 @@ func (o *OpenAI) culprit(req *Request, pe *ProviderError) int {
 }
 
 var keyLikeRE = regexp.MustCompile(`\b(sk|key|api|pk|rk)-[A-Za-z0-9_\-*.]{3,}`)
+
+// minKeyPrefix is the shortest start of the key that [scrubSecret] removes
+// (the whole key when it is shorter).
+const minKeyPrefix = 8
+
+// scrubSecret removes from s the key, every run of minKeyPrefix or more of
+// its first characters (what a cut, a log line or a provider's echo may keep
+// of it), and anything shaped like a key (sk-..., key-...). Call it before
+// cutting text to a length.
+func scrubSecret(s, key string) string {
+	if key != "" {
+		n := min(minKeyPrefix, len(key))
+		var b strings.Builder
+		for {
+			i := strings.Index(s, key[:n])
+			if i < 0 {
+				break
+			}
+			m := n
+			for m < len(key) && i+m < len(s) && s[i+m] == key[m] {
+				m++
+			}
+			b.WriteString(s[:i])
+			b.WriteString(redacted)
+			s = s[i+m:]
+		}
+		b.WriteString(s)
+		s = b.String()
+	}
+	return keyLikeRE.ReplaceAllString(s, redacted)
+}
 
 // scrub removes the API key and anything shaped like one from provider text
 // (OpenAI's 401 message quotes a masked key).

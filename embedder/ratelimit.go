@@ -109,9 +109,13 @@ func (l *RateLimited) limiters() (req, tok *rate.Limiter) {
 // estimate for inputs without a count), then calls the wrapped embedder.
 // It returns ErrRequestTooLarge, without waiting, for a request over
 // MaxRequestTokens or the tokens per minute; ctx's error if ctx ends while
-// waiting; and an error wrapping context.DeadlineExceeded, at once, if the
-// wait would outlast ctx's deadline.
+// waiting; ErrStopped if ctx's [Gate] closes before the request is sent
+// (the wait ends at once); and an error wrapping context.DeadlineExceeded,
+// at once, if the wait would outlast ctx's deadline.
 func (l *RateLimited) Embed(ctx context.Context, req *Request) (*Result, error) {
+	if err := stopped(ctx); err != nil {
+		return nil, err
+	}
 	n := req.tokens()
 	reqLim, tokLim := l.limiters()
 	if tokLim != nil {
@@ -122,6 +126,11 @@ func (l *RateLimited) Embed(ctx context.Context, req *Request) (*Result, error) 
 		}
 	}
 	if err := wait(ctx, reqLim, 1, tokLim, n); err != nil {
+		return nil, err
+	}
+	// A stop during the wait: the batch is not sent (its limiter
+	// reservation is spent, which only slows a later run's first second).
+	if err := stopped(ctx); err != nil {
 		return nil, err
 	}
 	res, err := l.inner.Embed(ctx, req)
@@ -186,6 +195,9 @@ func wait(ctx context.Context, reqLim *rate.Limiter, r int, tokLim *rate.Limiter
 	case <-ctx.Done():
 		cancel()
 		return ctx.Err()
+	case <-gateDone(ctx):
+		cancel()
+		return ErrStopped
 	}
 }
 

@@ -13,8 +13,21 @@ import (
 // RetryConfig configures [Retrying]. Zero fields take the defaults.
 type RetryConfig struct {
 	// MaxAttempts bounds the attempts of one batch that end in a 5xx, a
-	// timeout, a reset or a malformed answer (default 6).
+	// timeout, a reset or a malformed answer (default 6), unless RetryWindow
+	// is longer.
 	MaxAttempts int
+	// RetryWindow is how long a batch keeps retrying 5xx, timeouts, resets
+	// and malformed answers, from its first failure, before it fails: a
+	// batch gives up only when it has used MaxAttempts and RetryWindow has
+	// passed, so a window of a few minutes rides out a provider's outage.
+	// 0 (the default) means MaxAttempts alone decides.
+	RetryWindow time.Duration
+	// MaxRetryAfter caps one wait the provider asks for (retry-after, or
+	// the x-ratelimit reset headers): a longer ask is waited for this long
+	// and then the batch is tried again (default [DefaultMaxRetryAfter]).
+	// Every wait of LongWait or more is logged at warning level with its
+	// cause (default 10s).
+	MaxRetryAfter, LongWait time.Duration
 	// MaxRateLimited bounds the 429 answers one batch may get before the
 	// error is returned (default 100: a storm is waited out, a stuck
 	// provider is not waited on forever).
@@ -34,6 +47,11 @@ type RetryConfig struct {
 	Logger *slog.Logger
 }
 
+// DefaultMaxRetryAfter is the longest single wait [Retrying] grants a
+// provider's retry-after: a provider asking for 999999999 s is tried again
+// after this long instead of stalling the rebuild.
+const DefaultMaxRetryAfter = 2 * time.Minute
+
 // Retrying retries what may succeed later and returns at once what will not.
 //
 //   - 429 rate_limit_exceeded (and a 200 whose body reports one): wait the
@@ -52,8 +70,9 @@ type RetryConfig struct {
 //     429 insufficient_quota and every other error: returned at once, naming
 //     the chunk (see [ProviderError]).
 //
-// A cancelled ctx stops it within the request in flight. It is safe for
-// concurrent use.
+// A cancelled ctx stops it within the request in flight. A closed [Gate] on
+// ctx ends every wait at once with ErrStopped and starts no new attempt; the
+// attempt on the wire finishes. It is safe for concurrent use.
 type Retrying struct {
 	inner Embedder
 	cfg   RetryConfig
@@ -75,7 +94,8 @@ func NewRetrying(inner Embedder, cfg RetryConfig) (*Retrying, error) {
 	if inner == nil {
 		return nil, errors.New("retrying embedder: nil embedder")
 	}
-	if cfg.MaxAttempts < 0 || cfg.MaxRateLimited < 0 || cfg.MaxConcurrency < 0 || cfg.BaseDelay < 0 || cfg.MaxDelay < 0 {
+	if cfg.MaxAttempts < 0 || cfg.MaxRateLimited < 0 || cfg.MaxConcurrency < 0 || cfg.BaseDelay < 0 || cfg.MaxDelay < 0 ||
+		cfg.RetryWindow < 0 || cfg.MaxRetryAfter < 0 || cfg.LongWait < 0 {
 		return nil, errors.New("retrying embedder: negative setting")
 	}
 	cfg.MaxAttempts = cmp0(cfg.MaxAttempts, 6)
@@ -88,6 +108,12 @@ func NewRetrying(inner Embedder, cfg RetryConfig) (*Retrying, error) {
 		cfg.MaxDelay = time.Minute
 	}
 	cfg.MaxDelay = max(cfg.MaxDelay, cfg.BaseDelay)
+	if cfg.MaxRetryAfter == 0 {
+		cfg.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if cfg.LongWait == 0 {
+		cfg.LongWait = 10 * time.Second
+	}
 	if cfg.ShrinkInterval <= 0 {
 		cfg.ShrinkInterval = time.Second
 	}
@@ -121,11 +147,16 @@ func (r *Retrying) Embed(ctx context.Context, req *Request) (*Result, error) {
 		return r.embedSplit(ctx, req)
 	}
 	transient, limited := 0, 0
+	var firstFailure time.Time
 	for {
 		if err := r.waitPause(ctx); err != nil {
 			return nil, err
 		}
 		if err := r.sem.acquire(ctx); err != nil {
+			return nil, err
+		}
+		if err := stopped(ctx); err != nil {
+			r.sem.release()
 			return nil, err
 		}
 		res, err := r.inner.Embed(ctx, req)
@@ -137,6 +168,9 @@ func (r *Retrying) Embed(ctx context.Context, req *Request) (*Result, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if errors.Is(err, ErrStopped) {
+			return nil, err
+		}
 		pe, ok := errors.AsType[*ProviderError](err)
 		if ok && pe.BatchTooLarge() && len(req.Inputs) > 1 {
 			r.learnMaxInputs(len(req.Inputs)/2, pe)
@@ -145,33 +179,62 @@ func (r *Retrying) Embed(ctx context.Context, req *Request) (*Result, error) {
 		if !ok || !pe.Retryable() {
 			return nil, fmt.Errorf("embedding %d inputs: %w", len(req.Inputs), err)
 		}
+		if firstFailure.IsZero() {
+			firstFailure = time.Now()
+		}
 		var wait time.Duration
 		if pe.Status == 429 || errors.Is(err, ErrRateLimited) {
 			limited++
 			if limited >= r.cfg.MaxRateLimited {
 				return nil, fmt.Errorf("embedding %d inputs: still rate limited after %d attempts: %w", len(req.Inputs), limited, err)
 			}
-			wait = max(r.backoff(limited), pe.RetryAfter)
+			asked := min(pe.RetryAfter, r.cfg.MaxRetryAfter)
+			wait = max(r.backoff(limited), asked)
 			// Every batch waits out the provider's retry-after (or one
 			// base backoff); this batch also backs off exponentially.
-			pause := pe.RetryAfter
+			pause := asked
 			if pause <= 0 {
 				pause = r.backoff(1)
 			}
 			r.rateLimited(pause)
 		} else {
 			transient++
-			if transient >= r.cfg.MaxAttempts {
-				return nil, fmt.Errorf("embedding %d inputs: giving up after %d failed attempts: %w", len(req.Inputs), transient, err)
+			if transient >= r.cfg.MaxAttempts && time.Since(firstFailure) >= r.cfg.RetryWindow {
+				return nil, fmt.Errorf("embedding %d inputs: giving up after %d failed attempts in %s: %w",
+					len(req.Inputs), transient, time.Since(firstFailure).Round(time.Millisecond), err)
 			}
-			wait = r.backoff(transient)
+			wait = max(r.backoff(transient), min(pe.RetryAfter, r.cfg.MaxRetryAfter))
 		}
-		r.log.Debug("retrying embedding batch", "status", pe.Status, "rate_limited", limited, "failed", transient,
-			"wait", wait, "inputs", len(req.Inputs))
+		r.logWait(pe, wait, limited, transient, len(req.Inputs))
 		if err := sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// logWait logs a retry's wait: at warning level with its cause when it is
+// LongWait or more (a user sees why the rebuild stalls), at debug otherwise.
+func (r *Retrying) logWait(pe *ProviderError, wait time.Duration, limited, transient, inputs int) {
+	level := slog.LevelDebug
+	if wait >= r.cfg.LongWait {
+		level = slog.LevelWarn
+	}
+	attrs := []any{"status", pe.Status, "wait", wait.Round(time.Millisecond), "rate_limited", limited, "failed", transient, "inputs", inputs}
+	if pe.RetryAfter > 0 {
+		attrs = append(attrs, "retry_after_asked", pe.RetryAfter.Round(time.Millisecond))
+		if pe.RetryAfter > r.cfg.MaxRetryAfter {
+			attrs = append(attrs, "retry_after_capped_to", r.cfg.MaxRetryAfter)
+		}
+	}
+	if pe.Code != "" {
+		attrs = append(attrs, "code", pe.Code)
+	}
+	if pe.Message != "" {
+		attrs = append(attrs, "message", pe.Message)
+	} else if pe.Err != nil {
+		attrs = append(attrs, "cause", pe.Err.Error())
+	}
+	r.log.Log(context.Background(), level, "waiting before retrying an embedding batch", attrs...)
 }
 
 // learnMaxInputs lowers the batch size later requests are split to.
@@ -270,16 +333,21 @@ func (r *Retrying) waitPause(ctx context.Context) error {
 	if d := time.Until(until); d > 0 {
 		return sleep(ctx, d)
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return stopped(ctx)
 }
 
-// sleep waits d or until ctx ends.
+// sleep waits d or until ctx ends or ctx's gate closes (ErrStopped).
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-gateDone(ctx):
+		return ErrStopped
 	case <-t.C:
 		return nil
 	}
@@ -312,6 +380,8 @@ func (s *semaphore) acquire(ctx context.Context) error {
 		case <-w:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-gateDone(ctx):
+			return ErrStopped
 		}
 	}
 }

@@ -229,10 +229,11 @@ const (
 
 // simRequest is a parsed embeddings request.
 type simRequest struct {
-	model  string
-	dims   int
-	texts  []string
-	base64 bool
+	started time.Time // when the request arrived
+	model   string
+	dims    int
+	texts   []string
+	base64  bool
 }
 
 // simReply is the simulator's decision about a request.
@@ -417,7 +418,13 @@ func (s *Simulator) Embed(ctx context.Context, req *Request) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	sr := simRequest{model: req.Model, dims: req.Dimensions, texts: make([]string, len(req.Inputs))}
+	started := time.Now()
+	done, err := startRequest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	sr := simRequest{started: started, model: req.Model, dims: req.Dimensions, texts: make([]string, len(req.Inputs))}
 	if sr.model == "" {
 		sr.model = s.cfg.Model
 	}
@@ -533,7 +540,7 @@ func (s *Simulator) serveEmbeddings(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.authorized(r) {
 		// Validation happens after auth, as at OpenAI; serve records it.
-		rep := s.serve(r.Context(), simRequest{}, false)
+		rep := s.serve(r.Context(), simRequest{started: start}, false)
 		writeAPIError(w, rep.status, rep.err, nil, 0)
 		return
 	}
@@ -543,7 +550,7 @@ func (s *Simulator) serveEmbeddings(w http.ResponseWriter, r *http.Request) {
 		badRequest("", fmt.Sprintf("We could not parse the JSON body of your request: %v", err))
 		return
 	}
-	req := simRequest{model: wr.Model, dims: wr.Dimensions}
+	req := simRequest{started: start, model: wr.Model, dims: wr.Dimensions}
 	if wr.Model == "" {
 		if d, ok := strings.CutPrefix(r.URL.Path, "/openai/deployments/"); ok {
 			req.model = strings.TrimSuffix(d, "/embeddings")
@@ -678,7 +685,10 @@ type Ledger struct {
 
 // LedgerRequest is one request as the simulator saw it.
 type LedgerRequest struct {
-	Seq          int       `json:"seq"`
+	Seq int `json:"seq"`
+	// Started is when the request arrived; At when it was answered (and
+	// recorded). Seq follows At.
+	Started      time.Time `json:"started"`
 	At           time.Time `json:"at"`
 	Model        string    `json:"model"`
 	Inputs       int       `json:"inputs"`
@@ -727,7 +737,7 @@ func (s *Simulator) record(req simRequest, r *simReply) {
 	l := &s.ledger
 	l.seq++
 	l.totals.Requests++
-	rec := LedgerRequest{Seq: l.seq, At: now, Model: req.model, Inputs: len(req.texts), Status: r.status, Outcome: string(r.outcome)}
+	rec := LedgerRequest{Seq: l.seq, Started: req.started, At: now, Model: req.model, Inputs: len(req.texts), Status: r.status, Outcome: string(r.outcome)}
 	switch r.outcome {
 	case outcomeOK:
 		rec.BilledTokens = r.tokens

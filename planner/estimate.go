@@ -122,6 +122,8 @@ func (r *EstimateRequest) validate(needInput bool) error {
 	errs = append(errs, validateChunking(r.ChunkTokens, r.ChunkOverlap)...)
 	if s := r.Corpus.Sample; s < 0 || s > 1 || math.IsNaN(s) {
 		add("sample", "{sample} %v must be a fraction in (0, 1]", s)
+	} else if s > 0 && s < MinSampleFraction {
+		add("sample", "{sample} %v is too small to sample: want at least %g (one document in a million)", s, MinSampleFraction)
 	}
 	if r.WhatIf != nil {
 		errs = append(errs, r.validateWhatIf()...)
@@ -171,6 +173,11 @@ func (r *EstimateRequest) validateWhatIf() []error {
 	}
 	return errs
 }
+
+// MinSampleFraction is the smallest sample fraction: below it a sample reads
+// no document of any real corpus, and extrapolating from nothing gives
+// infinities (1e-160 once gave NaN in the JSON and a 500 in the API).
+const MinSampleFraction = 1e-6
 
 // MaxWhatIfChunksPerDocument bounds the chunks of one what-if document: the
 // what-if packs a document's chunks one by one, so more would let one request
@@ -230,20 +237,26 @@ type LimitsSummary struct {
 
 // CorpusSummary describes what was read (or assumed, for a what-if).
 type CorpusSummary struct {
-	Roots                []string      `json:"roots"`
-	WhatIf               bool          `json:"what_if"`
-	Sampled              bool          `json:"sampled"`
-	SampleFraction       float64       `json:"sample_fraction"`
-	Files                int           `json:"files"`
-	Documents            int64         `json:"documents"`
-	Bytes                int64         `json:"bytes"`
-	Tokens               int64         `json:"tokens"`
-	EmptyDocuments       int64         `json:"empty_documents"`
-	InvalidUTF8Documents int64         `json:"invalid_utf8_documents"`
-	InvalidUTF8Examples  []string      `json:"invalid_utf8_examples"`
-	SkippedCount         int           `json:"skipped_count"`
-	Skipped              []corpus.Skip `json:"skipped"`
-	ReadSeconds          float64       `json:"read_seconds"`
+	Roots                []string `json:"roots"`
+	WhatIf               bool     `json:"what_if"`
+	Sampled              bool     `json:"sampled"`
+	SampleFraction       float64  `json:"sample_fraction"`
+	Files                int      `json:"files"`
+	Documents            int64    `json:"documents"`
+	Bytes                int64    `json:"bytes"`
+	Tokens               int64    `json:"tokens"`
+	EmptyDocuments       int64    `json:"empty_documents"`
+	InvalidUTF8Documents int64    `json:"invalid_utf8_documents"`
+	InvalidUTF8Examples  []string `json:"invalid_utf8_examples"`
+	SkippedCount         int      `json:"skipped_count"`
+	// SkippedFiles counts the skipped entries that are whole files.
+	SkippedFiles int           `json:"skipped_files"`
+	Skipped      []corpus.Skip `json:"skipped"`
+	// Excluded counts what the filters left out; DefaultExcluded names the
+	// first few directories left out by default (.git...).
+	Excluded        int64    `json:"excluded"`
+	DefaultExcluded []string `json:"default_excluded"`
+	ReadSeconds     float64  `json:"read_seconds"`
 }
 
 // Interval is a 95% confidence interval of an extrapolated figure.
@@ -517,6 +530,8 @@ func Run(ctx context.Context, tok tokenizer.Tokenizer, req EstimateRequest) (*Es
 		est.Corpus.Skipped = []corpus.Skip{}
 	}
 	est.Corpus.SkippedCount = len(stats.Skipped)
+	est.Corpus.SkippedFiles = stats.SkippedFiles
+	est.Corpus.Excluded, est.Corpus.DefaultExcluded = stats.Excluded, nonNil(stats.DefaultExcluded)
 	x := extrapolation{fraction: 1, g: 1}
 	if s := req.Corpus.Sample; s > 0 && s < 1 {
 		x.fraction = s
@@ -577,6 +592,7 @@ func whatIf(est *Estimate, req EstimateRequest, configs []chunkConfig, accs []*m
 	est.Corpus.Roots = []string{}
 	est.Corpus.Skipped = []corpus.Skip{}
 	est.Corpus.InvalidUTF8Examples = []string{}
+	est.Corpus.DefaultExcluded = []string{}
 	est.Corpus.SampleFraction = 1
 	est.Corpus.Documents = w.Documents
 	est.Corpus.Tokens = w.Documents * w.TokensPerDocument

@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/reembed/reembed/checkpoint"
 	"github.com/reembed/reembed/corpus"
 	"github.com/reembed/reembed/corpus/tokenizer"
@@ -51,9 +49,23 @@ type Progress struct {
 	ReusedChunks    int64          `json:"reused_chunks"`
 	EmbeddedChunks  int64          `json:"embedded_chunks"`
 	CommittedChunks int64          `json:"committed_chunks"`
-	BilledTokens    int64          `json:"billed_tokens"`
-	Requests        int64          `json:"requests"`
-	Cost            pricing.Micros `json:"cost_usd"`
+	// BilledTokens is what this run settled: for each answered request, the
+	// larger of our exact count (CountedTokens) and the provider's reported
+	// usage when that is sane (ProviderTokens sums those). UsageMismatches
+	// counts the answers whose usage differed from our count, or was
+	// missing, not positive or absurd.
+	BilledTokens    int64 `json:"billed_tokens"`
+	CountedTokens   int64 `json:"counted_tokens"`
+	ProviderTokens  int64 `json:"provider_tokens"`
+	UsageMismatches int64 `json:"usage_mismatches"`
+	Requests        int64 `json:"requests"`
+	// Cost is the exact cost of BilledTokens (rounded once, to the
+	// micro-dollar), as the estimate and a provider's ledger compute it.
+	Cost pricing.Micros `json:"cost_usd"`
+	// CheckpointCost is what the checkpoint has spent over every run, this
+	// one included, as its spend ledger counts it (requests cut off by a
+	// kill count at their reservation). The budget caps it.
+	CheckpointCost  pricing.Micros `json:"checkpoint_cost_usd"`
 	Parts           int            `json:"parts_committed"`
 	TokensPerSecond float64        `json:"tokens_per_second"`
 	ETASeconds      *float64       `json:"eta_seconds"`
@@ -69,8 +81,10 @@ type Progress struct {
 // Summary is the outcome of [Rebuilder.Run].
 type Summary struct {
 	Progress
-	// Stopped says why the run ended: "complete", "budget", "interrupted" or "error".
+	// Stopped says why the run ended: Outcome.State().
 	Stopped string `json:"stopped"`
+	// Outcome is why the run ended, typed.
+	Outcome Outcome `json:"-"`
 	// Recovery is what opening the checkpoint found and repaired.
 	RemovedTempFiles []string `json:"removed_temp_files"`
 	UnreadableParts  []string `json:"unreadable_parts"`
@@ -89,6 +103,10 @@ type Rebuilder struct {
 	// (default 1s) and once at the end. It runs on its own goroutine.
 	OnProgress       func(Progress)
 	ProgressInterval time.Duration
+	// OnStopping, when set, is called once, as soon as the run starts to
+	// stop (ctx ended, budget reached, a failure; cause says which), with
+	// the number of requests then on the wire: no other request starts.
+	OnStopping func(cause error, inFlight int)
 	// GracePeriod bounds how long requests in flight may finish after the
 	// job was interrupted (default 30s); then they are abandoned.
 	GracePeriod time.Duration
@@ -96,338 +114,205 @@ type Rebuilder struct {
 	Now func() time.Time
 }
 
-// batch is one request's worth of chunks.
-type batch struct {
-	inputs []embedder.Input
-	shas   []string
-	tokens int
-}
-
-// chunkOut is one chunk as the workers produce it, in corpus order.
-type chunkOut struct {
-	docID  string
-	index  int
-	text   string
-	tokens int
-	sha    string
-}
-
 // Run executes the job until every chunk of the corpus is checkpointed, or
 // ctx ends (ErrInterrupted), or the budget would be exceeded
 // (ErrBudgetExceeded), or a request fails for good (a *embedder.ProviderError
 // naming the chunk). In every case what was embedded is committed before Run
 // returns, and running the same spec again resumes.
+//
+// The run is three stages joined by channels, each with its shutdown rules
+// at its top: the [producer] (corpus to batches), the [embedWorkers]
+// (budget, embed, rows) and the [committer] (parts); the [stopper] ends
+// them in order.
 func (r *Rebuilder) Run(ctx context.Context, spec RebuildSpec) (*Summary, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	now := r.Now
-	if now == nil {
-		now = time.Now
-	}
-	logger := r.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	now, logger := r.clock(), r.logger()
 	started := now()
-	var st state
-	st.planned = &Progress{}
-
+	st := &state{planned: &Progress{}, price: spec.Model.PricePer1M}
 	w, err := checkpoint.Open(ctx, r.Store, checkpoint.Options{
-		Manifest: spec.Manifest(), Force: spec.Force, PartRows: spec.PartRows, Logger: logger,
-		// Encode and fsync a part while the next one fills.
-		Pipeline: true,
-		OnCommit: func(p checkpoint.PartInfo) {
-			st.parts.Add(1)
-			st.committed.Add(int64(p.Rows))
-		},
+		Manifest: spec.Manifest(), Force: spec.Force, PartRows: spec.PartRows, Logger: logger, Lock: true,
+		Pipeline: true, // encode and fsync a part while the next one fills
+		OnCommit: st.onCommit,
 	})
 	if err != nil {
 		return nil, err
 	}
-	rec := w.Recovery()
-	sum := &Summary{RemovedTempFiles: nonNil(rec.RemovedTemp), UnreadableParts: []string{}}
-	for _, b := range rec.Unreadable {
-		sum.UnreadableParts = append(sum.UnreadableParts, b.Name)
-	}
-	ix := w.Index()
-	done := doneFunc(ix)
-
-	// Plan: the job's own estimate of what is left, with the same code.
-	estReq := spec.estimateRequest()
-	estReq.Done = done
-	plan, err := Run(ctx, r.Tokenizer, estReq)
-	if err != nil {
+	defer w.Release() // one writer per checkpoint: freed even when the last commit failed
+	abort := func(err error) (*Summary, error) {
 		w.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("planning the rebuild: %w", err)
+		return nil, err
 	}
-	me := plan.Estimates[0]
-	sum.Estimate = &me
-	st.planned = &Progress{PlannedChunks: me.Chunks, PlannedTokens: me.Tokens, PlannedRequests: me.Requests, PlannedCost: me.CostUSD, ReusedChunks: me.ReusedChunks}
-	logger.Info("rebuild planned", "chunks", me.Chunks, "tokens", me.Tokens, "requests", me.Requests,
-		"cost_usd", me.CostUSD.String(), "reused_chunks", me.ReusedChunks)
+	sum := newSummary(w.Recovery())
+	if st.ledger, err = checkpoint.OpenSpendLedger(ctx, r.Store, spec.Shard); err != nil {
+		return abort(fmt.Errorf("opening the spend ledger: %w", err))
+	}
+	prod, plan, err := r.newProducer(ctx, spec, w.Index())
+	if err != nil {
+		return abort(err)
+	}
+	defer prod.src.Close()
+	sum.Estimate = plan
+	st.plan(plan)
+	logger.Info("rebuild planned", "chunks", plan.Chunks, "tokens", plan.Tokens, "requests", plan.Requests,
+		"cost_usd", plan.CostUSD.String(), "reused_chunks", plan.ReusedChunks,
+		"checkpoint_spent_usd", st.checkpointCost().String(), "budget_usd", spec.Budget.String())
 
-	bud := &budget{limit: spec.Budget}
-	produceCtx, stopProducing := context.WithCancelCause(ctx)
-	defer stopProducing(nil)
-	// Requests in flight survive an interrupt for GracePeriod.
-	embedCtx, cancelEmbeds := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelEmbeds()
-	grace := r.GracePeriod
-	if grace <= 0 {
-		grace = DefaultGracePeriod
-	}
-	go func() {
-		select {
-		case <-produceCtx.Done():
-		case <-embedCtx.Done():
-			return
+	stop := newStopper(ctx, r.grace(), func(cause error, inFlight int) {
+		logger.Info("rebuild stopping: no new request starts", "cause", fmt.Sprint(cause), "in_flight", inFlight)
+		if r.OnStopping != nil {
+			r.OnStopping(cause, inFlight)
 		}
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancelEmbeds()
-		case <-embedCtx.Done():
-		}
-	}()
-
-	progressDone := make(chan struct{})
-	snapshot := func(state string) Progress {
-		p := st.snapshot(now().Sub(started))
-		p.State = state
-		p.Cost = bud.spentMicros()
-		return p
-	}
-	if r.OnProgress != nil {
-		interval := r.ProgressInterval
-		if interval <= 0 {
-			interval = time.Second
-		}
-		go func() {
-			t := time.NewTicker(interval)
-			defer t.Stop()
-			for {
-				select {
-				case <-t.C:
-					r.OnProgress(snapshot("running"))
-				case <-progressDone:
-					return
-				}
-			}
-		}()
-	}
+	})
+	defer stop.close()
+	endProgress := r.reportProgress(st, started, now)
+	workers := r.newEmbedWorkers(spec, st, stop, logger, now)
+	com := &committer{w: w, flushEvery: cmpDuration(spec.FlushInterval, DefaultFlushInterval), st: st, stop: stop.stop}
 
 	batches := make(chan *batch, max(spec.Limits.Concurrency, 1))
 	rows := make(chan []checkpoint.Row, RowsQueue(spec.Limits.Concurrency))
-	var fatal atomic.Pointer[error]
-	setFatal := func(err error) {
-		fatal.CompareAndSwap(nil, &err)
-		stopProducing(err)
-	}
-
-	// Producer: corpus → chunks (skipping checkpointed ones) → packed batches.
-	chunker, err := corpus.NewChunker(r.Tokenizer, effectiveSize(spec), effectiveOverlap(spec), spec.Model.MaxTokensPerInput)
-	if err != nil {
-		w.Close(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	src, err := corpus.Open(spec.Paths, estReq.Corpus)
-	if err != nil {
-		w.Close(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	defer src.Close()
-	packer := NewPacker(spec.Model.MaxInputsPerRequest, spec.Model.MaxTokensPerRequest, spec.Limits.BatchSize, spec.Limits.TPM)
-	var prodErr error
-	var prodWG sync.WaitGroup
-	prodWG.Go(func() {
-		defer close(batches)
-		cur := &batch{}
-		send := func() error {
-			if len(cur.inputs) == 0 {
-				return nil
-			}
-			select {
-			case batches <- cur:
-			case <-produceCtx.Done():
-				return context.Cause(produceCtx)
-			}
-			cur = &batch{}
-			return nil
-		}
-		// corpus.Scan is stopped from emit, never by cancelling its ctx:
-		// a Scan whose ctx is cancelled can leave its collector waiting on
-		// a file that no worker will ever read (a hang seen on interrupt,
-		// budget stop and provider error).
-		_, err := corpus.Scan(context.WithoutCancel(produceCtx), src, spec.Jobs, func(doc corpus.Document) ([]chunkOut, error) {
-			var out []chunkOut
-			_, _, err := chunker.Chunk(doc.Text, func(index int, text []byte, tokens int) error {
-				sha := shaHex(text)
-				if ix.Has(checkpoint.Key{DocID: doc.ID, ChunkIndex: int32(index)}, sha) {
-					return nil
-				}
-				out = append(out, chunkOut{docID: doc.ID, index: index, text: string(text), tokens: tokens, sha: sha})
-				return nil
-			})
-			return out, err
-		}, func(chunks []chunkOut) error {
-			if err := produceCtx.Err(); err != nil {
-				return context.Cause(produceCtx)
-			}
-			for _, c := range chunks {
-				if packer.Add(c.tokens) {
-					if err := send(); err != nil {
-						return err
-					}
-				}
-				cur.inputs = append(cur.inputs, embedder.Input{Text: c.text, Tokens: c.tokens, DocID: c.docID, ChunkIndex: c.index})
-				cur.shas = append(cur.shas, c.sha)
-				cur.tokens += c.tokens
-			}
-			return nil
-		})
-		if err == nil {
-			err = send()
-		}
-		if err != nil && produceCtx.Err() == nil {
-			prodErr = err
-			stopProducing(err)
-		}
-	})
-
-	// Embed workers.
-	dims := spec.dimensions()
-	reqDims := spec.Dimensions
-	if spec.Model.FixedDimensions {
-		reqDims = 0
-	}
-	var workers errgroup.Group
-	for range max(spec.Limits.Concurrency, 1) {
-		workers.Go(func() error {
-			for b := range batches {
-				if produceCtx.Err() != nil {
-					continue // drain: stopping
-				}
-				reserve := pricing.CostCeil(int64(b.tokens), spec.Model.PricePer1M)
-				if !bud.reserve(reserve) {
-					stopProducing(ErrBudgetExceeded)
-					continue
-				}
-				res, err := r.Embedder.Embed(embedCtx, &embedder.Request{Model: spec.Model.Name, Dimensions: reqDims, Inputs: b.inputs})
-				if err != nil {
-					bud.release(reserve)
-					if embedCtx.Err() != nil || (produceCtx.Err() != nil && errors.Is(err, context.Canceled)) {
-						continue // abandoned after the grace period
-					}
-					st.setLastError(err.Error())
-					setFatal(fmt.Errorf("embedding %d chunks starting at %s#%d: %w", len(b.inputs), b.inputs[0].DocID, b.inputs[0].ChunkIndex, err))
-					continue
-				}
-				billed := res.Usage.PromptTokens
-				if billed == 0 {
-					billed = res.Usage.TotalTokens
-				}
-				bud.settle(reserve, pricing.CostCeil(int64(billed), spec.Model.PricePer1M))
-				st.requests.Add(1)
-				st.billed.Add(int64(billed))
-				if len(res.Vectors) != len(b.inputs) {
-					setFatal(fmt.Errorf("provider returned %d vectors for %d inputs", len(res.Vectors), len(b.inputs)))
-					continue
-				}
-				out := make([]checkpoint.Row, len(b.inputs))
-				at := res.Received
-				if at.IsZero() {
-					at = now()
-				}
-				for i, in := range b.inputs {
-					if len(res.Vectors[i]) != dims {
-						setFatal(fmt.Errorf("provider returned a %d-dimension vector for %s#%d, want %d", len(res.Vectors[i]), in.DocID, in.ChunkIndex, dims))
-						break
-					}
-					out[i] = checkpoint.Row{DocID: in.DocID, ChunkIndex: int32(in.ChunkIndex), ChunkSHA256: b.shas[i], Text: in.Text,
-						Tokens: int32(in.Tokens), Model: spec.Model.Name, Embedding: res.Vectors[i], EmbeddedAt: at.UTC()}
-				}
-				st.embedded.Add(int64(len(out)))
-				rows <- out
-			}
-			return nil
-		})
-	}
+	prodDone := make(chan error, 1)
 	go func() {
-		prodWG.Wait()
-		workers.Wait()
+		err := prod.run(stop.stopCtx, batches)
+		if err != nil {
+			stop.stop(err)
+		}
+		prodDone <- err
+	}()
+	go func() {
+		workers.run(spec.Limits.Concurrency, batches, rows)
 		close(rows)
 	}()
+	writeErr := com.run(ctx, rows)
+	prodErr := <-prodDone
+	if err := st.ledger.Close(context.WithoutCancel(ctx)); err != nil && writeErr == nil {
+		writeErr = err
+	}
+	endProgress()
 
-	// The one checkpoint writer: commits every PartRows rows and every FlushInterval.
-	writeCtx := context.WithoutCancel(ctx)
-	flushEvery := spec.FlushInterval
-	if flushEvery <= 0 {
-		flushEvery = DefaultFlushInterval
+	fatal, budgetHit := workers.result()
+	if fatal == nil {
+		fatal = prodErr
 	}
-	ticker := time.NewTicker(flushEvery)
-	var writeErr error
-	timed := func(f func() error) error {
-		start := time.Now()
-		err := f()
-		st.checkpointWait.Add(int64(time.Since(start)))
-		return err
-	}
-loop:
-	for {
-		select {
-		case rs, ok := <-rows:
-			if !ok {
-				break loop
-			}
-			if writeErr != nil {
-				continue
-			}
-			if err := timed(func() error { return w.Add(writeCtx, rs...) }); err != nil {
-				writeErr = fmt.Errorf("writing checkpoint: %w", err)
-				setFatal(writeErr)
-			}
-		case <-ticker.C:
-			if writeErr == nil {
-				if err := timed(func() error { return w.Flush(writeCtx) }); err != nil {
-					writeErr = fmt.Errorf("committing checkpoint part: %w", err)
-					setFatal(writeErr)
-				}
-			}
-		}
-	}
-	ticker.Stop()
-	if err := timed(func() error { return w.Close(writeCtx) }); err != nil && writeErr == nil {
-		writeErr = fmt.Errorf("committing the last checkpoint part: %w", err)
-	}
-	close(progressDone)
-
-	var result error
-	switch {
-	case writeErr != nil:
-		sum.Stopped, result = "error", writeErr
-	case fatal.Load() != nil:
-		sum.Stopped, result = "error", *fatal.Load()
-	case prodErr != nil:
-		sum.Stopped, result = "error", prodErr
-	case errors.Is(context.Cause(produceCtx), ErrBudgetExceeded):
-		sum.Stopped, result = "budget", fmt.Errorf("%w: the next request would spend past $%s (spent $%s); the checkpoint is committed, raise --budget-usd and run again to resume", ErrBudgetExceeded, spec.Budget, bud.spentMicros())
-	case ctx.Err() != nil:
-		sum.Stopped, result = "interrupted", fmt.Errorf("%w: the checkpoint is committed; run again to resume: %w", ErrInterrupted, context.Cause(ctx))
-	default:
-		sum.Stopped = "complete"
-	}
+	outcome, cause := runEnd{ctx: ctx, writeErr: writeErr, fatal: fatal, budgetHit: budgetHit}.classify()
+	result := outcome.result(cause, budgetFacts{limit: spec.Budget, spent: st.checkpointCostCeil()})
 	if result != nil {
 		st.setLastError(result.Error())
 	}
-	sum.Progress = snapshot(sum.Stopped)
+	sum.Outcome, sum.Stopped = outcome, outcome.State()
+	sum.Progress = st.snapshot(now().Sub(started))
+	sum.State = outcome.State()
 	if r.OnProgress != nil {
 		r.OnProgress(sum.Progress)
 	}
 	logger.Info("rebuild ended", "stopped", sum.Stopped, "embedded_chunks", sum.EmbeddedChunks,
-		"billed_tokens", sum.BilledTokens, "requests", sum.Requests, "cost_usd", sum.Cost.String(), "parts", sum.Parts)
+		"billed_tokens", sum.BilledTokens, "requests", sum.Requests, "cost_usd", sum.Cost.String(),
+		"checkpoint_cost_usd", sum.CheckpointCost.String(), "parts", sum.Parts)
 	return sum, result
+}
+
+func (r *Rebuilder) clock() func() time.Time {
+	if r.Now == nil {
+		return time.Now
+	}
+	return r.Now
+}
+
+func (r *Rebuilder) logger() *slog.Logger {
+	if r.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Logger
+}
+
+func (r *Rebuilder) grace() time.Duration { return cmpDuration(r.GracePeriod, DefaultGracePeriod) }
+
+// cmpDuration returns d, or def when d is not positive.
+func cmpDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// newSummary starts the summary with what opening the checkpoint repaired.
+func newSummary(rec checkpoint.Recovery) *Summary {
+	sum := &Summary{RemovedTempFiles: nonNil(rec.RemovedTemp), UnreadableParts: []string{}}
+	for _, b := range rec.Unreadable {
+		sum.UnreadableParts = append(sum.UnreadableParts, b.Name)
+	}
+	return sum
+}
+
+// newProducer plans what is left to embed (the job's own estimate, with the
+// same code) and returns the producer that will read it.
+func (r *Rebuilder) newProducer(ctx context.Context, spec RebuildSpec, ix *checkpoint.Index) (*producer, *ModelEstimate, error) {
+	estReq := spec.estimateRequest()
+	idMatch := newIDMatcher(ix)
+	estReq.Done = idMatch.matchingDone(doneFunc(ix))
+	plan, err := Run(ctx, r.Tokenizer, estReq)
+	if err != nil {
+		return nil, nil, fmt.Errorf("planning the rebuild: %w", err)
+	}
+	if warn := idMatch.result().Warning(); warn != "" && r.Logger != nil {
+		r.Logger.Warn(warn, "corpus_roots", spec.Paths)
+	}
+	if spec.CheckCorpus != nil {
+		if err := spec.CheckCorpus(plan.Corpus); err != nil {
+			return nil, nil, err
+		}
+	}
+	me := plan.Estimates[0]
+	chunker, err := corpus.NewChunker(r.Tokenizer, effectiveSize(spec), effectiveOverlap(spec), spec.Model.MaxTokensPerInput)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := corpus.Open(spec.Paths, estReq.Corpus)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &producer{src: src, jobs: spec.Jobs, chunker: chunker, index: ix,
+		packer: NewPacker(spec.Model.MaxInputsPerRequest, spec.Model.MaxTokensPerRequest, spec.Limits.BatchSize, spec.Limits.TPM)}, &me, nil
+}
+
+// newEmbedWorkers configures the embed stage of spec.
+func (r *Rebuilder) newEmbedWorkers(spec RebuildSpec, st *state, stop *stopper, logger *slog.Logger, now func() time.Time) *embedWorkers {
+	reqDims := spec.Dimensions
+	if spec.Model.FixedDimensions {
+		reqDims = 0
+	}
+	return &embedWorkers{emb: r.Embedder, ledger: st.ledger, st: st, stop: stop, log: logger, now: now,
+		model: spec.Model, reqDims: reqDims, dims: spec.dimensions(), limit: checkpoint.PicoCost(int64(spec.Budget), 1_000_000)}
+}
+
+// reportProgress calls OnProgress every ProgressInterval until the returned
+// func is called.
+func (r *Rebuilder) reportProgress(st *state, started time.Time, now func() time.Time) (end func()) {
+	if r.OnProgress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(cmpDuration(r.ProgressInterval, time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				p := st.snapshot(now().Sub(started))
+				p.State = "running"
+				r.OnProgress(p)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 // RowsQueue is how many embedded batches may wait for the checkpoint writer.
@@ -453,16 +338,31 @@ func shaHex(text []byte) string {
 
 // state holds a running job's counters; it is safe for concurrent use.
 type state struct {
-	planned   *Progress
-	embedded  atomic.Int64
-	committed atomic.Int64
-	billed    atomic.Int64
-	requests  atomic.Int64
-	parts     atomic.Int64
+	planned        *Progress
+	price          pricing.Micros
+	ledger         *checkpoint.SpendLedger
+	embedded       atomic.Int64
+	committed      atomic.Int64
+	billed         atomic.Int64
+	counted        atomic.Int64
+	providerTokens atomic.Int64
+	mismatches     atomic.Int64
+	requests       atomic.Int64
+	parts          atomic.Int64
 	// checkpointWait is the time, in ns, the writer spent in checkpoint calls.
 	checkpointWait atomic.Int64
 	mu             sync.Mutex
 	lastError      string
+}
+
+func (s *state) onCommit(p checkpoint.PartInfo) {
+	s.parts.Add(1)
+	s.committed.Add(int64(p.Rows))
+}
+
+func (s *state) plan(me *ModelEstimate) {
+	s.planned = &Progress{PlannedChunks: me.Chunks, PlannedTokens: me.Tokens, PlannedRequests: me.Requests,
+		PlannedCost: me.CostUSD, ReusedChunks: me.ReusedChunks}
 }
 
 func (s *state) setLastError(msg string) {
@@ -471,12 +371,34 @@ func (s *state) setLastError(msg string) {
 	s.mu.Unlock()
 }
 
+// checkpointCost is the checkpoint's spend over every run, to the nearest
+// micro-dollar; checkpointCostCeil is what the budget counts (each request
+// rounded up), which a budget must exceed to let the next request go.
+func (s *state) checkpointCost() pricing.Micros {
+	if s.ledger == nil {
+		return 0
+	}
+	return pricing.Micros((s.ledger.Total().TotalPico() + 500_000) / 1_000_000)
+}
+
+func (s *state) checkpointCostCeil() pricing.Micros {
+	if s.ledger == nil {
+		return 0
+	}
+	return pricing.Micros((s.ledger.Total().CapPico() + 999_999) / 1_000_000)
+}
+
 func (s *state) snapshot(elapsed time.Duration) Progress {
 	p := *s.planned
 	p.EmbeddedChunks = s.embedded.Load()
 	p.CommittedChunks = s.committed.Load()
 	p.BilledTokens = s.billed.Load()
+	p.CountedTokens = s.counted.Load()
+	p.ProviderTokens = s.providerTokens.Load()
+	p.UsageMismatches = s.mismatches.Load()
 	p.Requests = s.requests.Load()
+	p.Cost = pricing.Cost(p.BilledTokens, s.price)
+	p.CheckpointCost = s.checkpointCost()
 	p.Parts = int(s.parts.Load())
 	p.ElapsedSeconds = elapsed.Seconds()
 	p.CheckpointWaitSeconds = time.Duration(s.checkpointWait.Load()).Seconds()
@@ -491,43 +413,4 @@ func (s *state) snapshot(elapsed time.Duration) Progress {
 	p.LastError = s.lastError
 	s.mu.Unlock()
 	return p
-}
-
-// budget reserves the cost of a request before it is sent and settles it with
-// the billed usage after, so that spend never passes the limit. It is safe for
-// concurrent use.
-type budget struct {
-	mu       sync.Mutex
-	limit    pricing.Micros // 0 = none
-	spent    pricing.Micros
-	reserved pricing.Micros
-}
-
-func (b *budget) reserve(c pricing.Micros) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.limit > 0 && b.spent+b.reserved+c > b.limit {
-		return false
-	}
-	b.reserved += c
-	return true
-}
-
-func (b *budget) release(c pricing.Micros) {
-	b.mu.Lock()
-	b.reserved -= c
-	b.mu.Unlock()
-}
-
-func (b *budget) settle(reserved, actual pricing.Micros) {
-	b.mu.Lock()
-	b.reserved -= reserved
-	b.spent += actual
-	b.mu.Unlock()
-}
-
-func (b *budget) spentMicros() pricing.Micros {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.spent
 }

@@ -448,7 +448,7 @@ func TestRebuildBudget(t *testing.T) {
 
 // TestRebuildRefusesAnotherManifest resumes into a checkpoint made with
 // another model, dimensions or chunking: refused with ErrManifestMismatch
-// and nothing sent, unless Force.
+// and nothing sent; Force overrides chunking, never model or dimensions.
 func TestRebuildRefusesAnotherManifest(t *testing.T) {
 	t.Parallel()
 	root := rbCorpus(t, 3, 4)
@@ -485,6 +485,13 @@ func TestRebuildRefusesAnotherManifest(t *testing.T) {
 			}
 			other.Force = true
 			sum, err := rbRun(t, ctx, fake, out, other)
+			if tc.name == "model" || tc.name == "dimensions" {
+				// Never forced: a checkpoint never mixes models or dimensions.
+				if !errors.Is(err, checkpoint.ErrManifestMismatch) || fake.Calls() != 0 {
+					t.Fatalf("forced run with another %s: err = %v after %d requests, want refused before any", tc.name, err, fake.Calls())
+				}
+				return
+			}
 			if err != nil {
 				t.Fatalf("forced Run: %v", err)
 			}

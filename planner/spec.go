@@ -27,7 +27,10 @@ type RebuildSpec struct {
 	// PartRows and FlushInterval bound what a crash can lose (the RPO).
 	PartRows      int
 	FlushInterval time.Duration
-	// Budget caps the spend of this run in micro-dollars; 0 means none.
+	// Budget caps, in micro-dollars, the spend of the whole checkpoint over
+	// every run (its spend ledger, with requests cut off by a kill counted
+	// as spent); 0 means none. Running again with the same budget does not
+	// spend it again.
 	Budget pricing.Micros
 	// Force resumes into a checkpoint whose manifest disagrees.
 	Force bool
@@ -35,6 +38,9 @@ type RebuildSpec struct {
 	Shard checkpoint.Shard
 	// Jobs is the number of reader/tokenizer workers; 0 = GOMAXPROCS.
 	Jobs int
+	// CheckCorpus, when set, sees what the plan read before anything is
+	// embedded; an error stops the rebuild (the CLI refuses an empty corpus).
+	CheckCorpus func(CorpusSummary) error
 }
 
 // dimensions returns the vector length the job expects.
@@ -102,9 +108,15 @@ func (s *RebuildSpec) Manifest() checkpoint.Manifest {
 	if enc == "" {
 		enc = tokenizer.EncodingCL100K
 	}
+	roots, err := corpus.CanonicalRoots(s.Paths)
+	if err != nil {
+		roots = s.Paths // corpus.Open reports the path that does not resolve
+	}
+	filters := s.Corpus.Filters
+	filters.Exclude, filters.Include = nonNil(filters.Exclude), nonNil(filters.Include)
 	return checkpoint.Manifest{
 		Model: s.Model.Name, Dimensions: s.dimensions(), Encoding: enc,
 		Chunking:  checkpoint.Chunking{ChunkTokens: s.ChunkTokens, ChunkOverlap: s.ChunkOverlap},
-		PlainText: s.Corpus.PlainText, CorpusRoots: s.Paths, Shard: s.Shard,
+		PlainText: s.Corpus.PlainText, CorpusRoots: roots, Filters: filters, Shard: s.Shard,
 	}
 }

@@ -14,18 +14,26 @@ import (
 // spec cuts it: chunks present, missing, stale (text changed), extra. It
 // reads every shard of the checkpoint as one and changes nothing.
 func Verify(ctx context.Context, tok tokenizer.Tokenizer, store checkpoint.Store, spec RebuildSpec) (*checkpoint.Report, error) {
+	rep, _, err := VerifyMatch(ctx, tok, store, spec)
+	return rep, err
+}
+
+// VerifyMatch is [Verify], and also says how many of the checkpoint's
+// doc_ids the corpus holds ([DocIDMatch.Warning]).
+func VerifyMatch(ctx context.Context, tok tokenizer.Tokenizer, store checkpoint.Store, spec RebuildSpec) (*checkpoint.Report, DocIDMatch, error) {
 	ix, err := checkpoint.Scan(ctx, store, checkpoint.ScanOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("reading checkpoint: %w", err)
+		return nil, DocIDMatch{}, fmt.Errorf("reading checkpoint: %w", err)
 	}
+	match := newIDMatcher(ix)
 	chunker, err := corpus.NewChunker(tok, effectiveSize(spec), effectiveOverlap(spec), spec.Model.MaxTokensPerInput)
 	if err != nil {
-		return nil, err
+		return nil, DocIDMatch{}, err
 	}
 	est := spec.estimateRequest()
 	src, err := corpus.Open(spec.Paths, est.Corpus)
 	if err != nil {
-		return nil, err
+		return nil, DocIDMatch{}, err
 	}
 	defer src.Close()
 	type keySha struct {
@@ -36,6 +44,7 @@ func Verify(ctx context.Context, tok tokenizer.Tokenizer, store checkpoint.Store
 	// Scan is stopped from emit, not through its ctx (see Rebuilder.Run).
 	_, err = corpus.Scan(context.WithoutCancel(ctx), src, spec.Jobs, func(doc corpus.Document) ([]keySha, error) {
 		var out []keySha
+		match.see(doc.ID)
 		_, _, err := chunker.Chunk(doc.Text, func(index int, text []byte, _ int) error {
 			out = append(out, keySha{checkpoint.Key{DocID: doc.ID, ChunkIndex: int32(index)}, shaHex(text)})
 			return nil
@@ -49,7 +58,7 @@ func Verify(ctx context.Context, tok tokenizer.Tokenizer, store checkpoint.Store
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reading corpus: %w", err)
+		return nil, DocIDMatch{}, fmt.Errorf("reading corpus: %w", err)
 	}
 	var seq iter.Seq2[checkpoint.Key, string] = func(yield func(checkpoint.Key, string) bool) {
 		for _, e := range expected {
@@ -59,17 +68,25 @@ func Verify(ctx context.Context, tok tokenizer.Tokenizer, store checkpoint.Store
 		}
 	}
 	rep := ix.Coverage(seq)
-	return &rep, nil
+	return &rep, match.result(), nil
 }
 
 // CheckpointDone returns a function for [EstimateRequest.Done] that reports
 // the chunks the checkpoint in store already holds with the same text.
 func CheckpointDone(ctx context.Context, store checkpoint.Store) (func(string, int, []byte) bool, error) {
+	done, _, err := CheckpointDoneMatch(ctx, store)
+	return done, err
+}
+
+// CheckpointDoneMatch is [CheckpointDone], and match, which after the
+// estimate says how many of the checkpoint's doc_ids the corpus held.
+func CheckpointDoneMatch(ctx context.Context, store checkpoint.Store) (done func(string, int, []byte) bool, match func() DocIDMatch, err error) {
 	ix, err := checkpoint.Scan(ctx, store, checkpoint.ScanOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("reading checkpoint: %w", err)
+		return nil, nil, fmt.Errorf("reading checkpoint: %w", err)
 	}
-	return doneFunc(ix), nil
+	m := newIDMatcher(ix)
+	return m.matchingDone(doneFunc(ix)), m.result, nil
 }
 
 // doneFunc returns a function for [EstimateRequest.Done] that reports the

@@ -52,6 +52,9 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer cleanup()
+	if len(fs.Args()) == 0 {
+		fmt.Fprintln(e.stdout, "Drill: using the bundled sample corpus (give a PATH to drill yours)")
+	}
 	dir, err := os.MkdirTemp("", "reembed-drill-")
 	if err != nil {
 		return fmt.Errorf("creating the drill directory: %w", err)
@@ -92,6 +95,9 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("drill estimate: %w", err)
 	}
+	if err := drillCorpusCheck(est.Corpus, cf.allowEmpty); err != nil {
+		return err
+	}
 	pred := est.Estimates[0]
 	fmt.Fprintf(e.stdout, "Drill: %d documents, %s, simulated provider at %s\n", est.Corpus.Documents, m.Name, baseURL)
 
@@ -108,6 +114,8 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	if cf.plainText {
 		childArgs = append(childArgs, "--plain-text")
 	}
+	childArgs = append(childArgs, cf.filter.args()...)
+	childArgs = append(childArgs, "--allow-empty") // checked above, on the same corpus
 	childArgs = append(childArgs, paths...)
 	child := func() *exec.Cmd {
 		cmd := exec.CommandContext(ctx, exe, childArgs...)
@@ -208,6 +216,18 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout, "Drill PASSED: nothing lost, nothing duplicated, prediction exact.")
 	return nil
+}
+
+// drillCorpusCheck refuses a corpus with nothing to drill ("0 documents"),
+// and one that is empty or mostly skipped unless allowEmpty.
+func drillCorpusCheck(c planner.CorpusSummary, allowEmpty bool) error {
+	if c.Documents == 0 {
+		return &exitCodeError{exitUsage, fmt.Errorf("drill: 0 documents in the corpus (%d files skipped, %d entries excluded by filters): nothing to rebuild", c.SkippedFiles, c.Excluded)}
+	}
+	if allowEmpty {
+		return nil
+	}
+	return emptyCorpusError(c, false)
 }
 
 // checkpointTotals counts the rows and tokens of every committed part.

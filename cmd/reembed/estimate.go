@@ -44,6 +44,9 @@ type corpusFlags struct {
 	chunkTokens  int
 	chunkOverlap int
 	jobs         int
+	filter       filterFlags
+	filtersGiven bool // set by the commands that read a checkpoint's filters
+	allowEmpty   bool
 }
 
 func (c *corpusFlags) register(fs *flag.FlagSet) {
@@ -54,10 +57,12 @@ func (c *corpusFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.chunkTokens, "chunk-tokens", planner.DefaultChunkTokens, "tokens per chunk; 0 = one input per document, split at the model's input limit")
 	fs.IntVar(&c.chunkOverlap, "chunk-overlap", planner.DefaultChunkOverlap, "tokens shared by consecutive chunks (must be < --chunk-tokens; 0 with --chunk-tokens 0)")
 	fs.IntVar(&c.jobs, "jobs", 0, "reader and tokenizer workers (default GOMAXPROCS)")
+	c.filter.register(fs)
+	fs.BoolVar(&c.allowEmpty, "allow-empty", false, "accept a corpus that yields no documents or whose files were mostly skipped (otherwise a warning and exit 2)")
 }
 
 func (c *corpusFlags) options() corpus.Options {
-	return corpus.Options{PlainText: c.plainText, Strict: c.strict, TextField: c.textField, IDField: c.idField}
+	return corpus.Options{PlainText: c.plainText, Strict: c.strict, TextField: c.textField, IDField: c.idField, Filters: c.filter.filters()}
 }
 
 // setOverlapDefault makes --chunk-tokens 0 imply --chunk-overlap 0 unless the
@@ -110,23 +115,24 @@ func corpusPaths(args []string) (paths []string, cleanup func(), err error) {
 func runEstimate(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "estimate", "estimate [flags] [PATH...]\n\nPrices and times a rebuild of the corpus at PATH (files or directories; default: the bundled\nsample corpus), or of a what-if corpus (--documents N --tokens-per-document T).")
 	var (
-		cf          corpusFlags
-		models      stringList
-		pricingFile string
-		perDoc      string
-		format      string
-		rpm, tpm    int
-		concurrency int
-		batchSize   int
-		latency     time.Duration
-		rto         time.Duration
-		sampleF     float64
-		seed        int64
-		documents   int64
-		tokensPer   int64
-		ckpt        string
-		shard       string
-		shards      int
+		cf            corpusFlags
+		models        stringList
+		pricingFile   string
+		perDoc        string
+		format        string
+		rpm, tpm      int
+		concurrency   int
+		batchSize     int
+		latency       time.Duration
+		rto           time.Duration
+		sampleF       float64
+		seed          int64
+		documents     int64
+		tokensPer     int64
+		ckpt          string
+		corpusChanged bool
+		shard         string
+		shards        int
 	)
 	cf.register(fs)
 	fs.Var(&models, "model", "embedding model; repeat or comma-separate for several, or 'all' (default text-embedding-3-small)")
@@ -143,7 +149,8 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 	fs.Int64Var(&seed, "seed", 1, "seed choosing the --sample documents")
 	fs.Int64Var(&documents, "documents", 0, "what-if: number of documents (with --tokens-per-document; reads no corpus)")
 	fs.Int64Var(&tokensPer, "tokens-per-document", 0, "what-if: tokens per document")
-	fs.StringVar(&ckpt, "checkpoint", "", "price only the chunks this rebuild checkpoint (directory or s3://, gs://, azblob:// URL) lacks, and report the reused ones")
+	fs.StringVar(&ckpt, "checkpoint", "", "price only the chunks this rebuild checkpoint (directory or s3://, gs://, azblob:// URL) lacks, and report the reused ones; its model, chunking and corpus are the defaults, and other ones are refused")
+	fs.BoolVar(&corpusChanged, "corpus-changed", false, "with --checkpoint: price PATH or filters that differ from the corpus the checkpoint records")
 	fs.StringVar(&shard, "shard", "", "estimate only shard i of N (i/N: the documents rebuild --shard i/N embeds)")
 	fs.IntVar(&shards, "shards", 0, "add per-shard figures for N shards, each on its own key with these limits, and their total")
 	if err := parseFlags(fs, args); err != nil {
@@ -152,6 +159,20 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 	cf.setOverlapDefault(fs)
 	if format != "table" && format != "json" && format != "csv" {
 		return usagef("--format %q: want table, json or csv", format)
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var ck *estimateCheckpoint
+	if ckpt != "" {
+		c, err := openEstimateCheckpoint(ctx, ckpt)
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		if err := c.adopt(&models, &cf, given); err != nil {
+			return err
+		}
+		ck = c
 	}
 	if len(models) == 0 {
 		models = stringList{pricing.DefaultModel}
@@ -164,8 +185,6 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usagef("--model: %v", err)
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	if given["sample"] && (sampleF <= 0 || sampleF > 1) {
 		return usagef("--sample %v: want a fraction in (0, 1], e.g. 0.05", sampleF)
 	}
@@ -190,12 +209,21 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 	if given["documents"] || given["tokens-per-document"] {
 		req.WhatIf = &planner.WhatIf{Documents: documents, TokensPerDocument: tokensPer}
 		req.Paths = fs.Args()
+	} else if ck != nil && ck.manifest != nil {
+		paths, filters, err := checkpointCorpus(e.stderr, fs.Args(), ck.manifest, cf.filter.filters(), cf.filter.given(fs), corpusChanged)
+		if err != nil {
+			return err
+		}
+		req.Paths, req.Corpus.Filters = paths, filters
 	} else {
 		paths, cleanup, err := corpusPaths(fs.Args())
 		if err != nil {
 			return err
 		}
 		defer cleanup()
+		if len(fs.Args()) == 0 {
+			fmt.Fprintln(e.stderr, "reembed: using the bundled sample corpus (give a PATH to estimate yours)")
+		}
 		req.Paths = paths
 	}
 	if err := req.Validate(); err != nil {
@@ -209,27 +237,11 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		defer f.Close()
 		req.PerDocument = f
 	}
-	if ckpt != "" {
+	if ck != nil {
 		if len(ms) != 1 {
 			return usagef("--checkpoint: give one --model, the checkpoint's")
 		}
-		loc, err := parseStoreLocation("--checkpoint", ckpt)
-		if err != nil {
-			return err
-		}
-		if err := loc.exists(); err != nil {
-			return usagef("--checkpoint %q: %v", ckpt, errors.Unwrap(err))
-		}
-		store, closeStore, err := loc.open(ctx)
-		if err != nil {
-			return err
-		}
-		defer closeStore()
-		done, err := planner.CheckpointDone(ctx, store)
-		if err != nil {
-			return usagef("--checkpoint %q: %v", loc, err)
-		}
-		req.Done = done
+		req.Done = ck.done
 	}
 	tok, err := tokenizer.Default()
 	if err != nil {
@@ -242,10 +254,24 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		}
 		return fmt.Errorf("estimating: %w", err)
 	}
-	if len(fs.Args()) == 0 && req.WhatIf == nil {
+	if len(fs.Args()) == 0 && req.WhatIf == nil && (ck == nil || ck.manifest == nil) {
 		est.Corpus.Roots = []string{sample.Name}
 	}
-	return writeEstimate(e.stdout, est, format)
+	if ck != nil {
+		if warn := ck.match().Warning(); warn != "" {
+			fmt.Fprintf(e.stderr, "reembed: warning: %s\n", warn)
+			for i := range est.Estimates {
+				est.Estimates[i].Notes = append(est.Estimates[i].Notes, warn)
+			}
+		}
+	}
+	if err := writeEstimate(e.stdout, est, format); err != nil {
+		return err
+	}
+	if cf.allowEmpty {
+		return nil
+	}
+	return emptyCorpusError(est.Corpus, req.Shard.Count > 1)
 }
 
 func writeEstimate(w io.Writer, est *planner.Estimate, format string) error {
@@ -312,6 +338,13 @@ func writeEstimateTable(w io.Writer, est *planner.Estimate) error {
 					break
 				}
 				fmt.Fprintf(w, " %s (%s);", s.Path, s.Reason)
+			}
+			fmt.Fprintln(w)
+		}
+		if c.Excluded > 0 {
+			fmt.Fprintf(w, "  %d left out by filters", c.Excluded)
+			if len(c.DefaultExcluded) > 0 {
+				fmt.Fprintf(w, ", by default: %s (--no-default-excludes reads them)", strings.Join(c.DefaultExcluded, ", "))
 			}
 			fmt.Fprintln(w)
 		}

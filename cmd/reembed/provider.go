@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ type providerFlags struct {
 	rpm, tpm        int
 	simLatency      time.Duration
 	timeout         time.Duration
+	maxRetryWait    time.Duration
 }
 
 func (p *providerFlags) register(fs *flag.FlagSet) {
@@ -36,9 +38,10 @@ func (p *providerFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&p.tpm, "tpm", 1_000_000, "tokens per minute of the key or project")
 	fs.DurationVar(&p.simLatency, "sim-latency", 0, "simulated provider: latency added to each request")
 	fs.DurationVar(&p.timeout, "request-timeout", 2*time.Minute, "timeout of one provider request (retried)")
+	fs.DurationVar(&p.maxRetryWait, "max-retry-wait", 5*time.Minute, "keep retrying a batch that fails with 5xx, timeouts or resets for this long (rides out an outage) before giving up; one wait the provider asks for (retry-after) is capped at 2m")
 }
 
-// build returns the embedder stack Retrying(RateLimited(provider)).
+// build returns the embedder stack Retrying(Validating(RateLimited(provider))).
 func (p *providerFlags) build(e *env, model pricing.Model, dims, concurrency int, logger *slog.Logger) (embedder.Embedder, error) {
 	if p.rpm < 0 || p.tpm < 0 {
 		return nil, usagef("--rpm and --tpm must not be negative")
@@ -74,7 +77,11 @@ func (p *providerFlags) build(e *env, model pricing.Model, dims, concurrency int
 	default:
 		return nil, usagef("--provider %q: want simulated or openai", p.provider)
 	}
-	emb, err := newEmbedderStack(base, stackConfig{model: model, rpm: p.rpm, tpm: p.tpm, concurrency: concurrency, logger: logger})
+	if p.maxRetryWait < 0 {
+		return nil, usagef("--max-retry-wait must not be negative")
+	}
+	emb, err := newEmbedderStack(base, stackConfig{model: model, dims: dims, rpm: p.rpm, tpm: p.tpm, concurrency: concurrency,
+		retryWindow: p.maxRetryWait, logger: logger})
 	if err != nil {
 		return nil, &usageError{err}
 	}
@@ -84,21 +91,28 @@ func (p *providerFlags) build(e *env, model pricing.Model, dims, concurrency int
 // stackConfig configures [newEmbedderStack].
 type stackConfig struct {
 	model       pricing.Model
+	dims        int // vector length answers must have; 0 = the model's default
 	rpm, tpm    int // provider limits; 0 = unlimited
 	concurrency int // requests in flight
+	retryWindow time.Duration
 	logger      *slog.Logger
 }
 
 // newEmbedderStack is the one embedder stack of rebuild, drill (through its
-// child rebuild) and serve: Retrying(RateLimited(provider)), with the
-// model's request limits.
+// child rebuild) and serve: Retrying(Validating(RateLimited(provider))),
+// with the model's request limits. Answers are checked under the retries: a
+// bad one is sent again, never checkpointed.
 func newEmbedderStack(provider embedder.Embedder, c stackConfig) (embedder.Embedder, error) {
 	limited, err := embedder.NewRateLimited(provider, embedder.RateLimitConfig{RPM: c.rpm, TPM: c.tpm,
 		MaxRequestTokens: c.model.MaxTokensPerRequest, Logger: c.logger})
 	if err != nil {
 		return nil, fmt.Errorf("building the rate limiter: %w", err)
 	}
-	retrying, err := embedder.NewRetrying(limited, embedder.RetryConfig{MaxConcurrency: max(c.concurrency, 1), Logger: c.logger})
+	checked, err := embedder.NewValidating(limited, cmp.Or(c.dims, c.model.DefaultDimensions))
+	if err != nil {
+		return nil, fmt.Errorf("building the answer check: %w", err)
+	}
+	retrying, err := embedder.NewRetrying(checked, embedder.RetryConfig{MaxConcurrency: max(c.concurrency, 1), RetryWindow: c.retryWindow, Logger: c.logger})
 	if err != nil {
 		return nil, fmt.Errorf("building the retrier: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/reembed/reembed/checkpoint"
+	"github.com/reembed/reembed/corpus"
 	"github.com/reembed/reembed/corpus/tokenizer"
 	"github.com/reembed/reembed/planner"
 	"github.com/reembed/reembed/pricing"
@@ -42,6 +43,7 @@ type rebuildFlags struct {
 	format        string
 	progressEvery time.Duration
 	shard         string
+	corpusChanged bool
 }
 
 func runRebuild(ctx context.Context, e *env, args []string) error {
@@ -50,13 +52,14 @@ func runRebuild(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	f.corpus.setOverlapDefault(fs)
+	f.corpus.filtersGiven = f.corpus.filter.given(fs)
 	return f.run(ctx, e, fs.Args())
 }
 
 // newRebuildFlagSet declares rebuild's flags. Tests use it to check that the
 // Kubernetes manifests pass only flags rebuild accepts.
 func newRebuildFlagSet(e *env) (*flag.FlagSet, *rebuildFlags) {
-	fs := newFlagSet(e, "rebuild", "rebuild [flags] --out DIR [PATH...]\n\nEmbeds every chunk of the corpus at PATH (default: the bundled sample corpus) into Parquet parts under\nDIR, rate-limited, and resumes when DIR already holds a checkpoint. Exit 0 complete, 3 budget reached,\n130 interrupted (both resumable), 1 error, 2 bad usage.")
+	fs := newFlagSet(e, "rebuild", "rebuild [flags] --out DIR [PATH...]\n\nEmbeds every chunk of the corpus at PATH into Parquet parts under DIR, rate-limited, and resumes when DIR\nalready holds a checkpoint; with no PATH, reads the corpus roots and filters DIR's manifest records. Exit 0 complete, 3 budget reached,\n130 interrupted (both resumable), 1 error, 2 bad usage.")
 	f := &rebuildFlags{}
 	f.corpus.register(fs)
 	f.provider.register(fs)
@@ -69,9 +72,10 @@ func newRebuildFlagSet(e *env) (*flag.FlagSet, *rebuildFlags) {
 	fs.IntVar(&f.partRows, "part-rows", planner.DefaultPartRows, "rows per committed Parquet part (smaller loses less on a crash)")
 	fs.DurationVar(&f.flushInterval, "flush-interval", planner.DefaultFlushInterval, "commit buffered rows at least this often")
 	fs.StringVar(&f.budgetUSD, "budget-usd", "", "stop cleanly before spending more than this many dollars, e.g. 25.00")
-	fs.BoolVar(&f.force, "force", false, "resume into a checkpoint whose manifest disagrees (model, dimensions, chunking)")
+	fs.BoolVar(&f.force, "force", false, "resume into a checkpoint whose chunking, encoding or --plain-text differs, embedding again the chunks whose text differs (never another model or dimensions: use another --out)")
 	fs.StringVar(&f.format, "format", "table", "final summary on stdout: table or json")
 	fs.DurationVar(&f.progressEvery, "progress-interval", 2*time.Second, "progress report interval (a bar on a terminal, JSON lines on stderr otherwise)")
+	fs.BoolVar(&f.corpusChanged, "corpus-changed", false, "resume although PATH or the filters differ from the corpus the checkpoint records (moved or changed); the manifest then records the new ones")
 	fs.StringVar(&f.shard, "shard", "", "embed only shard i of N (i/N, documents by FNV-1a of doc_id); default from JOB_COMPLETION_INDEX/JOB_COMPLETIONS")
 	return fs, f
 }
@@ -132,14 +136,23 @@ func (f *rebuildFlags) spec(e *env, paths []string) (planner.RebuildSpec, pricin
 }
 
 func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
-	paths, cleanup, err := corpusPaths(args)
+	if f.out == "" {
+		return &usageError{errNoOut}
+	}
+	paths, filters, err := f.corpusOf(ctx, e, args)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
 	spec, model, loc, err := f.spec(e, paths)
 	if err != nil {
 		return err
+	}
+	spec.Corpus.Filters = filters
+	spec.CheckCorpus = func(c planner.CorpusSummary) error {
+		if f.corpus.allowEmpty {
+			return nil
+		}
+		return emptyCorpusError(c, spec.Shard.Count > 1)
 	}
 	emb, err := f.provider.build(e, model, f.dimensions, f.concurrency, e.logger)
 	if err != nil {
@@ -160,7 +173,12 @@ func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
 	}
 	defer closeStore()
 	rb := &planner.Rebuilder{Embedder: emb, Tokenizer: tok, Store: store, Logger: e.logger,
-		ProgressInterval: f.progressEvery, OnProgress: progressPrinter(e.stderr)}
+		ProgressInterval: f.progressEvery, OnProgress: progressPrinter(e.stderr),
+		OnStopping: func(_ error, inFlight int) {
+			if ctx.Err() != nil { // a signal, not the budget or a failure
+				fmt.Fprintf(e.stderr, "\nstopping: waiting for %d requests in flight (Ctrl-C again to abort)\n", inFlight)
+			}
+		}}
 	sum, err := rb.Run(ctx, spec)
 	if sum != nil {
 		if werr := writeSummary(e.stdout, sum, f.format); werr != nil && err == nil {
@@ -172,10 +190,34 @@ func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
 		return &exitCodeError{exitBudget, err}
 	case errors.Is(err, planner.ErrInterrupted):
 		return &exitCodeError{exitInterrupted, err}
+	case errors.Is(err, checkpoint.ErrLocked):
+		return &usageError{fmt.Errorf("--out %q: %w", loc, err)} // names the holder
 	case errors.Is(err, checkpoint.ErrManifestMismatch):
-		return &usageError{fmt.Errorf("--out %q: %w (use --force to resume anyway, or another --out)", loc, err)}
+		return &usageError{fmt.Errorf("--out %q: %w", loc, err)} // the error names the ways out
 	}
 	return err
+}
+
+// corpusOf is the corpus to read: PATH, or the roots the checkpoint at --out
+// records (checkpointCorpus).
+func (f *rebuildFlags) corpusOf(ctx context.Context, e *env, args []string) ([]string, corpus.Filters, error) {
+	loc, err := parseStoreLocation("--out", f.out)
+	if err != nil {
+		return nil, corpus.Filters{}, err
+	}
+	var m *checkpoint.Manifest
+	if !loc.isLocal() || loc.exists() == nil {
+		store, closeStore, err := loc.open(ctx)
+		if err != nil {
+			return nil, corpus.Filters{}, err
+		}
+		m, err = readManifestIfAny(ctx, store)
+		closeStore()
+		if err != nil {
+			return nil, corpus.Filters{}, usagef("--out %q: %v", loc, err)
+		}
+	}
+	return checkpointCorpus(e.stderr, args, m, f.corpus.filter.filters(), f.corpus.filtersGiven, f.corpusChanged)
 }
 
 // progressPrinter reports progress as a one-line bar on a terminal, and as
@@ -226,6 +268,13 @@ func writeSummary(w io.Writer, s *planner.Summary, format string) error {
 	if s.ElapsedSeconds > 0 && s.CheckpointWaitSeconds > 0.2*s.ElapsedSeconds {
 		fmt.Fprintf(w, "The rebuild waited %.1fs (%.0f%% of its time) for checkpoint commits: the store at --out, not the provider, held it back.\n",
 			s.CheckpointWaitSeconds, 100*s.CheckpointWaitSeconds/s.ElapsedSeconds)
+	}
+	if s.CheckpointCost != s.Cost {
+		fmt.Fprintf(w, "The checkpoint has spent $%s over every run (the budget caps this).\n", s.CheckpointCost)
+	}
+	if s.UsageMismatches > 0 {
+		fmt.Fprintf(w, "The provider's usage disagreed with our count on %d requests (it reported %d tokens, we counted %d); settled at the larger sane value: %d.\n",
+			s.UsageMismatches, s.ProviderTokens, s.CountedTokens, s.BilledTokens)
 	}
 	if s.Estimate != nil {
 		fmt.Fprintf(w, "Planned: %d chunks, %d tokens, %d requests, $%s\n", s.PlannedChunks, s.PlannedTokens, s.PlannedRequests, s.PlannedCost)

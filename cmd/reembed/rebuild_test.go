@@ -179,7 +179,7 @@ func (c *checkpointState) update(t *testing.T) (fresh map[string]int, temps []st
 	fresh = map[string]int{}
 	for _, f := range files {
 		switch {
-		case strings.Contains(f.Name, ".tmp"):
+		case strings.Contains(f.Name, checkpoint.TempPrefix):
 			temps = append(temps, f.Name)
 		case strings.HasSuffix(f.Name, ".parquet") && !c.seen[f.Name]:
 			c.seen[f.Name] = true

@@ -152,7 +152,7 @@ func jobEmbedders(cat *pricing.Catalog, sim embedder.Embedder, openai openAIOpti
 			return nil, fmt.Errorf("provider %q is not configured", spec.Provider)
 		}
 		metrics.SetLimits(spec.RPM, spec.TPM)
-		emb, err := newEmbedderStack(metrics.Attempts(base), stackConfig{model: model, rpm: spec.RPM, tpm: spec.TPM,
+		emb, err := newEmbedderStack(metrics.Attempts(base), stackConfig{model: model, dims: spec.Dimensions, rpm: spec.RPM, tpm: spec.TPM,
 			concurrency: spec.Concurrency, logger: log})
 		if err != nil {
 			return nil, err

@@ -11,12 +11,13 @@ import (
 )
 
 func runVerify(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "verify", "verify [flags] --checkpoint DIR [PATH...]\n\nReports how completely the checkpoint DIR covers the corpus at PATH (default: the bundled sample), cut\nwith the chunking recorded in DIR's manifest: present, missing, stale, extra. Exit 0 only when complete, 4 otherwise.")
+	fs := newFlagSet(e, "verify", "verify [flags] --checkpoint DIR [PATH...]\n\nReports how completely the checkpoint DIR covers the corpus at PATH (default: the corpus roots and filters\nDIR's manifest records), cut with the chunking recorded in DIR's manifest: present, missing, stale, extra. Exit 0 only when complete, 4 otherwise.")
 	var cf corpusFlags
 	cf.register(fs)
 	dir := fs.String("checkpoint", "", "checkpoint written by rebuild: a directory or s3://, gs://, azblob:// URL (all shards are read)")
 	pricingFile := fs.String("pricing", "", "YAML or JSON file of models that add to or replace the built-in catalog")
 	format := fs.String("format", "table", "output format: table or json")
+	corpusChanged := fs.Bool("corpus-changed", false, "verify against PATH or filters that differ from the corpus the checkpoint records")
 	shard := fs.String("shard", "", "verify only shard i of N (i/N): its documents against its own parts (default: all shards as one)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -53,22 +54,24 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usagef("--checkpoint %q: manifest model: %v", loc, err)
 	}
-	paths, cleanup, err := corpusPaths(fs.Args())
+	paths, filters, err := checkpointCorpus(e.stderr, fs.Args(), &m, cf.filter.filters(), cf.filter.given(fs), *corpusChanged)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
 	opts := cf.options()
-	opts.PlainText = m.PlainText
+	opts.PlainText, opts.Filters = m.PlainText, filters
 	spec := planner.RebuildSpec{Paths: paths, Corpus: opts, Model: model, ChunkTokens: m.Chunking.ChunkTokens,
 		ChunkOverlap: m.Chunking.ChunkOverlap, Jobs: cf.jobs, Shard: checkpoint.Shard{Index: si, Count: sn}}
 	tok, err := tokenizer.Default()
 	if err != nil {
 		return err
 	}
-	rep, err := planner.Verify(ctx, tok, store, spec)
+	rep, match, err := planner.VerifyMatch(ctx, tok, store, spec)
 	if err != nil {
 		return err
+	}
+	if warn := match.Warning(); warn != "" {
+		fmt.Fprintf(e.stderr, "reembed: warning: %s\n", warn)
 	}
 	if *format == "json" {
 		enc := json.NewEncoder(e.stdout)

@@ -111,6 +111,9 @@ type Spec struct {
 	TextField    string   `json:"text_field"`
 	IDField      string   `json:"id_field"`
 	Strict       bool     `json:"strict"`
+	// Exclude and Include are the corpus filters (corpus.Filters).
+	Exclude []string `json:"exclude,omitempty"`
+	Include []string `json:"include,omitempty"`
 	// RPM and TPM are the provider limits this job's embedder keeps under
 	// (requests and tokens per minute); 0 means the server's.
 	RPM int `json:"rpm"`
@@ -503,9 +506,10 @@ func (m *Manager) clientRoots() []string {
 // rebuildSpec is the rebuild of the job spec, with model and paths resolved.
 func (s Spec) rebuildSpec(model pricing.Model, paths []string) planner.RebuildSpec {
 	return planner.RebuildSpec{
-		Paths:  paths,
-		Corpus: corpus.Options{PlainText: s.PlainText, Strict: s.Strict, TextField: s.TextField, IDField: s.IDField},
-		Model:  model, Dimensions: s.Dimensions, ChunkTokens: s.ChunkTokens, ChunkOverlap: s.ChunkOverlap,
+		Paths: paths,
+		Corpus: corpus.Options{PlainText: s.PlainText, Strict: s.Strict, TextField: s.TextField, IDField: s.IDField,
+			Filters: corpus.Filters{Exclude: s.Exclude, Include: s.Include}},
+		Model: model, Dimensions: s.Dimensions, ChunkTokens: s.ChunkTokens, ChunkOverlap: s.ChunkOverlap,
 		Limits:        planner.Limits{RPM: s.RPM, TPM: s.TPM, Concurrency: s.Concurrency, BatchSize: s.BatchSize, Latency: planner.DefaultLatency},
 		PartRows:      s.PartRows,
 		FlushInterval: time.Duration(s.FlushIntervalMS) * time.Millisecond,
@@ -837,7 +841,7 @@ func (m *Manager) execute(ctx context.Context, log *slog.Logger, j *job, spec Sp
 		if left <= 0 {
 			return BudgetExhausted, fmt.Sprintf("%v: $%s of the $%s budget is spent; resume with a higher budget_usd", planner.ErrBudgetExceeded, prior.CostUSD, spec.BudgetUSD)
 		}
-		rspec.Budget = left
+		rspec.Budget = spec.BudgetUSD // the checkpoint's spend ledger counts every run
 	}
 	var final bool // guarded by m.mu
 	emb, err := m.cfg.NewEmbedder(spec)

@@ -1,0 +1,45 @@
+package corpus
+
+import (
+	"io"
+	"sync"
+)
+
+// maxPooledRead is the largest read buffer kept for reuse: a larger file's
+// buffer is left to the garbage collector, so the pool holds at most this
+// much per worker.
+const maxPooledRead = 8 << 20
+
+// readBufs holds read buffers (*[]byte) for reuse across files: reading a
+// file then costs no allocation and no copy once the buffer has grown to
+// the corpus's usual file size (a fresh bytes.Buffer doubles, and copies,
+// about log2(size/512) times per file).
+var readBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// readPooled reads r to its end into a pooled buffer. The bytes are valid
+// until release is called; release must be called once.
+func readPooled(r io.Reader) (b []byte, release func(), err error) {
+	bp := readBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grow (amortized doubling)
+		}
+		n, rerr := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			err = rerr
+			break
+		}
+	}
+	release = func() {
+		if cap(buf) <= maxPooledRead {
+			*bp = buf[:0]
+			readBufs.Put(bp)
+		}
+	}
+	return buf, release, err
+}

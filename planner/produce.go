@@ -1,0 +1,97 @@
+package planner
+
+import (
+	"context"
+	"errors"
+
+	"github.com/reembed/reembed/checkpoint"
+	"github.com/reembed/reembed/corpus"
+	"github.com/reembed/reembed/embedder"
+)
+
+// batch is one request's worth of chunks.
+type batch struct {
+	inputs []embedder.Input
+	shas   []string
+	tokens int
+	bytes  int
+}
+
+// chunkOut is one chunk as the scan workers produce it, in corpus order.
+type chunkOut struct {
+	docID  string
+	index  int
+	text   string
+	tokens int
+	sha    string
+}
+
+// producer reads the corpus, chunks it, skips the chunks already
+// checkpointed and packs the rest into batches under the model's request
+// limits, in corpus order.
+//
+// Shutdown rules: it stops when ctx ends (the run is stopping) and then
+// returns nil; it returns the error that ended the corpus scan otherwise.
+// Either way it closes out, which is how the embed workers learn there is
+// no more work.
+type producer struct {
+	src     *corpus.Source
+	jobs    int
+	chunker *corpus.Chunker
+	index   *checkpoint.Index
+	packer  *Packer
+}
+
+// run sends batches to out until the corpus is done or ctx ends.
+func (p *producer) run(ctx context.Context, out chan<- *batch) error {
+	defer close(out)
+	cur := &batch{}
+	send := func() error {
+		if len(cur.inputs) == 0 {
+			return nil
+		}
+		select {
+		case out <- cur:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		cur = &batch{}
+		return nil
+	}
+	_, err := corpus.Scan(ctx, p.src, p.jobs, p.chunk, func(chunks []chunkOut) error {
+		for _, c := range chunks {
+			if p.packer.Add(c.tokens) {
+				if err := send(); err != nil {
+					return err
+				}
+			}
+			cur.inputs = append(cur.inputs, embedder.Input{Text: c.text, Tokens: c.tokens, DocID: c.docID, ChunkIndex: c.index})
+			cur.shas = append(cur.shas, c.sha)
+			cur.tokens += c.tokens
+			cur.bytes += len(c.text)
+		}
+		return nil
+	})
+	if err == nil {
+		err = send()
+	}
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Cause(ctx)) || errors.Is(err, context.Canceled)) {
+		return nil // stopping: not the producer's failure
+	}
+	return err
+}
+
+// chunk cuts a document into the chunks not yet checkpointed. It runs on the
+// scan's workers.
+func (p *producer) chunk(doc corpus.Document) ([]chunkOut, error) {
+	var out []chunkOut
+	_, _, err := p.chunker.Chunk(doc.Text, func(index int, text []byte, tokens int) error {
+		sha := shaHex(text)
+		if p.index.Has(checkpoint.Key{DocID: doc.ID, ChunkIndex: int32(index)}, sha) {
+			return nil
+		}
+		out = append(out, chunkOut{docID: doc.ID, index: index, text: string(text), tokens: tokens, sha: sha})
+		return nil
+	})
+	return out, err
+}
