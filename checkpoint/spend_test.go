@@ -29,13 +29,23 @@ func (c *countingStore) Commit(ctx context.Context, name string, write func(io.W
 // TestSpendLedgerSurvivesKills: a reservation is durable before Reserve
 // returns, so a "kill" (dropping the ledger without Close) leaves it counted
 // as spent by the next run; settled spend adds up over runs and shards; the
-// limit is one cap over all of it. On a directory and in memory (the object
-// storage shape: one PUT per commit).
+// limit is one cap over all of it. On a directory, in memory, and on object
+// storage (fileblob and an in-process S3).
 func TestSpendLedgerSurvivesKills(t *testing.T) {
-	for name, newStore := range map[string]func(t *testing.T) checkpoint.Store{
+	stores := map[string]func(t *testing.T) checkpoint.Store{
 		"Dir": func(t *testing.T) checkpoint.Store { return checkpoint.NewDir(t.TempDir()) },
 		"Mem": func(t *testing.T) checkpoint.Store { return checkpointtest.NewMem() },
-	} {
+	}
+	for _, bb := range blobBackends {
+		stores["Blob/"+bb.name] = func(t *testing.T) checkpoint.Store {
+			b, err := checkpoint.NewBlob(bb.open(t), "ckpt/", checkpoint.BlobOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+	}
+	for name, newStore := range stores {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()
 			store := newStore(t)

@@ -63,6 +63,11 @@ type Result struct {
 	// RateLimit is what the provider's x-ratelimit-* headers said, or nil
 	// when it sent none.
 	RateLimit *RateLimit
+	// RetriedTokens is, by our count, the tokens of earlier attempts of this
+	// batch that the provider answered 2xx (so billed) but that could not be
+	// used (malformed, or vectors refused by [Validating]) and were sent
+	// again by [Retrying]. A budget should count them on top of Usage.
+	RetriedTokens int
 }
 
 // Embedder embeds a batch of texts.

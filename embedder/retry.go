@@ -146,7 +146,7 @@ func (r *Retrying) Embed(ctx context.Context, req *Request) (*Result, error) {
 	if most > 0 && len(req.Inputs) > most {
 		return r.embedSplit(ctx, req)
 	}
-	transient, limited := 0, 0
+	transient, limited, wasted := 0, 0, 0
 	var firstFailure time.Time
 	for {
 		if err := r.waitPause(ctx); err != nil {
@@ -163,6 +163,7 @@ func (r *Retrying) Embed(ctx context.Context, req *Request) (*Result, error) {
 		r.sem.release()
 		if err == nil {
 			r.succeeded()
+			res.RetriedTokens += wasted
 			return res, nil
 		}
 		if ctx.Err() != nil {
@@ -181,6 +182,9 @@ func (r *Retrying) Embed(ctx context.Context, req *Request) (*Result, error) {
 		}
 		if firstFailure.IsZero() {
 			firstFailure = time.Now()
+		}
+		if pe.Status >= 200 && pe.Status < 300 {
+			wasted += req.tokens() // answered, so billed, but unusable
 		}
 		var wait time.Duration
 		if pe.Status == 429 || errors.Is(err, ErrRateLimited) {
@@ -265,7 +269,7 @@ func (r *Retrying) embedSplit(ctx context.Context, req *Request) (*Result, error
 		Vectors: append(a.Vectors[:len(a.Vectors):len(a.Vectors)], b.Vectors...),
 		Usage: Usage{PromptTokens: a.Usage.PromptTokens + b.Usage.PromptTokens,
 			TotalTokens: a.Usage.TotalTokens + b.Usage.TotalTokens},
-		Received: b.Received, RateLimit: b.RateLimit,
+		Received: b.Received, RateLimit: b.RateLimit, RetriedTokens: a.RetriedTokens + b.RetriedTokens,
 	}
 	if out.RateLimit == nil {
 		out.RateLimit = a.RateLimit

@@ -205,3 +205,27 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestRetriedTokensCountBilledUnusableAnswers: an answer the provider sent
+// (2xx, so billed) but that could not be used is retried, and its tokens
+// are reported in RetriedTokens for the budget; a 5xx is not.
+func TestRetriedTokensCountBilledUnusableAnswers(t *testing.T) {
+	t.Parallel()
+	fake := &embeddertest.Fake{Func: func(_ context.Context, n int, req *embedder.Request) (*embedder.Result, error) {
+		switch n {
+		case 1:
+			return nil, &embedder.ProviderError{Status: 200, Err: embedder.ErrMalformedResponse, InputIndex: -1}
+		case 2:
+			return nil, &embedder.ProviderError{Status: 500, InputIndex: -1}
+		}
+		return embeddertest.Vectors(req, "m", 4), nil
+	}}
+	r := newRetrying(t, fake, embedder.RetryConfig{BaseDelay: time.Microsecond, MaxDelay: time.Microsecond})
+	res, err := r.Embed(t.Context(), &embedder.Request{Inputs: []embedder.Input{{Text: "abc", Tokens: 7}, {Text: "def", Tokens: 5}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RetriedTokens != 12 {
+		t.Errorf("RetriedTokens = %d, want 12 (the malformed 200 only)", res.RetriedTokens)
+	}
+}

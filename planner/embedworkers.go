@@ -108,6 +108,13 @@ func (w *embedWorkers) embed(b *batch) []checkpoint.Row {
 		return nil
 	}
 	billed := w.usage(b, res.Usage)
+	if res.RetriedTokens > 0 {
+		// Unusable answers sent again were billed too.
+		billed += int64(res.RetriedTokens)
+		w.st.billed.Add(int64(res.RetriedTokens))
+		w.log.Warn("the provider answered this batch with unusable vectors before a good answer; counting those answers as billed",
+			"doc_id", b.inputs[0].DocID, "chunk_index", b.inputs[0].ChunkIndex, "retried_tokens", res.RetriedTokens)
+	}
 	if err := w.ledger.Settle(ctx, reserved, checkpoint.PicoCost(billed, int64(w.model.PricePer1M)), billed); err != nil {
 		w.fail(err)
 	}

@@ -53,7 +53,8 @@ type Progress struct {
 	// larger of our exact count (CountedTokens) and the provider's reported
 	// usage when that is sane (ProviderTokens sums those). UsageMismatches
 	// counts the answers whose usage differed from our count, or was
-	// missing, not positive or absurd.
+	// missing, not positive or absurd. BilledTokens also counts, by our
+	// count, answers that were billed but unusable and sent again.
 	BilledTokens    int64 `json:"billed_tokens"`
 	CountedTokens   int64 `json:"counted_tokens"`
 	ProviderTokens  int64 `json:"provider_tokens"`
