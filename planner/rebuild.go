@@ -60,8 +60,12 @@ type RebuildSpec struct {
 	// as spent); 0 means none. Running again with the same budget does not
 	// spend it again.
 	Budget pricing.Micros
-	// Force resumes into a checkpoint whose manifest disagrees.
+	// Force resumes into a checkpoint whose manifest disagrees on chunking.
 	Force bool
+	// Deep checks every row of the existing checkpoint before resuming
+	// (verify --deep's checks); rows that fail are embedded again, parts
+	// that fail as a whole are moved aside. It reads every byte.
+	Deep bool
 	// Shard selects the documents of one shard; Count 0 means all.
 	Shard checkpoint.Shard
 	// Jobs is the number of reader/tokenizer workers; 0 = GOMAXPROCS.
@@ -237,7 +241,7 @@ func (r *Rebuilder) Run(ctx context.Context, spec RebuildSpec) (*Summary, error)
 	started := now()
 	st := &state{planned: &Progress{}, price: spec.Model.PricePer1M}
 	w, err := checkpoint.Open(ctx, r.Store, checkpoint.Options{
-		Manifest: spec.Manifest(), Force: spec.Force, PartRows: spec.PartRows, Logger: logger, Lock: true,
+		Manifest: spec.Manifest(), Force: spec.Force, PartRows: spec.PartRows, Logger: logger, Lock: true, Deep: spec.Deep,
 		Pipeline: true, // encode and fsync a part while the next one fills
 		OnCommit: st.onCommit,
 	})
