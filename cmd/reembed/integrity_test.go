@@ -17,7 +17,7 @@ import (
 // fastRebuild are rebuild flags for a quick in-process run on the simulator.
 var fastRebuild = []string{"--tpm", "100000000", "--rpm", "1000000", "--progress-interval", "1h", "--chunk-tokens", "64", "--chunk-overlap", "0"}
 
-func rebuildArgs(out, corpusDir string, extra ...string) []string {
+func ckRebuildArgs(out, corpusDir string, extra ...string) []string {
 	args := append([]string{"rebuild", "--out", out}, fastRebuild...)
 	return append(append(args, extra...), corpusDir)
 }
@@ -28,7 +28,7 @@ func rebuildArgs(out, corpusDir string, extra ...string) []string {
 func TestRebuildRefusesAnotherModelEvenForced(t *testing.T) {
 	t.Parallel()
 	corpusDir, out := smallCorpus(t), t.TempDir()
-	if code, _, stderr := runMain(t, rebuildArgs(out, corpusDir)...); code != 0 {
+	if code, _, stderr := runMain(t, ckRebuildArgs(out, corpusDir)...); code != 0 {
 		t.Fatalf("first rebuild: exit %d\n%s", code, stderr)
 	}
 	before, _ := os.ReadFile(filepath.Join(out, checkpoint.ManifestName))
@@ -36,7 +36,7 @@ func TestRebuildRefusesAnotherModelEvenForced(t *testing.T) {
 		{"--force", "--model", "text-embedding-3-large"},
 		{"--force", "--dimensions", "256"},
 	} {
-		code, stdout, stderr := runMain(t, rebuildArgs(out, corpusDir, extra...)...)
+		code, stdout, stderr := runMain(t, ckRebuildArgs(out, corpusDir, extra...)...)
 		if code != 2 || !strings.Contains(stderr, "another --out") || strings.Contains(stderr, "force") {
 			t.Errorf("%v: exit %d, stderr %q: want 2, naming another --out, never --force", extra, code, stderr)
 		}
@@ -60,7 +60,7 @@ func TestTwoRebuildsOneCheckpoint(t *testing.T) {
 	var firstOut, firstErr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		args := rebuildArgs(out, corpusDir, "--sim-latency", "200ms", "--concurrency", "1", "--batch-size", "1")
+		args := ckRebuildArgs(out, corpusDir, "--sim-latency", "200ms", "--concurrency", "1", "--batch-size", "1")
 		done <- run(ctx, args, &env{stdout: &firstOut, stderr: &firstErr, getenv: func(string) string { return "" }})
 	}()
 	lock := filepath.Join(out, checkpoint.LockName)
@@ -72,7 +72,7 @@ func TestTwoRebuildsOneCheckpoint(t *testing.T) {
 			t.Fatal("the first rebuild never took the lock")
 		}
 	}
-	code, _, stderr := runMain(t, rebuildArgs(out, corpusDir)...)
+	code, _, stderr := runMain(t, ckRebuildArgs(out, corpusDir)...)
 	host, _ := os.Hostname()
 	if code != 2 || !strings.Contains(stderr, "pid "+strconv.Itoa(os.Getpid())) || !strings.Contains(stderr, host) || !strings.Contains(stderr, "since ") {
 		t.Errorf("second rebuild: exit %d, stderr %q: want 2 naming pid, host and start", code, stderr)
@@ -81,7 +81,7 @@ func TestTwoRebuildsOneCheckpoint(t *testing.T) {
 	if code := <-done; code != exitInterrupted {
 		t.Fatalf("first rebuild: exit %d, want %d\n%s", code, exitInterrupted, firstErr.String())
 	}
-	if code, _, stderr := runMain(t, rebuildArgs(out, corpusDir)...); code != 0 {
+	if code, _, stderr := runMain(t, ckRebuildArgs(out, corpusDir)...); code != 0 {
 		t.Errorf("rebuild after the first ended: exit %d\n%s", code, stderr)
 	}
 }
@@ -98,7 +98,7 @@ func TestRebuildLeavesUserFiles(t *testing.T) {
 		}
 	}
 	for range 2 {
-		if code, _, stderr := runMain(t, rebuildArgs(out, corpusDir)...); code != 0 {
+		if code, _, stderr := runMain(t, ckRebuildArgs(out, corpusDir)...); code != 0 {
 			t.Fatalf("rebuild: exit %d\n%s", code, stderr)
 		}
 	}
@@ -115,7 +115,7 @@ func TestRebuildLeavesUserFiles(t *testing.T) {
 func TestVerifySaysHowDeep(t *testing.T) {
 	t.Parallel()
 	corpusDir, out := smallCorpus(t), t.TempDir()
-	if code, _, stderr := runMain(t, rebuildArgs(out, corpusDir, "--part-rows", "20")...); code != 0 {
+	if code, _, stderr := runMain(t, ckRebuildArgs(out, corpusDir, "--part-rows", "20")...); code != 0 {
 		t.Fatalf("rebuild: exit %d\n%s", code, stderr)
 	}
 	code, stdout, _ := runMain(t, "verify", "--checkpoint", out, corpusDir)
@@ -145,7 +145,7 @@ func TestVerifySaysHowDeep(t *testing.T) {
 	if code != exitIncomplete || rep.Complete || !rep.Deep || rep.Missing != 20 || rep.UnreadableParts != 1 {
 		t.Fatalf("verify --deep after a flipped bit: exit %d, %+v: want 4, 20 missing, 1 unreadable part", code, rep)
 	}
-	code, stdout, stderr := runMain(t, rebuildArgs(out, corpusDir, "--deep", "--part-rows", "20", "--format", "json")...)
+	code, stdout, stderr := runMain(t, ckRebuildArgs(out, corpusDir, "--deep", "--part-rows", "20", "--format", "json")...)
 	var sum struct {
 		EmbeddedChunks int `json:"embedded_chunks"`
 	}
