@@ -18,7 +18,7 @@ trap 'rm -rf "$work"' EXIT
 go build -o "$work/reembed" ./cmd/reembed
 r="$work/reembed"
 out="$work/out"
-"$r" rebuild --out "$out" --part-rows 100 --tpm 100000000 --rpm 100000 --progress-interval 1h --format json >"$work/first.json" 2>/dev/null
+"$r" rebuild --out "$out" --part-rows 100 --tpm 100000000 --rpm 100000 --progress-interval 1h --format json corpus/sample/data >"$work/first.json" 2>/dev/null
 python3 - "$out" "$n" "$seed" <<'PY'
 import os, random, sys
 out, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
