@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -66,6 +67,9 @@ type BlobOptions struct {
 	// at once instead of issuing one ranged read per ReadAt. 0 means
 	// [DefaultReadWholeBelow]; a negative value always uses ranged reads.
 	ReadWholeBelow int64
+	// LeaseTTL is how long a writer's lease lasts without renewal (see
+	// [Blob.Lock]); 0 means [DefaultLeaseTTL].
+	LeaseTTL time.Duration
 }
 
 // DefaultReadWholeBelow is the default [BlobOptions.ReadWholeBelow]: 4 MiB.

@@ -208,7 +208,7 @@ func testRows(from, to, dims int) []checkpoint.Row {
 				emb[i] = float32(d*31+c*7+i) / 100
 			}
 			rows = append(rows, checkpoint.Row{DocID: fmt.Sprintf("doc-%04d", d), ChunkIndex: int32(c),
-				ChunkSHA256: hex.EncodeToString(sum[:]), Model: "m", Embedding: emb, EmbeddedAt: epoch})
+				ChunkSHA256: hex.EncodeToString(sum[:]), Text: text, Model: "m", Embedding: emb, EmbeddedAt: epoch})
 		}
 	}
 	return rows

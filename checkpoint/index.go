@@ -101,11 +101,31 @@ type loser struct {
 // (shared by the document's chunks in that part).
 type Index struct {
 	keyTable
+	invalid    []InvalidRow // the first SampleKeys
+	nInvalid   int
 	parts      []PartInfo
 	losers     []loser
 	unreadable []BadPart
 	rows       int
 }
+
+// noteInvalid records the rows of a part that may not be indexed.
+func (ix *Index) noteInvalid(part string, pk *partKeys) {
+	for r, why := range pk.bad {
+		if why == "" {
+			continue
+		}
+		ix.nInvalid++
+		if len(ix.invalid) < SampleKeys {
+			ix.invalid = append(ix.invalid, InvalidRow{Key: Key{DocID: pk.docIDs[r], ChunkIndex: pk.index[r]}, Part: part, Row: r, Reason: why})
+		}
+	}
+}
+
+// Invalid returns how many rows failed the checks of [ScanOptions.Deep] or
+// [ScanOptions.Expect], and the first of them (at most [SampleKeys]). They
+// are not indexed.
+func (ix *Index) Invalid() (n int, sample []InvalidRow) { return ix.nInvalid, slices.Clone(ix.invalid) }
 
 // Len returns the number of distinct keys checkpointed.
 func (ix *Index) Len() int { return len(ix.entries) }
@@ -215,10 +235,18 @@ type ScanOptions struct {
 	Concurrency int
 	// Logger receives one record per unreadable part; nil discards.
 	Logger *slog.Logger
-	// Deep also decodes every column of every row (text and embeddings), so
-	// that a part damaged outside its key columns is reported unreadable too.
-	// It reads every byte: about as slow as reading the whole checkpoint.
+	// Deep also decodes every column of every row (text and embeddings) and
+	// checks each row (see [InvalidRow]): a part that does not decode, or
+	// whose rows do not match its digest ([DigestKey]), is reported
+	// unreadable; a row that fails a check is not indexed and is reported by
+	// [Index.Invalid]. It reads every byte: about as slow as reading the
+	// whole checkpoint.
 	Deep bool
+	// Expect is what every row must be (the manifest's model and
+	// dimensions). Without Deep only whole parts are checked, from their
+	// footer: a part whose embedding column holds another number of values
+	// than rows × Dimensions is not indexed (its rows are reported invalid).
+	Expect Expect
 }
 
 // Scan reads the key columns of every committed part of every shard below
@@ -270,7 +298,7 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 				if i >= len(parts) {
 					return nil
 				}
-				pk, err := readPart(gctx, store, parts[i].Name, opts.Deep)
+				pk, err := readPart(gctx, store, parts[i].Name, opts)
 				if pk != nil {
 					pk.hashKeys(seed)
 				}
@@ -326,6 +354,7 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 		ix.rows += p.Rows
 		ix.parts = append(ix.parts, p)
 		ix.losers = cur.addPart(int32(len(ix.parts)-1), r.pk, ix.losers)
+		ix.noteInvalid(p.Name, r.pk)
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
@@ -339,7 +368,7 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 	return ix, nil
 }
 
-func readPart(ctx context.Context, store Store, name string, deep bool) (*partKeys, error) {
+func readPart(ctx context.Context, store Store, name string, opts ScanOptions) (*partKeys, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -349,10 +378,20 @@ func readPart(ctx context.Context, store Store, name string, deep bool) (*partKe
 	}
 	defer f.Close()
 	pk, err := readPartKeys(f, f.Size())
-	if err != nil || !deep {
-		return pk, err
+	if err != nil {
+		return nil, err
 	}
-	if err := checkRows(f, f.Size()); err != nil {
+	if d := int64(opts.Expect.Dimensions); d > 0 && pk.embValues != d*int64(len(pk.docIDs)) {
+		pk.bad = make([]string, len(pk.docIDs))
+		for i := range pk.bad {
+			pk.bad[i] = fmt.Sprintf("part holds %d vector elements for %d rows: %v (%d)", pk.embValues, len(pk.docIDs), errPartLength, d)
+		}
+		return pk, nil
+	}
+	if !opts.Deep {
+		return pk, nil
+	}
+	if pk.bad, err = deepCheck(f, f.Size(), pk, opts.Expect); err != nil {
 		return nil, err
 	}
 	return pk, nil
@@ -422,6 +461,9 @@ func (t *keyTable) upsert(h uint64, k Key, e entry) (int32, bool) {
 // row always wins. The rows that lose are appended to losers.
 func (t *keyTable) addPart(pi int32, pk *partKeys, losers []loser) []loser {
 	for r := range pk.docIDs {
+		if pk.bad != nil && pk.bad[r] != "" {
+			continue // not reusable: embedded again on resume
+		}
 		k := Key{DocID: pk.docIDs[r], ChunkIndex: pk.index[r]}
 		e := entry{sha: pk.sha[r], at: pk.at[r], part: pi}
 		i, had := t.upsert(pk.hash[r], k, e)
@@ -539,6 +581,12 @@ type Report struct {
 	Superseded int `json:"superseded"`
 	// UnreadableParts is how many parts could not be read (their chunks count as missing).
 	UnreadableParts int `json:"unreadable_parts"`
+	// InvalidRows is how many rows failed the row checks (verify --deep, or
+	// a part's vector length); they count as missing unless another row of
+	// their key is sound.
+	InvalidRows int `json:"invalid_rows"`
+	// InvalidSample holds the first invalid rows (at most [SampleKeys]).
+	InvalidSample []InvalidRow `json:"invalid_row_sample,omitempty"`
 	// MissingKeys holds the first missing keys (at most [SampleKeys]), for messages.
 	MissingKeys []Key `json:"missing_keys,omitempty"`
 	// StaleKeys holds the first stale keys (at most [SampleKeys]).
@@ -594,6 +642,7 @@ func (ix *Index) Coverage(expected iter.Seq2[Key, string]) Report {
 	r.Duplicates = len(ix.Duplicates())
 	r.Superseded = len(ix.losers) - r.Duplicates
 	r.UnreadableParts = len(ix.unreadable)
+	r.InvalidRows, r.InvalidSample = ix.Invalid()
 	return r
 }
 

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/reembed/reembed/corpus"
 )
 
 // TestDuckDBReadsParts writes a known part and reads it back with DuckDB
@@ -163,5 +165,43 @@ func TestDuckDBAgreesOnWinners(t *testing.T) {
 		if !ok || e.SHA256 != r.ChunkSHA256 || e.Part != filepath.ToSlash(rel) {
 			t.Errorf("%v: DuckDB picks %s in %s, the index %+v", k, r.ChunkSHA256[:8], rel, e)
 		}
+	}
+}
+
+// TestDuckDBReadsNonUTF8FileName: a corpus file whose name is not UTF-8
+// (Latin-1 "café.txt") gets an escaped doc_id; its part reads in DuckDB (which
+// refuses a part holding invalid UTF-8) and the id unescapes to the name.
+func TestDuckDBReadsNonUTF8FileName(t *testing.T) {
+	duckdb := duckDBCheck(t)
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	name := "caf\xe9 100%.txt"
+	if err := os.WriteFile(filepath.Join(dir, name), []byte("bonjour"), 0o644); err != nil {
+		t.Skipf("this file system refuses a non-UTF-8 name: %v", err)
+	}
+	src, err := corpus.Open([]string{dir}, corpus.Options{})
+	must(t, err)
+	defer src.Close()
+	var ids []string
+	_, err = corpus.Scan(ctx, src, 1, func(d corpus.Document) (string, error) { return d.ID, nil },
+		func(id string) error { ids = append(ids, id); return nil })
+	must(t, err)
+	if len(ids) != 1 {
+		t.Fatalf("corpus ids %q, want one", ids)
+	}
+	root := t.TempDir()
+	w := openWriter(t, NewDir(root), Options{Manifest: testManifest(4)})
+	row := makeRow(ids[0], 0, 1, 4)
+	must(t, w.Add(ctx, row))
+	must(t, w.Close(ctx))
+	var got struct {
+		Row struct {
+			DocID string `json:"doc_id"`
+		}
+	}
+	must(t, json.Unmarshal(duckdb(root), &got))
+	if got.Row.DocID != "caf%E9 100%25.txt" || corpus.UnescapeDocID(got.Row.DocID) != name {
+		t.Errorf("DuckDB reads doc_id %q, want %q (unescaping to %q)", got.Row.DocID, "caf%E9 100%25.txt", name)
 	}
 }

@@ -24,6 +24,11 @@ type partKeys struct {
 	index  []int32
 	sha    [][32]byte
 	at     []int64 // embedded_at, Unix milliseconds
+	// embValues is the number of vector elements the footer declares.
+	embValues int64
+	// bad holds, per row, why the row may not be indexed ("" when it may);
+	// nil when every row may.
+	bad []string
 }
 
 // hashKeys computes each row's key hash, hashing a doc_id once per run of
@@ -135,6 +140,14 @@ func readPartKeys(r io.ReaderAt, size int64) (pk *partKeys, err error) {
 			}
 		}
 	}
+	var embValues int64
+	if leaf, ok := schema.Lookup("embedding", "list", "element"); ok {
+		for _, rg := range f.Metadata().RowGroups {
+			if leaf.ColumnIndex < len(rg.Columns) {
+				embValues += rg.Columns[leaf.ColumnIndex].MetaData.NumValues
+			}
+		}
+	}
 	atLeaf, _ := schema.Lookup(colEmbeddedAt)
 	unit := time.Millisecond
 	if lt := atLeaf.Node.Type().LogicalType(); lt != nil {
@@ -149,6 +162,8 @@ func readPartKeys(r io.ReaderAt, size int64) (pk *partKeys, err error) {
 		index:  make([]int32, 0, n),
 		sha:    make([][32]byte, 0, n),
 		at:     make([]int64, 0, n),
+
+		embValues: embValues,
 	}
 	for _, rg := range f.RowGroups() {
 		chunks := rg.ColumnChunks()
@@ -357,15 +372,4 @@ func eachValue(p parquet.Page, fn func(parquet.Value) error) error {
 			return err
 		}
 	}
-}
-
-// checkRows decodes every row of a part, all columns. Like readPartKeys, an
-// error wrapping errCorrupt means the bytes are bad, any other an I/O failure.
-func checkRows(r io.ReaderAt, size int64) (err error) {
-	rec := &ioRecorder{r: r, size: size}
-	defer rec.finish(&err)
-	if _, err := ReadRows(rec, size); err != nil {
-		return fmt.Errorf("%w: %w", errCorrupt, err)
-	}
-	return nil
 }

@@ -101,6 +101,7 @@ func (e *encoder) encode(w io.Writer, rows []Row) error {
 	} else {
 		e.pw.Reset(w)
 	}
+	e.pw.SetKeyValueMetadata(DigestKey, rowsDigest(rows))
 	if _, err := e.pw.Write(rows); err != nil {
 		return fmt.Errorf("writing parquet rows: %w", err)
 	}

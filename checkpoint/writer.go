@@ -53,6 +53,11 @@ type Options struct {
 	// the next rows, and a crash can lose one more part. Without it Add
 	// returns only once the part it filled is committed.
 	Pipeline bool
+	// Deep checks every row of the existing parts on open, as verify --deep
+	// does ([ScanOptions.Deep]): rows that fail are not indexed, so the
+	// rebuild embeds them again, and parts that fail as a whole are moved
+	// aside. It reads every byte of the checkpoint.
+	Deep bool
 	// Lock takes the writer lock of the shard's directory when the store is
 	// a [Locker] (one writer per checkpoint directory); Open then refuses
 	// with a [*LockedError] while another writer holds it. The rebuild sets
@@ -231,7 +236,8 @@ func (w *Writer) open(ctx context.Context, opts Options) (*Writer, error) {
 	}
 
 	// scan reads only committed parts: the temporary files removed above are skipped.
-	ix, err := scan(ctx, store, files, ScanOptions{Concurrency: opts.Concurrency, Logger: w.logger})
+	ix, err := scan(ctx, store, files, ScanOptions{Concurrency: opts.Concurrency, Logger: w.logger, Deep: opts.Deep,
+		Expect: Expect{Model: w.manifest.Model, Dimensions: w.manifest.Dimensions}})
 	if err != nil {
 		return nil, fmt.Errorf("opening checkpoint: %w", err)
 	}

@@ -19,7 +19,7 @@ import (
 // "<file>#<where>" (L12 for line 12, R3 for data row 3) without one.
 func recordID(rel, id, where string) string {
 	if id != "" {
-		return rel + "#" + id
+		return rel + "#" + EscapeDocID(id) // rel is a file's id, already escaped: see EscapeDocID
 	}
 	return rel + "#" + where
 }

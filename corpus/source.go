@@ -144,7 +144,8 @@ func (s *Source) Roots() []string {
 
 // id is the document ID of the file (roots.go): its path relative to its
 // root, unless an earlier root holds that path too.
-func (ref fileRef) id() string { return ref.docID }
+// It is made valid UTF-8 reversibly (EscapeDocID).
+func (ref fileRef) id() string { return EscapeDocID(ref.docID) }
 
 // fileRef is one file to read, or a skip to report, in walk order.
 type fileRef struct {

@@ -13,7 +13,7 @@
 // sorting last), as [{doc_id, chunk_index, chunk_sha256, filename}] sorted by key.
 //
 // It reads every shard: read_parquet('DIR/**/*.parquet') (temporary files
-// "*.tmp-*" and parts moved aside "*.parquet.corrupt" do not match).
+// ".reembed-tmp-*" and parts moved aside "*.parquet.corrupt" do not match).
 // Exit status: 0 when the parts read, 1 on any error (message on stderr).
 import { DuckDBInstance } from '@duckdb/node-api';
 

@@ -133,7 +133,7 @@ func (r *Rebuilder) Run(ctx context.Context, spec RebuildSpec) (*Summary, error)
 	started := now()
 	st := &state{planned: &Progress{}, price: spec.Model.PricePer1M}
 	w, err := checkpoint.Open(ctx, r.Store, checkpoint.Options{
-		Manifest: spec.Manifest(), Force: spec.Force, PartRows: spec.PartRows, Logger: logger, Lock: true,
+		Manifest: spec.Manifest(), Force: spec.Force, PartRows: spec.PartRows, Logger: logger, Lock: true, Deep: spec.Deep,
 		Pipeline: true, // encode and fsync a part while the next one fills
 		OnCommit: st.onCommit,
 	})

@@ -32,8 +32,12 @@ type RebuildSpec struct {
 	// as spent); 0 means none. Running again with the same budget does not
 	// spend it again.
 	Budget pricing.Micros
-	// Force resumes into a checkpoint whose manifest disagrees.
+	// Force resumes into a checkpoint whose manifest disagrees on chunking.
 	Force bool
+	// Deep checks every row of the existing checkpoint before resuming
+	// (verify --deep's checks); rows that fail are embedded again, parts
+	// that fail as a whole are moved aside. It reads every byte.
+	Deep bool
 	// Shard selects the documents of one shard; Count 0 means all.
 	Shard checkpoint.Shard
 	// Jobs is the number of reader/tokenizer workers; 0 = GOMAXPROCS.

@@ -12,7 +12,9 @@ import (
 
 // Verify reports how completely the checkpoint in store covers the corpus as
 // spec cuts it: chunks present, missing, stale (text changed), extra. It
-// reads every shard of the checkpoint as one and changes nothing.
+// reads every shard of the checkpoint as one and changes nothing. It reads
+// the key columns only, unless spec.Deep: then every row is checked too
+// ([checkpoint.ScanOptions.Deep]) against the spec's model and dimensions.
 func Verify(ctx context.Context, tok tokenizer.Tokenizer, store checkpoint.Store, spec RebuildSpec) (*checkpoint.Report, error) {
 	rep, _, err := VerifyMatch(ctx, tok, store, spec)
 	return rep, err
@@ -21,7 +23,8 @@ func Verify(ctx context.Context, tok tokenizer.Tokenizer, store checkpoint.Store
 // VerifyMatch is [Verify], and also says how many of the checkpoint's
 // doc_ids the corpus holds ([DocIDMatch.Warning]).
 func VerifyMatch(ctx context.Context, tok tokenizer.Tokenizer, store checkpoint.Store, spec RebuildSpec) (*checkpoint.Report, DocIDMatch, error) {
-	ix, err := checkpoint.Scan(ctx, store, checkpoint.ScanOptions{})
+	ix, err := checkpoint.Scan(ctx, store, checkpoint.ScanOptions{Deep: spec.Deep,
+		Expect: checkpoint.Expect{Model: spec.Model.Name, Dimensions: spec.dimensions()}})
 	if err != nil {
 		return nil, DocIDMatch{}, fmt.Errorf("reading checkpoint: %w", err)
 	}

@@ -233,9 +233,9 @@ func TestStore(t *testing.T, newStore func(t *testing.T) checkpoint.Store) {
 			t.Fatal(err)
 		}
 		rows := []checkpoint.Row{
-			{DocID: "a", ChunkIndex: 0, ChunkSHA256: sha(1), Model: "m", Embedding: []float32{1, 2}, EmbeddedAt: epoch},
-			{DocID: "a", ChunkIndex: 1, ChunkSHA256: sha(2), Model: "m", Embedding: []float32{3, 4}, EmbeddedAt: epoch},
-			{DocID: "b", ChunkIndex: 0, ChunkSHA256: sha(3), Model: "m", Embedding: []float32{5, 6}, EmbeddedAt: epoch},
+			{DocID: "a", ChunkIndex: 0, ChunkSHA256: sha(1), Text: fmt.Sprintf("chunk %d", 1), Model: "m", Embedding: []float32{1, 2}, EmbeddedAt: epoch},
+			{DocID: "a", ChunkIndex: 1, ChunkSHA256: sha(2), Text: fmt.Sprintf("chunk %d", 2), Model: "m", Embedding: []float32{3, 4}, EmbeddedAt: epoch},
+			{DocID: "b", ChunkIndex: 0, ChunkSHA256: sha(3), Text: fmt.Sprintf("chunk %d", 3), Model: "m", Embedding: []float32{5, 6}, EmbeddedAt: epoch},
 		}
 		if err := w.Add(ctx, rows...); err != nil {
 			t.Fatal(err)

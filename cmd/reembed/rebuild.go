@@ -40,6 +40,7 @@ type rebuildFlags struct {
 	flushInterval time.Duration
 	budgetUSD     string
 	force         bool
+	deep          bool
 	format        string
 	progressEvery time.Duration
 	shard         string
@@ -73,6 +74,7 @@ func newRebuildFlagSet(e *env) (*flag.FlagSet, *rebuildFlags) {
 	fs.DurationVar(&f.flushInterval, "flush-interval", planner.DefaultFlushInterval, "commit buffered rows at least this often")
 	fs.StringVar(&f.budgetUSD, "budget-usd", "", "stop cleanly before spending more than this many dollars, e.g. 25.00")
 	fs.BoolVar(&f.force, "force", false, "resume into a checkpoint whose chunking, encoding or --plain-text differs, embedding again the chunks whose text differs (never another model or dimensions: use another --out)")
+	fs.BoolVar(&f.deep, "deep", false, "before resuming, check every row of the checkpoint as verify --deep does (reads every byte); rows that fail are embedded again")
 	fs.StringVar(&f.format, "format", "table", "final summary on stdout: table or json")
 	fs.DurationVar(&f.progressEvery, "progress-interval", 2*time.Second, "progress report interval (a bar on a terminal, JSON lines on stderr otherwise)")
 	fs.BoolVar(&f.corpusChanged, "corpus-changed", false, "resume although PATH or the filters differ from the corpus the checkpoint records (moved or changed); the manifest then records the new ones")
@@ -126,7 +128,7 @@ func (f *rebuildFlags) spec(e *env, paths []string) (planner.RebuildSpec, pricin
 		Paths: paths, Corpus: f.corpus.options(), Model: model, Dimensions: f.dimensions,
 		ChunkTokens: f.corpus.chunkTokens, ChunkOverlap: f.corpus.chunkOverlap,
 		Limits:   planner.Limits{RPM: f.provider.rpm, TPM: f.provider.tpm, Concurrency: f.concurrency, BatchSize: f.batchSize},
-		PartRows: f.partRows, FlushInterval: f.flushInterval, Budget: budget, Force: f.force,
+		PartRows: f.partRows, FlushInterval: f.flushInterval, Budget: budget, Force: f.force, Deep: f.deep,
 		Shard: checkpoint.Shard{Index: si, Count: sn}, Jobs: f.corpus.jobs,
 	}
 	if err := spec.Validate(); err != nil {

@@ -11,7 +11,7 @@ import (
 )
 
 func runVerify(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "verify", "verify [flags] --checkpoint DIR [PATH...]\n\nReports how completely the checkpoint DIR covers the corpus at PATH (default: the corpus roots and filters\nDIR's manifest records), cut with the chunking recorded in DIR's manifest: present, missing, stale, extra. Exit 0 only when complete, 4 otherwise.")
+	fs := newFlagSet(e, "verify", "verify [flags] --checkpoint DIR [PATH...]\n\nReports how completely the checkpoint DIR covers the corpus at PATH (default: the corpus roots and filters\nDIR's manifest records), cut with the chunking recorded in DIR's manifest: present, missing, stale, extra. It reads the key columns only;\n--deep reads and checks every row. Exit 0 only when complete, 4 otherwise.")
 	var cf corpusFlags
 	cf.register(fs)
 	dir := fs.String("checkpoint", "", "checkpoint written by rebuild: a directory or s3://, gs://, azblob:// URL (all shards are read)")
@@ -19,6 +19,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	format := fs.String("format", "table", "output format: table or json")
 	corpusChanged := fs.Bool("corpus-changed", false, "verify against PATH or filters that differ from the corpus the checkpoint records")
 	shard := fs.String("shard", "", "verify only shard i of N (i/N): its documents against its own parts (default: all shards as one)")
+	deep := fs.Bool("deep", false, "read every column of every row and check it: text sha256 = chunk_sha256, the manifest's model and length, finite non-zero vector, valid UTF-8, no repeated key, each part's digest (reads every byte; default: key columns only)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -60,8 +61,8 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	}
 	opts := cf.options()
 	opts.PlainText, opts.Filters = m.PlainText, filters
-	spec := planner.RebuildSpec{Paths: paths, Corpus: opts, Model: model, ChunkTokens: m.Chunking.ChunkTokens,
-		ChunkOverlap: m.Chunking.ChunkOverlap, Jobs: cf.jobs, Shard: checkpoint.Shard{Index: si, Count: sn}}
+	spec := planner.RebuildSpec{Paths: paths, Corpus: opts, Model: model, Dimensions: m.Dimensions, ChunkTokens: m.Chunking.ChunkTokens,
+		ChunkOverlap: m.Chunking.ChunkOverlap, Jobs: cf.jobs, Shard: checkpoint.Shard{Index: si, Count: sn}, Deep: *deep}
 	tok, err := tokenizer.Default()
 	if err != nil {
 		return err
@@ -78,8 +79,9 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {
 			Complete bool `json:"complete"`
+			Deep     bool `json:"deep"`
 			*checkpoint.Report
-		}{rep.Complete(), rep}); err != nil {
+		}{rep.Complete(), *deep, rep}); err != nil {
 			return err
 		}
 	} else {
@@ -91,11 +93,28 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		for _, k := range rep.StaleKeys {
 			fmt.Fprintf(e.stdout, "  stale: %s\n", k)
 		}
+		printChecked(e, rep, *deep)
 	}
 	if !rep.Complete() {
-		return &exitCodeError{exitIncomplete, fmt.Errorf("coverage incomplete: %d missing, %d stale (run rebuild with the same --out to fill it)", rep.Missing, rep.Stale)}
+		hint := "run rebuild with the same --out to fill it"
+		if rep.InvalidRows > 0 {
+			hint = "run rebuild --deep with the same --out to embed the invalid rows again"
+		}
+		return &exitCodeError{exitIncomplete, fmt.Errorf("coverage incomplete: %d missing, %d stale (%s)", rep.Missing, rep.Stale, hint)}
 	}
 	return nil
+}
+
+// printChecked says how deep verify looked, and lists the invalid rows.
+func printChecked(e *env, rep *checkpoint.Report, deep bool) {
+	if !deep {
+		fmt.Fprintln(e.stdout, "Keys checked (doc_id, chunk_index, chunk_sha256): fast, reads no text or vectors; --deep checks every row.")
+		return
+	}
+	fmt.Fprintf(e.stdout, "Every row checked (--deep): %d invalid rows (not counted as present).\n", rep.InvalidRows)
+	for _, r := range rep.InvalidSample {
+		fmt.Fprintf(e.stdout, "  invalid: %s in %s row %d: %s\n", r.Key, r.Part, r.Row, r.Reason)
+	}
 }
 
 // readAnyManifest returns the manifest of the unsharded checkpoint, or of any
