@@ -31,7 +31,8 @@ type csvRecords struct {
 	line  int // number of the last line read from br
 	// pending are lines to read again (after a malformed record), in order.
 	pending []csvLine
-	err     error // the reader's error, once it has one
+	err     error  // the reader's error, once it has one
+	scratch []byte // the last line read from br, reused
 }
 
 type csvLine struct {
@@ -43,7 +44,8 @@ func newCSVRecords(r io.Reader, comma byte) *csvRecords {
 	return &csvRecords{br: bufio.NewReaderSize(r, 64<<10), comma: comma}
 }
 
-// readLine returns the next line (with its newline, if any).
+// readLine returns the next line (with its newline, if any). A line read
+// from br is valid until the next call.
 func (c *csvRecords) readLine() (csvLine, bool, error) {
 	if len(c.pending) > 0 {
 		l := c.pending[0]
@@ -53,15 +55,23 @@ func (c *csvRecords) readLine() (csvLine, bool, error) {
 	if c.err != nil {
 		return csvLine{}, false, c.err
 	}
-	b, err := c.br.ReadBytes('\n')
-	if err != nil {
-		c.err = err
+	c.scratch = c.scratch[:0]
+	for {
+		b, err := c.br.ReadSlice('\n')
+		c.scratch = append(c.scratch, b...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			c.err = err
+		}
+		break
 	}
-	if len(b) == 0 {
+	if len(c.scratch) == 0 {
 		return csvLine{}, false, c.err
 	}
 	c.line++
-	return csvLine{n: c.line, text: b}, true, nil
+	return csvLine{n: c.line, text: c.scratch}, true, nil
 }
 
 // next returns the raw bytes of the next record and the number of its first
@@ -97,6 +107,8 @@ func (c *csvRecords) next() (rec []byte, line int, malformed bool, err error) {
 		if size > MaxCSVRecordBytes {
 			break
 		}
+		// The record goes on: keep this line, which the next read reuses.
+		lines[len(lines)-1].text = bytes.Clone(l.text)
 	}
 	c.pending = append(lines[1:len(lines):len(lines)], c.pending...)
 	return lines[0].text, lines[0].n, true, nil
@@ -149,12 +161,41 @@ func scanCSVQuotes(line []byte, quoted bool, comma byte) (open, bare bool) {
 	return quoted, bare
 }
 
-// parseCSVRecord parses one record's bytes (as split by csvRecords) into
-// fields. A blank line gives io.EOF.
-func parseCSVRecord(rec []byte, comma byte) ([]string, error) {
-	cr := csv.NewReader(bytes.NewReader(rec))
-	cr.FieldsPerRecord = -1
-	cr.LazyQuotes = true
-	cr.Comma = rune(comma)
-	return cr.Read()
+// csvParser parses records split by csvRecords into fields with one
+// encoding/csv Reader (LazyQuotes) fed one record at a time: a Reader per
+// record would allocate its buffer for every row.
+type csvParser struct {
+	feed recordFeed
+	cr   *csv.Reader
+}
+
+func newCSVParser(comma byte) *csvParser {
+	p := &csvParser{}
+	p.cr = csv.NewReader(&p.feed)
+	p.cr.FieldsPerRecord = -1
+	p.cr.LazyQuotes = true
+	p.cr.ReuseRecord = true
+	p.cr.Comma = rune(comma)
+	return p
+}
+
+// parse returns the fields of one record (valid until the next call). A
+// blank line gives io.EOF.
+func (p *csvParser) parse(rec []byte) ([]string, error) {
+	p.feed.b = rec
+	return p.cr.Read()
+}
+
+// recordFeed is an io.Reader over the current record; at its end it reports
+// io.EOF, and reads again once given the next record (bufio.Reader and
+// csv.Reader keep no end-of-file state).
+type recordFeed struct{ b []byte }
+
+func (f *recordFeed) Read(p []byte) (int, error) {
+	if len(f.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, f.b)
+	f.b = f.b[n:]
+	return n, nil
 }

@@ -104,8 +104,8 @@ func (s *Source) readCSV(ctx context.Context, ref fileRef, r io.Reader, tsv bool
 	if tsv {
 		comma = '\t'
 	}
-	recs := newCSVRecords(r, comma)
-	header, err := s.csvHeader(recs, comma)
+	recs, parser := newCSVRecords(r, comma), newCSVParser(comma)
+	header, err := s.csvHeader(recs, parser)
 	if err != nil {
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "no CSV header row: " + errReason(err)}, nil
 	}
@@ -137,7 +137,7 @@ func (s *Source) readCSV(ctx context.Context, ref fileRef, r io.Reader, tsv bool
 			}
 			continue
 		}
-		rec, err := parseCSVRecord(raw, comma)
+		rec, err := parser.parse(raw)
 		if err == io.EOF { // a blank line
 			continue
 		}
@@ -166,7 +166,7 @@ func (s *Source) readCSV(ctx context.Context, ref fileRef, r io.Reader, tsv bool
 }
 
 // csvHeader reads the header row, skipping blank lines before it.
-func (s *Source) csvHeader(recs *csvRecords, comma byte) ([]string, error) {
+func (s *Source) csvHeader(recs *csvRecords, parser *csvParser) ([]string, error) {
 	for {
 		raw, _, malformed, err := recs.next()
 		if err != nil {
@@ -175,11 +175,11 @@ func (s *Source) csvHeader(recs *csvRecords, comma byte) ([]string, error) {
 		if malformed {
 			return nil, errors.New("a quoted column name never closes")
 		}
-		h, err := parseCSVRecord(raw, comma)
+		h, err := parser.parse(raw)
 		if err == io.EOF {
 			continue
 		}
-		return h, err
+		return slices.Clone(h), err
 	}
 }
 

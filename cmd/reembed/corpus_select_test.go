@@ -65,7 +65,9 @@ func checkpointDocIDs(t *testing.T, dir string) map[string]bool {
 
 var quietRebuild = []string{"rebuild", "--progress-interval", "1h", "--rpm", "0", "--tpm", "0", "--format", "json"}
 
-func rebuildArgs(extra ...string) []string { return append(append([]string{}, quietRebuild...), extra...) }
+func rebuildArgs(extra ...string) []string {
+	return append(append([]string{}, quietRebuild...), extra...)
+}
 
 // Issue 14.4: rebuild and verify with no PATH used the bundled sample even
 // when the manifest recorded other roots; following verify's own hint
