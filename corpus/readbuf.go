@@ -1,14 +1,15 @@
 package corpus
 
 import (
+	"bytes"
 	"io"
 	"sync"
 )
 
-// maxPooledRead is the largest read buffer kept for reuse: a larger file's
-// buffer is left to the garbage collector, so the pool holds at most this
-// much per worker.
-const maxPooledRead = 8 << 20
+// maxPooledRead is the largest read buffer kept for reuse: a larger file is
+// read into a buffer of its own size, left to the garbage collector, so that
+// the pool holds little (most files are far smaller).
+const maxPooledRead = 256 << 10
 
 // readBufs holds read buffers (*[]byte) for reuse across files: reading a
 // file then costs no allocation and no copy once the buffer has grown to
@@ -16,11 +17,15 @@ const maxPooledRead = 8 << 20
 // about log2(size/512) times per file).
 var readBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-// readPooled reads r to its end into a pooled buffer. The bytes are valid
-// until release is called; release must be called once.
-func readPooled(r io.Reader) (b []byte, release func(), err error) {
+// readPooled reads r to its end into a pooled buffer; size is the expected
+// length (a file's size), so that a file is read with no copy. The bytes are
+// valid until release is called; release must be called once.
+func readPooled(r io.Reader, size int64) (b []byte, release func(), err error) {
 	bp := readBufs.Get().(*[]byte)
 	buf := (*bp)[:0]
+	if want := size + bytes.MinRead; want > int64(cap(buf)) {
+		buf = make([]byte, 0, max(want, 32<<10)) // pooled only if ≤ maxPooledRead
+	}
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)] // grow (amortized doubling)
@@ -38,8 +43,8 @@ func readPooled(r io.Reader) (b []byte, release func(), err error) {
 	release = func() {
 		if cap(buf) <= maxPooledRead {
 			*bp = buf[:0]
-			readBufs.Put(bp)
 		}
+		readBufs.Put(bp)
 	}
 	return buf, release, err
 }

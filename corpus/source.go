@@ -376,7 +376,7 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, out sink) (*Skip, er
 	if bytes.IndexByte(head, 0) >= 0 {
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "binary file (a NUL byte in the first 8 KB)"}, nil
 	}
-	skip, err = s.readContent(ctx, ref, rd, fmtKind, out)
+	skip, err = s.readContent(ctx, ref, rd, fmtKind, fi.Size(), out)
 	if de, ok := errors.AsType[*decodeError](err); ok {
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: de.Error()}, nil
 	}
@@ -427,14 +427,16 @@ func readHead(r io.Reader) ([]byte, error) {
 }
 
 // readContent reads the documents of a file's content in its format.
-func (s *Source) readContent(ctx context.Context, ref fileRef, rd io.Reader, fmtKind format, out sink) (*Skip, error) {
+// size is the file's size, the expected size of its content (larger when
+// it is compressed).
+func (s *Source) readContent(ctx context.Context, ref fileRef, rd io.Reader, fmtKind format, size int64, out sink) (*Skip, error) {
 	switch fmtKind {
 	case formatJSONL:
 		return nil, s.readJSONL(ctx, ref, rd, out)
 	case formatCSV, formatTSV:
 		return s.readCSV(ctx, ref, rd, fmtKind == formatTSV, out)
 	}
-	raw, release, err := readPooled(rd) // reused: work never keeps doc.Text
+	raw, release, err := readPooled(rd, size) // reused: work never keeps doc.Text
 	defer release()
 	if err != nil {
 		if _, ok := errors.AsType[*decodeError](err); ok {

@@ -23,7 +23,9 @@
 #
 # JOBS defaults to the number of CPUs. Environment: RUNS (default 3) runs of
 # each implementation, interleaved; IMPLS (default "ours tiktoken-go
-# npm-tiktoken estimate-0 estimate-512 estimate-0@1") to choose. Needs go and
+# npm-tiktoken estimate-0 estimate-512 estimate-0@1 ours@1") to choose; the
+# counter's own gain from a second worker (ours / ours@1) says what the
+# machine lets any program gain. Needs go and
 # python3; node and interop/node_modules (cd interop && npm ci) for
 # npm-tiktoken. The machine's load average is printed before and after: on a
 # shared machine trust the ratios of one run more than absolute figures.
@@ -45,7 +47,7 @@ fi
 dir=$(cd "$1" && pwd)
 jobs=${2:-$(nproc)}
 runs=${RUNS:-3}
-impls=${IMPLS:-ours tiktoken-go npm-tiktoken estimate-0 estimate-512 estimate-0@1}
+impls=${IMPLS:-ours tiktoken-go npm-tiktoken estimate-0 estimate-512 estimate-0@1 ours@1}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -140,6 +142,7 @@ ratio estimate-0 npm-tiktoken
 ratio estimate-512 tiktoken-go
 ratio estimate-512 npm-tiktoken
 ratio estimate-0 estimate-0@1
+ratio ours ours@1
 ratio estimate-512 estimate-512@1
 
 echo
