@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strings"
 	"time"
@@ -218,43 +217,6 @@ func (f *rebuildFlags) corpusOf(ctx context.Context, e *env, args []string) ([]s
 		}
 	}
 	return checkpointCorpus(e.stderr, args, m, f.corpus.filter.filters(), f.corpus.filtersGiven, f.corpusChanged)
-}
-
-// progressPrinter reports progress as a one-line bar on a terminal, and as
-// JSON lines otherwise.
-func progressPrinter(w io.Writer) func(planner.Progress) {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
-	if !tty {
-		enc := json.NewEncoder(w)
-		return func(p planner.Progress) {
-			enc.Encode(struct {
-				Event string `json:"event"`
-				planner.Progress
-			}{"progress", p})
-		}
-	}
-	return func(p planner.Progress) {
-		frac := 0.0
-		if p.PlannedChunks > 0 {
-			frac = math.Min(1, float64(p.EmbeddedChunks)/float64(p.PlannedChunks))
-		}
-		const width = 30
-		bar := strings.Repeat("█", int(frac*width)) + strings.Repeat("░", width-int(frac*width))
-		eta := "-"
-		if p.ETASeconds != nil {
-			eta = (time.Duration(*p.ETASeconds) * time.Second).String()
-		}
-		fmt.Fprintf(w, "\r%s %3.0f%%  %d/%d chunks  %d tokens  $%s  %.0f tok/s  ETA %s   ", bar, frac*100,
-			p.EmbeddedChunks, p.PlannedChunks, p.BilledTokens, p.Cost, p.TokensPerSecond, eta)
-		if p.State != "running" {
-			fmt.Fprintln(w)
-		}
-	}
 }
 
 func writeSummary(w io.Writer, s *planner.Summary, format string) error {
