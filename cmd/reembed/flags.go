@@ -52,6 +52,12 @@ func isDeprecated(f *flag.Flag) bool {
 	return strings.HasPrefix(f.Usage, "deprecated: use --")
 }
 
+// isHidden reports whether f is left out of the help and completion: a
+// deprecated alias, or a flag hidden with hideFlag.
+func isHidden(f *flag.Flag) bool {
+	return isDeprecated(f) || strings.HasPrefix(f.Usage, hiddenPrefix)
+}
+
 // takesValue reports whether flag f needs a value after it (not a bool flag).
 func takesValue(f *flag.Flag) bool {
 	b, ok := f.Value.(interface{ IsBoolFlag() bool })
@@ -129,10 +135,12 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 			fmt.Fprintf(e.stderr, "reembed: %s --%s is deprecated: use --%s\n", fs.Name(), f.Name, flagAliases[f.Name])
 		}
 	})
-	if e == nil || e.getenv == nil {
-		return nil
+	if e != nil && e.getenv != nil {
+		if err := setFromEnv(fs, e.getenv, given); err != nil {
+			return err
+		}
 	}
-	return setFromEnv(fs, e.getenv, given)
+	return checkFlagValues(fs)
 }
 
 // setFromEnv sets each flag of fs that was not given from its REEMBED_<FLAG>
@@ -140,7 +148,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 func setFromEnv(fs *flag.FlagSet, getenv func(string) string, given map[flag.Value]bool) error {
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Value] || isDeprecated(f) {
+		if given[f.Value] || isHidden(f) {
 			return
 		}
 		v := getenv(envName(f.Name))
@@ -163,7 +171,7 @@ func flagError(fs *flag.FlagSet, err error) error {
 	if name, ok := strings.CutPrefix(msg, unknown); ok {
 		var names []string
 		fs.VisitAll(func(f *flag.Flag) {
-			if !isDeprecated(f) {
+			if !isHidden(f) {
 				names = append(names, f.Name)
 			}
 		})
@@ -218,7 +226,7 @@ func editDistance(a, b string) int {
 // REEMBED_ variables, leaving out deprecated aliases.
 func printFlags(w io.Writer, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
-		if isDeprecated(f) {
+		if isHidden(f) {
 			return
 		}
 		name, usage := flag.UnquoteUsage(f)

@@ -61,13 +61,13 @@ func pow10(n int) int64 {
 	return p
 }
 
-// moneyDecimals returns the decimals that show the smallest non-zero amount
-// of ms with at least two significant digits, between 2 and 6, so that a
-// column of amounts shares one number of decimals.
+// moneyDecimals returns the decimals (2 to 6) that show every amount of ms
+// exactly, so that a column of amounts shares one number of decimals and
+// its points line up.
 func moneyDecimals(ms ...pricing.Micros) int {
 	d := 2
 	for _, m := range ms {
-		for d < 6 && m > 0 && int64(m) < 10*pow10(6-d) {
+		for d < 6 && int64(m)%pow10(6-d) != 0 {
 			d++
 		}
 	}
