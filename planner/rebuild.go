@@ -140,8 +140,13 @@ func (s *RebuildSpec) Manifest() checkpoint.Manifest {
 		Model: s.Model.Name, Dimensions: s.dimensions(), Encoding: enc,
 		Chunking:  checkpoint.Chunking{ChunkTokens: s.ChunkTokens, ChunkOverlap: s.ChunkOverlap},
 		PlainText: s.Corpus.PlainText, CorpusRoots: roots, Filters: filters, Shard: s.Shard,
+		ReembedVersion: Version,
 	}
 }
+
+// Version is the reembed version stamped into the manifests this process
+// writes (reembed_version, informational). The command sets it at start.
+var Version = ""
 
 // Progress is a snapshot of a running rebuild. Planned figures come from the
 // job's own estimate of what is left to embed.

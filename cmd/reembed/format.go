@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -142,4 +144,45 @@ func reasonKind(reason string) string {
 	kind, _, _ := strings.Cut(reason, ":")
 	kind, _, _ = strings.Cut(kind, " (")
 	return strings.TrimSpace(kind)
+}
+
+// writeJSON writes v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// drillResult is `drill --format json`.
+type drillResult struct {
+	Passed          bool           `json:"passed"`
+	Problems        []string       `json:"problems"`
+	Model           string         `json:"model"`
+	Documents       int64          `json:"documents"`
+	PartsAtKill     int            `json:"parts_at_kill"`
+	RequestsAtKill  int            `json:"billed_requests_at_kill"`
+	Predicted       drillFigures   `json:"predicted"`
+	Actual          drillFigures   `json:"actual"`
+	LedgerTokens    int64          `json:"ledger_tokens"`
+	LedgerCostUSD   pricing.Micros `json:"ledger_cost_usd"`
+	ChunksPaidTwice int            `json:"chunks_paid_twice"`
+	Verify          drillVerify    `json:"verify"`
+}
+
+// drillFigures are the predicted or actual figures of a drill.
+type drillFigures struct {
+	Chunks          int64          `json:"chunks"`
+	Tokens          int64          `json:"tokens"`
+	Requests        int64          `json:"requests"`
+	CostUSD         pricing.Micros `json:"cost_usd"`
+	DurationSeconds float64        `json:"duration_seconds"`
+}
+
+// drillVerify is the verify step of a drill.
+type drillVerify struct {
+	Expected   int `json:"expected"`
+	Present    int `json:"present"`
+	Missing    int `json:"missing"`
+	Stale      int `json:"stale"`
+	Duplicates int `json:"duplicates"`
 }

@@ -43,6 +43,7 @@ type rebuildFlags struct {
 	progressEvery time.Duration
 	shard         string
 	corpusChanged bool
+	dryRun        bool
 }
 
 func runRebuild(ctx context.Context, e *env, args []string) error {
@@ -75,6 +76,7 @@ func newRebuildFlagSet(e *env) (*flag.FlagSet, *rebuildFlags) {
 	fs.StringVar(&f.format, "format", "table", "final summary on stdout: table or json")
 	fs.DurationVar(&f.progressEvery, "progress-interval", 2*time.Second, "progress report interval (a bar on a terminal, JSON lines on stderr otherwise)")
 	fs.BoolVar(&f.corpusChanged, "corpus-changed", false, "resume although PATH or the filters differ from the corpus the checkpoint records (moved or changed); the manifest then records the new ones")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "check the key, --out, the manifest and the corpus, print the plan, and stop: nothing is sent or written")
 	fs.StringVar(&f.shard, "shard", "", "embed only shard i of N (i/N, documents by FNV-1a of doc_id); default from JOB_COMPLETION_INDEX/JOB_COMPLETIONS")
 	return fs, f
 }
@@ -99,6 +101,9 @@ func (f *rebuildFlags) spec(e *env, paths []string) (planner.RebuildSpec, pricin
 	model, err := cat.Lookup(f.model)
 	if err != nil {
 		return spec, pricing.Model{}, storeLocation{}, usagef("--model: %v", err)
+	}
+	if err := checkBatchSize(f.batchSize, model); err != nil {
+		return spec, pricing.Model{}, storeLocation{}, err
 	}
 	if !model.Exact() {
 		return spec, pricing.Model{}, storeLocation{}, usagef("--model %s: its tokenizer is not available offline, so chunks cannot be cut and checked exactly; rebuild supports cl100k_base models", model.Name)
@@ -152,6 +157,12 @@ func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
 			return nil
 		}
 		return emptyCorpusError(c, spec.Shard.Count > 1)
+	}
+	if err := preflight(ctx, e, f, spec, loc); err != nil {
+		return err
+	}
+	if f.dryRun {
+		return dryRun(ctx, e, f, spec, loc)
 	}
 	emb, err := f.provider.build(e, model, f.dimensions, f.concurrency, e.logger)
 	if err != nil {
