@@ -224,8 +224,8 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	if *format == "json" {
 		res := drillResult{Passed: len(problems) == 0, Problems: append([]string{}, problems...), Documents: est.Corpus.Documents,
 			Model: m.Name, PartsAtKill: len(partsAtKill), RequestsAtKill: ledgerAtKill.Billed,
-			Predicted: drillFigures{Chunks: pred.Chunks, Tokens: pred.Tokens, Requests: pred.Requests, CostUSD: predCost, DurationSeconds: pred.DurationSeconds},
-			Actual: drillFigures{Chunks: int64(rows), Tokens: tokens, Requests: int64(led.Totals.Billed), CostUSD: actualCost, DurationSeconds: actualDur.Seconds()},
+			Predicted:    drillFigures{Chunks: pred.Chunks, Tokens: pred.Tokens, Requests: pred.Requests, CostUSD: predCost, DurationSeconds: pred.DurationSeconds},
+			Actual:       drillFigures{Chunks: int64(rows), Tokens: tokens, Requests: int64(led.Totals.Billed), CostUSD: actualCost, DurationSeconds: actualDur.Seconds()},
 			LedgerTokens: led.Totals.PromptTokens, LedgerCostUSD: ledgerCost, ChunksPaidTwice: twice,
 			Verify: drillVerify{Expected: rep.Expected, Present: rep.Present, Missing: rep.Missing, Stale: rep.Stale, Duplicates: rep.Duplicates}}
 		if err := writeJSON(e.stdout, res); err != nil {
