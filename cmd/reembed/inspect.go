@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path"
 	"sort"
 	"strings"
 	"time"
@@ -32,11 +33,18 @@ type inspection struct {
 	// CostUSD is what the checkpointed tokens cost at the catalog price: the
 	// spend the checkpoint holds (retries and chunks lost at a crash are
 	// not in it).
-	CostUSD        *pricing.Micros `json:"cost_usd"`
-	CreatedAt      time.Time       `json:"created_at"`
-	LastCommitAt   *time.Time      `json:"last_commit_at"`
-	LastPart       string          `json:"last_part"`
-	ReembedVersion string          `json:"reembed_version"`
+	CostUSD *pricing.Micros `json:"cost_usd"`
+	// Spend is the checkpoint's spend ledger (spend.json, summed over
+	// shards): what its runs paid, settled, abandoned at kills and open;
+	// nil when the checkpoint has none.
+	Spend *checkpoint.Spend `json:"spend"`
+	// SpentUSD is Spend's total, rounded up to the micro-dollar.
+	SpentUSD     *pricing.Micros `json:"spent_usd"`
+	CreatedAt    time.Time       `json:"created_at"`
+	LastCommitAt *time.Time      `json:"last_commit_at"`
+	// LastPart is the part with the highest name (the last committed).
+	LastPart       string `json:"last_part"`
+	ReembedVersion string `json:"reembed_version"`
 }
 
 func runInspect(ctx context.Context, e *env, args []string) error {
@@ -111,6 +119,11 @@ func inspectStore(ctx context.Context, store checkpoint.Store) (*inspection, err
 				shards[d] = true
 			}
 		}
+		if path.Base(f.Name) == checkpoint.SpendName {
+			if err := in.addSpend(ctx, store, f.Name); err != nil {
+				return nil, fmt.Errorf("reading %s: %w", f.Name, err)
+			}
+		}
 		if !strings.HasSuffix(f.Name, ".parquet") || strings.Contains(f.Name, "/.") || strings.HasPrefix(f.Name, ".") {
 			continue
 		}
@@ -125,6 +138,33 @@ func inspectStore(ctx context.Context, store checkpoint.Store) (*inspection, err
 	return in, nil
 }
 
+// addSpend adds the spend ledger name.
+func (in *inspection) addSpend(ctx context.Context, store checkpoint.Store, name string) error {
+	r, err := store.Open(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	var s checkpoint.Spend
+	if err := json.NewDecoder(io.NewSectionReader(r, 0, r.Size())).Decode(&s); err != nil {
+		return err
+	}
+	if in.Spend == nil {
+		in.Spend = &checkpoint.Spend{}
+	}
+	t := in.Spend
+	t.SettledPico += s.SettledPico
+	t.SettledToken += s.SettledToken
+	t.ChargedPico += s.ChargedPico
+	t.Requests += s.Requests
+	t.AbandonedPico += s.AbandonedPico
+	t.OpenPico += s.OpenPico
+	t.Runs += s.Runs
+	usd := pricing.Micros((t.TotalPico() + 999_999) / 1_000_000)
+	in.SpentUSD = &usd
+	return nil
+}
+
 // addPart adds the rows of part name.
 func (in *inspection) addPart(ctx context.Context, store checkpoint.Store, name string) error {
 	r, err := store.Open(ctx, name)
@@ -137,6 +177,9 @@ func (in *inspection) addPart(ctx context.Context, store checkpoint.Store, name 
 		return err
 	}
 	in.Parts++
+	if name > in.LastPart {
+		in.LastPart = name
+	}
 	for _, row := range rows {
 		in.Rows++
 		in.Tokens += int64(row.Tokens)
@@ -144,7 +187,7 @@ func (in *inspection) addPart(ctx context.Context, store checkpoint.Store, name 
 			in.Dimensions = len(row.Embedding)
 		}
 		if t := row.EmbeddedAt; in.LastCommitAt == nil || t.After(*in.LastCommitAt) {
-			in.LastCommitAt, in.LastPart = &t, name
+			in.LastCommitAt = &t
 		}
 	}
 	return nil
@@ -160,8 +203,12 @@ func writeInspection(w io.Writer, in *inspection) {
 	}
 	fmt.Fprintf(w, "  rows        %s, %s\n", plural(in.Rows, "row", "rows"), plural(in.Tokens, "token", "tokens"))
 	fmt.Fprintf(w, "  parts       %s, %.1f MB\n", plural(int64(in.Parts), "part", "parts"), float64(in.Bytes)/1e6)
+	if in.SpentUSD != nil {
+		fmt.Fprintf(w, "  spend       %s in %s over %s (spend ledger)\n", money(*in.SpentUSD, moneyDecimals(*in.SpentUSD)),
+			plural(in.Spend.Requests, "request", "requests"), plural(in.Spend.Runs, "run", "runs"))
+	}
 	if in.CostUSD != nil {
-		fmt.Fprintf(w, "  spend       %s (the checkpointed tokens at the catalog price)\n", money(*in.CostUSD, moneyDecimals(*in.CostUSD)))
+		fmt.Fprintf(w, "  value       %s (the checkpointed tokens at the catalog price)\n", money(*in.CostUSD, moneyDecimals(*in.CostUSD)))
 	}
 	fmt.Fprintf(w, "  created     %s by reembed %s\n", in.CreatedAt.Format(time.RFC3339), orDash(in.ReembedVersion))
 	if in.LastCommitAt != nil {

@@ -120,7 +120,8 @@ func TestInspect(t *testing.T) {
 		t.Fatalf("inspect: exit %d, stderr %q\n%s", code, errOut, out)
 	}
 	if in.Model != "text-embedding-3-small" || in.Dimensions != 1536 || in.Rows != 82 || in.Parts < 1 || in.Bytes == 0 ||
-		in.CostUSD == nil || *in.CostUSD == 0 || in.LastCommitAt == nil || in.CreatedAt.IsZero() || len(in.CorpusRoots) != 1 {
+		in.CostUSD == nil || *in.CostUSD == 0 || in.LastCommitAt == nil || in.CreatedAt.IsZero() || len(in.CorpusRoots) != 1 ||
+		in.Spend == nil || in.SpentUSD == nil || *in.SpentUSD == 0 || in.LastPart == "" {
 		t.Errorf("inspect = %+v", in)
 	}
 	code, out, _ = runMain(t, "inspect", "--checkpoint", ckpt)
