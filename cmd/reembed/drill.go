@@ -61,7 +61,7 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	}
 	defer cleanup()
 	if len(fs.Args()) == 0 {
-		fmt.Fprintln(e.stdout, "Drill: using the bundled sample corpus (give a PATH to drill yours)")
+		fmt.Fprintln(stdout, "Drill: using the bundled sample corpus (give a PATH to drill yours)")
 	}
 	dir, err := os.MkdirTemp("", "reembed-drill-")
 	if err != nil {
