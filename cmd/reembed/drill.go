@@ -32,7 +32,7 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	cf.register(fs)
 	model := fs.String("model", "text-embedding-3-small", "embedding model")
 	batch := fs.Int("batch-size", 64, "inputs per request (small, so that the kill lands part way)")
-	latency := fs.Duration("sim-latency", 50*time.Millisecond, "simulated provider latency per request")
+	latency := fs.Duration("latency", 50*time.Millisecond, "simulated provider latency per request")
 	concurrency := fs.Int("concurrency", 2, "requests in flight")
 	keep := fs.Bool("keep", false, "keep the temporary directory (its path is printed)")
 	format := fs.String("format", "table", "output format: table, or json (the result on stdout, the steps on stderr)")
@@ -146,7 +146,7 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	for !killed {
 		select {
 		case err := <-exited:
-			return &exitCodeError{exitDrill, fmt.Errorf("drill: the rebuild ended before it could be killed (%v): use a larger corpus or --sim-latency\n%s", err, firstErr.String())}
+			return &exitCodeError{exitDrill, fmt.Errorf("drill: the rebuild ended before it could be killed (%v): use a larger corpus or --latency\n%s", err, firstErr.String())}
 		case <-tick.C:
 			if parts, _ := filepath.Glob(filepath.Join(out, "part-*.parquet")); len(parts) > 0 {
 				first.Process.Signal(syscall.SIGKILL)

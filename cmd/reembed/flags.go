@@ -21,7 +21,7 @@ var flagEnvs sync.Map // *flag.FlagSet -> *env
 // of the help.
 var flagAliases = map[string]string{
 	"provider-base-url": "base-url", // serve
-	"sim-latency":       "latency",  // rebuild, drill, serve
+	"sim-latency":       "latency",  // rebuild, serve
 }
 
 // envPrefix is the prefix of the environment variables that set flags:
@@ -34,8 +34,15 @@ func envName(name string) string {
 }
 
 // addAliases declares, for each deprecated name fs has, the current name on
-// the same value, and marks the old one deprecated in its usage.
+// the same value, and marks the old one deprecated in its usage; for a
+// command that declares the current name itself (drill), the old one is
+// declared as the deprecated alias.
 func addAliases(fs *flag.FlagSet) {
+	for old, cur := range flagAliases {
+		if f := fs.Lookup(cur); f != nil && fs.Lookup(old) == nil && fs.Name() == "drill" {
+			fs.Var(f.Value, old, "deprecated: use --"+cur)
+		}
+	}
 	for old, cur := range flagAliases {
 		f := fs.Lookup(old)
 		if f == nil || fs.Lookup(cur) != nil {
