@@ -70,15 +70,17 @@ func TestProgressInTmux(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "c")
 			cmd := fmt.Sprintf("%s rebuild %s --out %s --latency 150ms --batch-size 8 --concurrency 1 --rpm 0 --tpm 0 --progress-interval 50ms; echo DONE; sleep 60",
 				bin, corpus, out)
-			if b, err := exec.Command(tmux, "new-session", "-d", "-s", session, "-x", fmt.Sprint(width), "-y", "50", cmd).CombinedOutput(); err != nil {
+			// A server of its own (-L): no race with another test's server
+			// exiting, and the user's sessions are not touched.
+			if b, err := exec.Command(tmux, "-L", session, "new-session", "-d", "-s", session, "-x", fmt.Sprint(width), "-y", "50", cmd).CombinedOutput(); err != nil {
 				t.Fatalf("tmux: %v %s", err, b)
 			}
-			defer exec.Command(tmux, "kill-session", "-t", session).Run()
+			defer exec.Command(tmux, "-L", session, "kill-server").Run()
 			var screen string
 			sawRunning := false
 			for i := 0; i < 600 && !strings.Contains(screen, "DONE"); i++ {
 				time.Sleep(100 * time.Millisecond)
-				b, _ := exec.Command(tmux, "capture-pane", "-p", "-t", session).Output()
+				b, _ := exec.Command(tmux, "-L", session, "capture-pane", "-p", "-t", session).Output()
 				screen = string(b)
 				if strings.Contains(screen, "█") && !strings.Contains(screen, "Rebuild complete") {
 					sawRunning = true
