@@ -122,5 +122,10 @@ func (s *RebuildSpec) Manifest() checkpoint.Manifest {
 		Model: s.Model.Name, Dimensions: s.dimensions(), Encoding: enc,
 		Chunking:  checkpoint.Chunking{ChunkTokens: s.ChunkTokens, ChunkOverlap: s.ChunkOverlap},
 		PlainText: s.Corpus.PlainText, CorpusRoots: roots, Filters: filters, Shard: s.Shard,
+		ReembedVersion: Version,
 	}
 }
+
+// Version is the reembed version stamped into the manifests this process
+// writes (reembed_version, informational). The command sets it at start.
+var Version = ""

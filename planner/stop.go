@@ -25,6 +25,7 @@ type stopper struct {
 	wireCtx context.Context
 	gate    *embedder.Gate
 	end     context.CancelFunc
+	done    chan struct{} // closed when the watcher has returned
 }
 
 // newStopper starts the watcher; call close when the run is over.
@@ -34,10 +35,15 @@ func newStopper(ctx context.Context, grace time.Duration, onStop func(cause erro
 	wire, cancelWire := context.WithCancel(context.WithoutCancel(ctx))
 	s.wireCtx = embedder.WithGate(wire, s.gate)
 	s.end = cancelWire
+	s.done = make(chan struct{})
 	go func() {
+		defer close(s.done)
 		select {
 		case <-s.stopCtx.Done():
 		case <-wire.Done():
+			return
+		}
+		if wire.Err() != nil { // close, not a stop: onStop must not run after the run
 			return
 		}
 		n := s.gate.Close()
@@ -58,8 +64,10 @@ func newStopper(ctx context.Context, grace time.Duration, onStop func(cause erro
 // stopping reports whether the run is stopping.
 func (s *stopper) stopping() bool { return s.stopCtx.Err() != nil }
 
-// close ends the watcher and the wire context.
+// close ends the wire context and the watcher, and waits for the watcher,
+// so that onStop (which logs) never runs after the run has returned.
 func (s *stopper) close() {
-	s.stop(nil)
 	s.end()
+	s.stop(nil)
+	<-s.done
 }

@@ -130,8 +130,11 @@ type Catalog struct {
 var builtinJSON []byte
 
 type catalogFile struct {
-	Version string  `json:"version" yaml:"version"`
-	Models  []Model `json:"models" yaml:"models"`
+	Version string `json:"version" yaml:"version"`
+	// CatalogVersion is the key `reembed models --format json` writes, so that
+	// its output is accepted back as a pricing file.
+	CatalogVersion string  `json:"catalog_version" yaml:"catalog_version"`
+	Models         []Model `json:"models" yaml:"models"`
 }
 
 // Builtin returns the catalog compiled into reembed.
@@ -173,10 +176,58 @@ func (c *Catalog) LoadOverrides(path string) error {
 			return fmt.Errorf("pricing file %q: entry %d: %w", path, i+1, err)
 		}
 	}
+	for i, m := range models {
+		if old, ok := c.models[m.Name]; ok {
+			if models[i], err = overridePrice(old, m); err != nil {
+				return fmt.Errorf("pricing file %q: entry %d: %w", path, i+1, err)
+			}
+		}
+	}
 	for _, m := range models {
 		c.models[m.Name] = m
 	}
 	return nil
+}
+
+// overridePrice returns the entry m that replaces the catalog's entry old:
+// only the price and its provenance (price_per_1m, batch_price_per_1m,
+// batch_window, as_of, source, notes) may differ; a limit or tokenizer field
+// left out (zero) keeps old's value, and one that differs is an error, since
+// reembed cuts and sends requests by those and the provider's are fixed.
+func overridePrice(old, m Model) (Model, error) {
+	ints := []struct {
+		name     string
+		old, new *int
+	}{
+		{"max_tokens_per_input", &old.MaxTokensPerInput, &m.MaxTokensPerInput},
+		{"max_inputs_per_request", &old.MaxInputsPerRequest, &m.MaxInputsPerRequest},
+		{"max_tokens_per_request", &old.MaxTokensPerRequest, &m.MaxTokensPerRequest},
+		{"default_dimensions", &old.DefaultDimensions, &m.DefaultDimensions},
+		{"max_dimensions", &old.MaxDimensions, &m.MaxDimensions},
+	}
+	for _, f := range ints {
+		if *f.new == 0 {
+			*f.new = *f.old
+		} else if *f.new != *f.old {
+			return m, priceOnly(m.Name, f.name, fmt.Sprint(*f.old), fmt.Sprint(*f.new))
+		}
+	}
+	switch {
+	case m.Provider != old.Provider:
+		return m, priceOnly(m.Name, "provider", old.Provider, m.Provider)
+	case m.Encoding != old.Encoding:
+		return m, priceOnly(m.Name, "encoding", old.Encoding, m.Encoding)
+	case m.CharsPerToken != 0 && m.CharsPerToken != old.CharsPerToken:
+		return m, priceOnly(m.Name, "chars_per_token", fmt.Sprint(old.CharsPerToken), fmt.Sprint(m.CharsPerToken))
+	case m.FixedDimensions != old.FixedDimensions:
+		return m, priceOnly(m.Name, "fixed_dimensions", fmt.Sprint(old.FixedDimensions), fmt.Sprint(m.FixedDimensions))
+	}
+	m.CharsPerToken = old.CharsPerToken
+	return m, nil
+}
+
+func priceOnly(model, field, old, new string) error {
+	return fmt.Errorf("model %q: field %q is %s in the built-in catalog, not %s: a pricing file may change only the price of a built-in model (price_per_1m, batch_price_per_1m, batch_window, as_of, source, notes); give another model name for other limits", model, field, old, new)
 }
 
 // parseModels decodes a list of models, strictly: unknown fields are errors.

@@ -2,6 +2,7 @@ package pricing_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -282,5 +283,22 @@ func TestLoadOverridesRejectsMalformedFiles(t *testing.T) {
 				t.Errorf("a failed load changed the catalog")
 			}
 		})
+	}
+}
+
+func TestLoadOverridesChangesOnlyPriceOfBuiltin(t *testing.T) {
+	c := builtin(t)
+	entry := `[{"provider":"openai","model":"text-embedding-3-small","price_per_1m":0.025,"encoding":"cl100k_base",
+  "max_tokens_per_input":8191,"max_inputs_per_request":%d,"default_dimensions":1536,"as_of":"2026-12-01","source":"https://example.com/x"}]`
+	err := c.LoadOverrides(writeFile(t, "p.json", fmt.Sprintf(entry, 4096)))
+	if err == nil || !strings.Contains(err.Error(), "max_inputs_per_request") || !strings.Contains(err.Error(), "only the price") {
+		t.Errorf("raising a built-in model's max_inputs_per_request: err = %v; want it refused naming the field", err)
+	}
+	if err := c.LoadOverrides(writeFile(t, "q.json", fmt.Sprintf(entry, 2048))); err != nil {
+		t.Fatalf("changing only the price: %v", err)
+	}
+	small, _ := c.Lookup("text-embedding-3-small")
+	if small.PricePer1M != 25_000 || small.MaxTokensPerRequest != 300000 {
+		t.Errorf("after a price override: %+v; want the new price and the built-in max_tokens_per_request kept", small)
 	}
 }

@@ -32,11 +32,19 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	cf.register(fs)
 	model := fs.String("model", pricing.DefaultModel, "embedding model")
 	batch := fs.Int("batch-size", 64, "inputs per request (small, so that the kill lands part way)")
-	latency := fs.Duration("sim-latency", 50*time.Millisecond, "simulated provider latency per request")
+	latency := fs.Duration("latency", 50*time.Millisecond, "simulated provider latency per request")
 	concurrency := fs.Int("concurrency", 2, "requests in flight")
 	keep := fs.Bool("keep", false, "keep the temporary directory (its path is printed)")
+	format := fs.String("format", "table", "output format: table, or json (the result on stdout, the steps on stderr)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *format != "table" && *format != "json" {
+		return usagef("--format %q: want table or json", *format)
+	}
+	stdout := e.stdout
+	if *format == "json" {
+		stdout = e.stderr
 	}
 	cf.setOverlapDefault(fs)
 	cat, err := loadCatalog("")
@@ -53,14 +61,14 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	}
 	defer cleanup()
 	if len(fs.Args()) == 0 {
-		fmt.Fprintln(e.stdout, "Drill: using the bundled sample corpus (give a PATH to drill yours)")
+		fmt.Fprintln(stdout, "Drill: using the bundled sample corpus (give a PATH to drill yours)")
 	}
 	dir, err := os.MkdirTemp("", "reembed-drill-")
 	if err != nil {
 		return fmt.Errorf("creating the drill directory: %w", err)
 	}
 	if *keep {
-		fmt.Fprintf(e.stdout, "Drill directory: %s\n", dir)
+		fmt.Fprintf(stdout, "Drill directory: %s\n", dir)
 	} else {
 		defer os.RemoveAll(dir)
 	}
@@ -99,7 +107,7 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	pred := est.Estimates[0]
-	fmt.Fprintf(e.stdout, "Drill: %d documents, %s, simulated provider at %s\n", est.Corpus.Documents, m.Name, baseURL)
+	fmt.Fprintf(stdout, "Drill: %d documents, %s, simulated provider at %s\n", est.Corpus.Documents, m.Name, baseURL)
 
 	// 2. Rebuild in a child process, and SIGKILL it once a part is committed.
 	exe, err := os.Executable()
@@ -136,7 +144,7 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	for !killed {
 		select {
 		case err := <-exited:
-			return &exitCodeError{exitDrill, fmt.Errorf("drill: the rebuild ended before it could be killed (%v): use a larger corpus or --sim-latency\n%s", err, firstErr.String())}
+			return &exitCodeError{exitDrill, fmt.Errorf("drill: the rebuild ended before it could be killed (%v): use a larger corpus or --latency\n%s", err, firstErr.String())}
 		case <-tick.C:
 			if parts, _ := filepath.Glob(filepath.Join(out, "part-*.parquet")); len(parts) > 0 {
 				first.Process.Signal(syscall.SIGKILL)
@@ -151,7 +159,7 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	tick.Stop()
 	ledgerAtKill := sim.Ledger().Totals
 	partsAtKill, _ := filepath.Glob(filepath.Join(out, "part-*.parquet"))
-	fmt.Fprintf(e.stdout, "Killed the rebuild (SIGKILL) after %d committed parts and %d billed requests\n", len(partsAtKill), ledgerAtKill.Billed)
+	fmt.Fprintf(stdout, "Killed the rebuild (SIGKILL) after %d committed parts and %d billed requests\n", len(partsAtKill), ledgerAtKill.Billed)
 
 	// 3. Resume to completion.
 	second := child()
@@ -183,14 +191,14 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	predCost := pred.CostUSD
 	actualCost := pricing.Cost(tokens, m.PricePer1M)
 	ledgerCost := pricing.Cost(led.Totals.PromptTokens, m.PricePer1M)
-	fmt.Fprintf(e.stdout, "\n%-10s %14s %14s\n", "", "predicted", "actual")
-	fmt.Fprintf(e.stdout, "%-10s %14d %14d  (checkpointed chunks)\n", "chunks", pred.Chunks, rows)
-	fmt.Fprintf(e.stdout, "%-10s %14d %14d  (checkpointed; the ledger billed %d, of which %d for %d chunks in flight at the kill)\n",
+	fmt.Fprintf(stdout, "\n%-10s %14s %14s\n", "", "predicted", "actual")
+	fmt.Fprintf(stdout, "%-10s %14d %14d  (checkpointed chunks)\n", "chunks", pred.Chunks, rows)
+	fmt.Fprintf(stdout, "%-10s %14d %14d  (checkpointed; the ledger billed %d, of which %d for %d chunks in flight at the kill)\n",
 		"tokens", pred.Tokens, tokens, led.Totals.PromptTokens, led.Totals.PromptTokens-tokens, twice)
-	fmt.Fprintf(e.stdout, "%-10s %14d %14d  (billed requests, both runs)\n", "requests", pred.Requests, led.Totals.Billed)
-	fmt.Fprintf(e.stdout, "%-10s %14s %14s  (ledger: $%s)\n", "cost", "$"+predCost.String(), "$"+actualCost.String(), ledgerCost)
-	fmt.Fprintf(e.stdout, "%-10s %14s %14s  (wall time, both runs and the restart)\n", "duration", pred.Duration, actualDur.Round(10*time.Millisecond))
-	fmt.Fprintf(e.stdout, "\nVerify: %d of %d chunks present, %d missing, %d stale, %d duplicate rows\n", rep.Present, rep.Expected, rep.Missing, rep.Stale, rep.Duplicates)
+	fmt.Fprintf(stdout, "%-10s %14d %14d  (billed requests, both runs)\n", "requests", pred.Requests, led.Totals.Billed)
+	fmt.Fprintf(stdout, "%-10s %14s %14s  (ledger: $%s)\n", "cost", "$"+predCost.String(), "$"+actualCost.String(), ledgerCost)
+	fmt.Fprintf(stdout, "%-10s %14s %14s  (wall time, both runs and the restart)\n", "duration", pred.Duration, actualDur.Round(10*time.Millisecond))
+	fmt.Fprintf(stdout, "\nVerify: %d of %d chunks present, %d missing, %d stale, %d duplicate rows\n", rep.Present, rep.Expected, rep.Missing, rep.Stale, rep.Duplicates)
 
 	var problems []string
 	if !rep.Complete() || rep.Duplicates > 0 || int64(rows) != pred.Chunks {
@@ -211,10 +219,21 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	if bound := 2**batch + (planner.RowsQueue(*concurrency)+*concurrency)**batch; twice > bound {
 		problems = append(problems, fmt.Sprintf("%d chunks were paid twice, more than the %d that can be embedded but uncommitted at a kill", twice, bound))
 	}
+	if *format == "json" {
+		res := drillResult{Passed: len(problems) == 0, Problems: append([]string{}, problems...), Documents: est.Corpus.Documents,
+			Model: m.Name, PartsAtKill: len(partsAtKill), RequestsAtKill: ledgerAtKill.Billed,
+			Predicted:    drillFigures{Chunks: pred.Chunks, Tokens: pred.Tokens, Requests: pred.Requests, CostUSD: predCost, DurationSeconds: pred.DurationSeconds},
+			Actual:       drillFigures{Chunks: int64(rows), Tokens: tokens, Requests: int64(led.Totals.Billed), CostUSD: actualCost, DurationSeconds: actualDur.Seconds()},
+			LedgerTokens: led.Totals.PromptTokens, LedgerCostUSD: ledgerCost, ChunksPaidTwice: twice,
+			Verify: drillVerify{Expected: rep.Expected, Present: rep.Present, Missing: rep.Missing, Stale: rep.Stale, Duplicates: rep.Duplicates}}
+		if err := writeJSON(e.stdout, res); err != nil {
+			return err
+		}
+	}
 	if len(problems) > 0 {
 		return &exitCodeError{exitDrill, errors.New("drill FAILED: " + strings.Join(problems, "; "))}
 	}
-	fmt.Fprintln(e.stdout, "Drill PASSED: nothing lost, nothing duplicated, prediction exact.")
+	fmt.Fprintln(stdout, "Drill PASSED: nothing lost, nothing duplicated, prediction exact.")
 	return nil
 }
 

@@ -133,11 +133,12 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		corpusChanged bool
 		shard         string
 		shards        int
+		failOnRTO     bool
 	)
 	cf.register(fs)
 	fs.Var(&models, "model", "embedding model; repeat or comma-separate for several, or 'all' (default text-embedding-3-small)")
 	fs.StringVar(&pricingFile, "pricing", "", "YAML or JSON file of models that add to or replace the built-in catalog")
-	fs.StringVar(&perDoc, "per-document", "", "write a TSV of doc_id, tokens, chunks, billed_tokens per document to FILE")
+	fs.StringVar(&perDoc, "per-document", "", "write a TSV of doc_id, tokens, chunks, billed_tokens, model, token_count (exact or estimated) per document to FILE (- : stdout, and the report goes to stderr)")
 	fs.StringVar(&format, "format", "table", "output format: table, json or csv")
 	fs.IntVar(&rpm, "rpm", planner.DefaultRPM, "requests per minute allowed (0 = unlimited)")
 	fs.IntVar(&tpm, "tpm", planner.DefaultTPM, "tokens per minute allowed (0 = unlimited)")
@@ -153,6 +154,7 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&corpusChanged, "corpus-changed", false, "with --checkpoint: price PATH or filters that differ from the corpus the checkpoint records")
 	fs.StringVar(&shard, "shard", "", "estimate only shard i of N (i/N: the documents rebuild --shard i/N embeds)")
 	fs.IntVar(&shards, "shards", 0, "add per-shard figures for N shards, each on its own key with these limits, and their total")
+	fs.BoolVar(&failOnRTO, "fail-on-rto-miss", false, "exit 6 when a model's rebuild would not meet --rto (the report is printed first)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -184,6 +186,12 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 	ms, err := cat.Resolve(models)
 	if err != nil {
 		return usagef("--model: %v", err)
+	}
+	if err := checkBatchSize(batchSize, ms...); err != nil {
+		return err
+	}
+	if failOnRTO && rto <= 0 {
+		return usagef("--fail-on-rto-miss needs --rto, e.g. --rto 4h")
 	}
 	if given["sample"] && (sampleF <= 0 || sampleF > 1) {
 		return usagef("--sample %v: want a fraction in (0, 1], e.g. 0.05", sampleF)
@@ -229,13 +237,17 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 	if err := req.Validate(); err != nil {
 		return usageOfInvalid(err)
 	}
+	report := e.stdout
 	if perDoc != "" {
-		f, err := os.Create(perDoc)
+		w, err := perDocumentWriter(e, perDoc, ms[0])
 		if err != nil {
-			return usagef("--per-document: %v", err)
+			return err
 		}
-		defer f.Close()
-		req.PerDocument = f
+		defer w.Close()
+		req.PerDocument = w
+		if perDoc == "-" {
+			report = e.stderr
+		}
 	}
 	if ck != nil {
 		if len(ms) != 1 {
@@ -247,7 +259,15 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	var progress *readProgress
+	if req.WhatIf == nil {
+		if progress = startReadProgress(e, req.Paths); progress != nil {
+			req.Corpus.Keep = progress.keep(req.Corpus.Keep)
+			req.PerDocument = progress.perDocument(req.PerDocument)
+		}
+	}
 	est, err := planner.Run(ctx, tok, req)
+	progress.End()
 	if err != nil {
 		if errors.Is(err, corpus.ErrSkipped) || errors.Is(err, corpus.ErrCorpusPath) {
 			return &usageError{err}
@@ -265,13 +285,54 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 			}
 		}
 	}
-	if err := writeEstimate(e.stdout, est, format); err != nil {
+	if err := writeEstimate(report, est, format); err != nil {
 		return err
 	}
-	if cf.allowEmpty {
+	if !cf.allowEmpty {
+		if err := emptyCorpusError(est.Corpus, req.Shard.Count > 1); err != nil {
+			return err
+		}
+	}
+	if failOnRTO {
+		return rtoVerdict(est)
+	}
+	return nil
+}
+
+// exitRTOMiss is estimate --fail-on-rto-miss's exit code when a model would
+// not meet --rto (README "Exit codes").
+const exitRTOMiss = 6
+
+// rtoVerdict returns an exit-6 error naming the models that miss the RTO.
+func rtoVerdict(est *planner.Estimate) error {
+	var miss []string
+	for _, m := range est.Estimates {
+		if m.MeetsRTO != nil && !*m.MeetsRTO {
+			miss = append(miss, fmt.Sprintf("%s (%s)", m.Model, m.Duration))
+		}
+	}
+	if len(miss) == 0 {
 		return nil
 	}
-	return emptyCorpusError(est.Corpus, req.Shard.Count > 1)
+	return &exitCodeError{exitRTOMiss, fmt.Errorf("RTO missed by %s", strings.Join(miss, ", "))}
+}
+
+// perDocumentWriter opens the per-document TSV (- : stdout) and adds the
+// model and token_count columns to its lines.
+func perDocumentWriter(e *env, path string, m pricing.Model) (io.WriteCloser, error) {
+	var w io.WriteCloser = nopCloser{e.stdout}
+	if path != "-" {
+		f, err := os.Create(path)
+		if err != nil {
+			return nil, usagef("--per-document: %v", err)
+		}
+		w = f
+	}
+	cols := &tsvColumns{w: w, names: "model\ttoken_count", values: m.Name + "\t" + m.TokenCount()}
+	return struct {
+		io.Writer
+		io.Closer
+	}{cols, w}, nil
 }
 
 func writeEstimate(w io.Writer, est *planner.Estimate, format string) error {
@@ -316,49 +377,23 @@ func optBool(b *bool) string {
 }
 
 func writeEstimateTable(w io.Writer, est *planner.Estimate) error {
-	c := est.Corpus
-	if c.WhatIf {
-		fmt.Fprintf(w, "What-if: %d documents, %d tokens in all\n", c.Documents, c.Tokens)
-	} else {
-		fmt.Fprintf(w, "Corpus: %s\n", strings.Join(c.Roots, ", "))
-		fmt.Fprintf(w, "  %d files, %d documents, %.1f MB, %d tokens (cl100k_base, exact), read in %.2fs\n",
-			c.Files, c.Documents, float64(c.Bytes)/1e6, c.Tokens, c.ReadSeconds)
-		if c.Sampled {
-			fmt.Fprintf(w, "  sampled: %.4g of documents read; figures extrapolated, 95%% intervals below\n", c.SampleFraction)
-		}
-		if c.InvalidUTF8Documents > 0 {
-			fmt.Fprintf(w, "  %d documents held invalid UTF-8 (each bad sequence counted as U+FFFD), e.g. %s\n",
-				c.InvalidUTF8Documents, strings.Join(c.InvalidUTF8Examples, ", "))
-		}
-		if c.SkippedCount > 0 {
-			fmt.Fprintf(w, "  %d skipped:", c.SkippedCount)
-			for i, s := range c.Skipped {
-				if i == 5 {
-					fmt.Fprintf(w, " ... (--format json lists all)")
-					break
-				}
-				fmt.Fprintf(w, " %s (%s);", s.Path, s.Reason)
-			}
-			fmt.Fprintln(w)
-		}
-		if c.Excluded > 0 {
-			fmt.Fprintf(w, "  %d left out by filters", c.Excluded)
-			if len(c.DefaultExcluded) > 0 {
-				fmt.Fprintf(w, ", by default: %s (--no-default-excludes reads them)", strings.Join(c.DefaultExcluded, ", "))
-			}
-			fmt.Fprintln(w)
-		}
-	}
-	if s := est.Shard; s != nil {
-		fmt.Fprintf(w, "  shard %d/%d only: the documents rebuild --shard %d/%d embeds\n", s.Index, s.Count, s.Index, s.Count)
-	}
+	writeCorpusSummary(w, est)
 	l := est.Limits
-	fmt.Fprintf(w, "Chunking: %d tokens, overlap %d.  Limits: %d RPM, %d TPM, concurrency %d, latency %dms",
-		est.Chunking.ChunkTokens, est.Chunking.ChunkOverlap, l.RPM, l.TPM, l.Concurrency, l.LatencyMS)
+	fmt.Fprintf(w, "Chunking: %s, overlap %s.  Limits: %s RPM, %s TPM, concurrency %d, latency %s",
+		plural(int64(est.Chunking.ChunkTokens), "token", "tokens"), commas(int64(est.Chunking.ChunkOverlap)),
+		commas(int64(l.RPM)), commas(int64(l.TPM)), l.Concurrency, humanDuration(time.Duration(l.LatencyMS)*time.Millisecond))
 	if l.RTOSeconds != nil {
-		fmt.Fprintf(w, ", RTO %s", time.Duration(*l.RTOSeconds*float64(time.Second)))
+		fmt.Fprintf(w, ", RTO %s", humanDuration(time.Duration(*l.RTOSeconds*float64(time.Second))))
 	}
 	fmt.Fprintf(w, "\n\n")
+	var amounts []pricing.Micros
+	for _, m := range est.Estimates {
+		amounts = append(amounts, m.CostUSD)
+		if m.BatchCostUSD != nil {
+			amounts = append(amounts, *m.BatchCostUSD)
+		}
+	}
+	dec := moneyDecimals(amounts...)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "MODEL\tTOKENS\tCHUNKS\tREQUESTS\tCOST\tBATCH COST\tDURATION\tBOTTLENECK\tMEETS RTO\t\n")
 	for _, m := range est.Estimates {
@@ -368,42 +403,88 @@ func writeEstimateTable(w io.Writer, est *planner.Estimate) error {
 		}
 		batch := "-"
 		if m.BatchCostUSD != nil {
-			batch = "$" + m.BatchCostUSD.String()
+			batch = money(*m.BatchCostUSD, dec)
 		}
 		rto := "-"
 		if m.MeetsRTO != nil {
 			rto = map[bool]string{true: "yes", false: "NO"}[*m.MeetsRTO]
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t$%s\t%s\t%s\t%s\t%s\t\n", name, m.Tokens, m.Chunks, m.Requests, m.CostUSD, batch, m.Duration, m.Bottleneck, rto)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, commas(m.Tokens), commas(m.Chunks), commas(m.Requests),
+			money(m.CostUSD, dec), batch, m.Duration, m.Bottleneck, rto)
 	}
 	tw.Flush()
 	for _, m := range est.Estimates {
-		if m.SplitDocuments > 0 {
-			fmt.Fprintf(w, "\n%s: %d documents exceeded the model's input limit and were split.", m.Model, m.SplitDocuments)
-		}
-		if m.ReusedChunks > 0 {
-			fmt.Fprintf(w, "\n%s: %d chunks (%d tokens) are already checkpointed and were not priced.", m.Model, m.ReusedChunks, m.ReusedTokens)
-		}
-		if iv := m.Intervals; iv != nil {
-			fmt.Fprintf(w, "\n%s: 95%% interval: tokens %.0f–%.0f, cost $%.4f–$%.4f", m.Model, iv.Tokens.Low, iv.Tokens.High, iv.CostUSD.Low, iv.CostUSD.High)
-		}
-		if sh := m.Sharded; sh != nil {
-			fmt.Fprintf(w, "\n%s in %d shards, each on its own key:", m.Model, sh.Count)
-			for _, s := range append(sh.Shards, sh.Total) {
-				name := fmt.Sprintf("shard %d/%d", s.Shard, sh.Count)
-				if s.Shard < 0 {
-					name = "total"
-				}
-				fmt.Fprintf(w, "\n  %-12s %d documents, %d chunks, %d tokens, %d requests, $%s, %s (%s)", name, s.Documents, s.Chunks, s.Tokens, s.Requests, s.CostUSD, s.Duration, s.Bottleneck)
-				if s.MeetsRTO != nil {
-					fmt.Fprintf(w, ", meets RTO: %s", map[bool]string{true: "yes", false: "NO"}[*s.MeetsRTO])
-				}
-			}
-		}
-		for _, r := range m.Recommendations {
-			fmt.Fprintf(w, "\n%s: %s", m.Model, r)
-		}
+		writeModelNotes(w, m)
 	}
 	fmt.Fprintln(w)
 	return nil
+}
+
+// writeCorpusSummary prints what was read (or assumed).
+func writeCorpusSummary(w io.Writer, est *planner.Estimate) {
+	c := est.Corpus
+	if c.WhatIf {
+		fmt.Fprintf(w, "What-if: %s, %s in all\n", plural(c.Documents, "document", "documents"), plural(c.Tokens, "token", "tokens"))
+	} else {
+		fmt.Fprintf(w, "Corpus: %s\n", strings.Join(c.Roots, ", "))
+		fmt.Fprintf(w, "  %s, %s, %.1f MB, %s (cl100k_base, exact), read in %.2fs\n",
+			plural(int64(c.Files), "file", "files"), plural(c.Documents, "document", "documents"), float64(c.Bytes)/1e6,
+			plural(c.Tokens, "token", "tokens"), c.ReadSeconds)
+		if c.Sampled {
+			fmt.Fprintf(w, "  sampled: %.4g of documents read; figures extrapolated, 95%% intervals below\n", c.SampleFraction)
+		}
+		if c.InvalidUTF8Documents > 0 {
+			fmt.Fprintf(w, "  %s held invalid UTF-8 (each bad sequence counted as U+FFFD), e.g. %s\n",
+				plural(c.InvalidUTF8Documents, "document", "documents"), strings.Join(c.InvalidUTF8Examples, ", "))
+		}
+		if c.SkippedCount > 0 {
+			fmt.Fprintf(w, "  %s\n", skippedSummary(c.SkippedCount, c.Skipped))
+		}
+		if c.Excluded > 0 {
+			fmt.Fprintf(w, "  %s left out by filters", plural(int64(c.Excluded), "file", "files"))
+			if len(c.DefaultExcluded) > 0 {
+				fmt.Fprintf(w, ", by default: %s (--no-default-excludes reads them)", strings.Join(c.DefaultExcluded, ", "))
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	if s := est.Shard; s != nil {
+		fmt.Fprintf(w, "  shard %d/%d only: the documents rebuild --shard %d/%d embeds\n", s.Index, s.Count, s.Index, s.Count)
+	}
+}
+
+// writeModelNotes prints a model's notes, caveats and recommendations under
+// the table.
+func writeModelNotes(w io.Writer, m planner.ModelEstimate) {
+	if m.SplitDocuments > 0 {
+		verb := map[bool]string{true: "was", false: "were"}[m.SplitDocuments == 1]
+		fmt.Fprintf(w, "\n%s: %s exceeded the model's input limit and %s split.", m.Model, plural(m.SplitDocuments, "document", "documents"), verb)
+	}
+	if m.ReusedChunks > 0 {
+		fmt.Fprintf(w, "\n%s: %s (%s) already checkpointed, not priced.", m.Model, plural(m.ReusedChunks, "chunk", "chunks"), plural(m.ReusedTokens, "token", "tokens"))
+	}
+	if iv := m.Intervals; iv != nil {
+		fmt.Fprintf(w, "\n%s: 95%% interval: tokens %s–%s, cost $%.4f–$%.4f", m.Model, commas(int64(iv.Tokens.Low)), commas(int64(iv.Tokens.High)), iv.CostUSD.Low, iv.CostUSD.High)
+	}
+	for _, n := range m.Notes {
+		fmt.Fprintf(w, "\n%s: note: %s", m.Model, n)
+	}
+	if sh := m.Sharded; sh != nil {
+		fmt.Fprintf(w, "\n%s in %d shards, each on its own key:", m.Model, sh.Count)
+		for _, s := range append(sh.Shards, sh.Total) {
+			name := fmt.Sprintf("shard %d/%d", s.Shard, sh.Count)
+			if s.Shard < 0 {
+				name = "total"
+			}
+			fmt.Fprintf(w, "\n  %-12s %s, %s, %s, %s, %s, %s (%s)", name, plural(s.Documents, "document", "documents"),
+				plural(s.Chunks, "chunk", "chunks"), plural(s.Tokens, "token", "tokens"), plural(s.Requests, "request", "requests"),
+				money(s.CostUSD, moneyDecimals(s.CostUSD)), s.Duration, s.Bottleneck)
+			if s.MeetsRTO != nil {
+				fmt.Fprintf(w, ", meets RTO: %s", map[bool]string{true: "yes", false: "NO"}[*s.MeetsRTO])
+			}
+		}
+	}
+	for _, r := range m.Recommendations {
+		fmt.Fprintf(w, "\n%s: %s", m.Model, r)
+	}
 }

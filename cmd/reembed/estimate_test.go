@@ -64,7 +64,7 @@ func TestEstimateBundledSample(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"Corpus: (bundled sample corpus)", "269 documents", "548156 tokens", "text-embedding-3-small", "618042", "$0.012361", "$0.00618", "tpm"} {
+	for _, want := range []string{"Corpus: (bundled sample corpus)", "269 documents", "548,156 tokens", "text-embedding-3-small", "618,042", "$0.012361", "$0.006180", "tpm"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("estimate output lacks %q:\n%s", want, out)
 		}
@@ -74,10 +74,10 @@ func TestEstimateBundledSample(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	if lines[0] != "doc_id\ttokens\tchunks\tbilled_tokens" || len(lines) != 1+269 {
+	if lines[0] != "doc_id\ttokens\tchunks\tbilled_tokens\tmodel\ttoken_count" || len(lines) != 1+269 {
 		t.Errorf("--per-document: header %q and %d rows; want the header and 269 rows", lines[0], len(lines)-1)
 	}
-	if !slices.Contains(lines, "txt/go-api-go1.20.txt\t212245\t474\t242517") {
+	if !slices.Contains(lines, "txt/go-api-go1.20.txt\t212245\t474\t242517\ttext-embedding-3-small\texact") {
 		t.Errorf("--per-document: no row for txt/go-api-go1.20.txt with its path relative to the root")
 	}
 }
@@ -321,7 +321,7 @@ func TestEstimateChunkTokensZeroReportsSplits(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if !strings.Contains(out, "text-embedding-3-small: 1 documents exceeded the model's input limit and were split") {
+	if !strings.Contains(out, "text-embedding-3-small: 1 document exceeded the model's input limit and was split") {
 		t.Errorf("output does not report split documents:\n%s", out)
 	}
 }

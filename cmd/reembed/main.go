@@ -7,9 +7,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/reembed/reembed/planner"
 )
 
 func main() {
+	planner.Version = versionString()
 	ctx, stop := signalContext(os.Stderr, func() { os.Exit(exitInterrupted) })
 	code := run(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
 	stop()

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strings"
 	"time"
@@ -45,6 +44,7 @@ type rebuildFlags struct {
 	progressEvery time.Duration
 	shard         string
 	corpusChanged bool
+	dryRun        bool
 }
 
 func runRebuild(ctx context.Context, e *env, args []string) error {
@@ -78,6 +78,7 @@ func newRebuildFlagSet(e *env) (*flag.FlagSet, *rebuildFlags) {
 	fs.StringVar(&f.format, "format", "table", "final summary on stdout: table or json")
 	fs.DurationVar(&f.progressEvery, "progress-interval", 2*time.Second, "progress report interval (a bar on a terminal, JSON lines on stderr otherwise)")
 	fs.BoolVar(&f.corpusChanged, "corpus-changed", false, "resume although PATH or the filters differ from the corpus the checkpoint records (moved or changed); the manifest then records the new ones")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "check the key, --out, the manifest and the corpus, print the plan, and stop: nothing is sent or written")
 	fs.StringVar(&f.shard, "shard", "", "embed only shard i of N (i/N, documents by FNV-1a of doc_id); default from JOB_COMPLETION_INDEX/JOB_COMPLETIONS")
 	return fs, f
 }
@@ -102,6 +103,9 @@ func (f *rebuildFlags) spec(e *env, paths []string) (planner.RebuildSpec, pricin
 	model, err := cat.Lookup(f.model)
 	if err != nil {
 		return spec, pricing.Model{}, storeLocation{}, usagef("--model: %v", err)
+	}
+	if err := checkBatchSize(f.batchSize, model); err != nil {
+		return spec, pricing.Model{}, storeLocation{}, err
 	}
 	if !model.Exact() {
 		return spec, pricing.Model{}, storeLocation{}, usagef("--model %s: its tokenizer is not available offline, so chunks cannot be cut and checked exactly; rebuild supports cl100k_base models", model.Name)
@@ -155,6 +159,12 @@ func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
 			return nil
 		}
 		return emptyCorpusError(c, spec.Shard.Count > 1)
+	}
+	if err := preflight(ctx, e, f, spec, loc); err != nil {
+		return err
+	}
+	if f.dryRun {
+		return dryRun(ctx, e, f, spec, loc)
 	}
 	emb, err := f.provider.build(e, model, f.dimensions, f.concurrency, e.logger)
 	if err != nil {
@@ -220,43 +230,6 @@ func (f *rebuildFlags) corpusOf(ctx context.Context, e *env, args []string) ([]s
 		}
 	}
 	return checkpointCorpus(e.stderr, args, m, f.corpus.filter.filters(), f.corpus.filtersGiven, f.corpusChanged)
-}
-
-// progressPrinter reports progress as a one-line bar on a terminal, and as
-// JSON lines otherwise.
-func progressPrinter(w io.Writer) func(planner.Progress) {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
-	if !tty {
-		enc := json.NewEncoder(w)
-		return func(p planner.Progress) {
-			enc.Encode(struct {
-				Event string `json:"event"`
-				planner.Progress
-			}{"progress", p})
-		}
-	}
-	return func(p planner.Progress) {
-		frac := 0.0
-		if p.PlannedChunks > 0 {
-			frac = math.Min(1, float64(p.EmbeddedChunks)/float64(p.PlannedChunks))
-		}
-		const width = 30
-		bar := strings.Repeat("█", int(frac*width)) + strings.Repeat("░", width-int(frac*width))
-		eta := "-"
-		if p.ETASeconds != nil {
-			eta = (time.Duration(*p.ETASeconds) * time.Second).String()
-		}
-		fmt.Fprintf(w, "\r%s %3.0f%%  %d/%d chunks  %d tokens  $%s  %.0f tok/s  ETA %s   ", bar, frac*100,
-			p.EmbeddedChunks, p.PlannedChunks, p.BilledTokens, p.Cost, p.TokensPerSecond, eta)
-		if p.State != "running" {
-			fmt.Fprintln(w)
-		}
-	}
 }
 
 func writeSummary(w io.Writer, s *planner.Summary, format string) error {

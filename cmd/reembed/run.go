@@ -24,6 +24,8 @@ type env struct {
 	stderr io.Writer
 	getenv func(string) string
 	logger *slog.Logger
+	// quiet is --quiet: no progress, only warnings and errors on stderr.
+	quiet bool
 }
 
 // command is one subcommand of reembed.
@@ -43,6 +45,9 @@ func commands() []command {
 		{"drill", "prove a rebuild end to end: estimate, rebuild, SIGKILL, resume, verify", runDrill},
 		{"simulate", "serve a simulated OpenAI-compatible embeddings API", runSimulate},
 		{"serve", "serve the REST API for runbooks (openapi.yaml)", runServe},
+		{"inspect", "describe a checkpoint: model, rows, parts, spend, last commit (no corpus needed)", runInspect},
+		{"version", "print the version", runVersion},
+		{"completion", "print a shell completion script: bash, zsh or fish", runCompletion},
 	}
 }
 
@@ -68,24 +73,73 @@ func (x *exitCodeError) Unwrap() error { return x.err }
 
 // run executes reembed with args (without the program name) and returns the exit code.
 func run(ctx context.Context, args []string, e *env) int {
-	if e.logger == nil {
-		e.logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	args, g, err := parseGlobal(args, e.getenv)
+	if err != nil {
+		return exitCode(e, err)
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	e.quiet = g.quiet
+	sw := newStatusWriter(e.stderr)
+	sw.silent = g.quiet
+	e.stderr = sw
+	if e.logger == nil {
+		e.logger = g.logger(e.stderr)
+	}
+	if g.version {
+		return exitCode(e, runVersion(ctx, e, nil))
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		printUsage(e.stdout)
 		if len(args) == 0 {
 			return exitUsage
 		}
 		return exitOK
 	}
+	if args[0] == "help" {
+		return exitCode(e, runHelp(ctx, e, args[1:]))
+	}
+	if c, ok := lookupCommand(args[0]); ok {
+		return exitCode(e, c.run(ctx, e, args[1:]))
+	}
+	msg := fmt.Sprintf("unknown command %q", args[0])
+	var names []string
 	for _, c := range commands() {
-		if c.name == args[0] {
-			return exitCode(e, c.run(ctx, e, args[1:]))
+		names = append(names, c.name)
+	}
+	if best := closest(args[0], names); best != "" {
+		msg += fmt.Sprintf("; did you mean %q?", best)
+	}
+	fmt.Fprintf(e.stderr, "reembed: %s (reembed help lists the commands)\n", msg)
+	return exitUsage
+}
+
+// lookupCommand returns the command called name.
+func lookupCommand(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
 		}
 	}
-	fmt.Fprintf(e.stderr, "reembed: unknown command %q\n", args[0])
-	printUsage(e.stderr)
-	return exitUsage
+	return command{}, false
+}
+
+// runHelp prints the usage, or a command's help with its flags.
+func runHelp(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		printUsage(e.stdout)
+		return nil
+	}
+	c, ok := lookupCommand(args[0])
+	if !ok {
+		var names []string
+		for _, c := range commands() {
+			names = append(names, c.name)
+		}
+		if best := closest(args[0], names); best != "" {
+			return usagef("help: unknown command %q; did you mean %q?", args[0], best)
+		}
+		return usagef("help: unknown command %q (reembed help lists the commands)", args[0])
+	}
+	return c.run(ctx, e, []string{"--help"})
 }
 
 // exitCode prints err once and maps it to an exit code.
@@ -116,7 +170,8 @@ func printUsage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
 	}
-	b.WriteString("\nRun 'reembed <command> -h' for a command's flags.\n")
+	b.WriteString("\nRun 'reembed help <command>' for a command's flags.\n")
+	b.WriteString(globalFlagsHelp)
 	io.WriteString(w, b.String())
 }
 
@@ -126,21 +181,10 @@ func newFlagSet(e *env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stdout, "Usage: reembed %s\n\nFlags:\n", synopsis)
-		fs.SetOutput(e.stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(e.stderr)
+		fmt.Fprintf(e.stdout, "Usage: reembed %s\n\nFlags (anywhere among the arguments; -- ends them; each also from the $REEMBED_ variable shown):\n", synopsis)
+		printFlags(e.stdout, fs)
+		io.WriteString(e.stdout, globalFlagsHelp)
 	}
+	flagEnvs.Store(fs, e)
 	return fs
-}
-
-// parseFlags parses args, turning flag errors into usage errors.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &usageError{err}
-	}
-	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -15,9 +16,10 @@ import (
 // (SIGINT, SIGTERM), then stops taking requests, ends hanging ones and
 // returns nil.
 func runSimulate(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "simulate", "simulate [--addr 127.0.0.1:8080] [--rpm N] [--tpm N] [--latency D] [--fault-* RATE] [--api-key-env NAME]")
+	fs := newFlagSet(e, "simulate", "simulate [--addr 127.0.0.1:8081] [--rpm N] [--tpm N] [--latency D] [--fault-* RATE] [--api-key-env NAME]")
 	var (
-		addr      = fs.String("addr", "127.0.0.1:8080", "listen address (port 0 picks a free one; the URL is printed on stdout)")
+		addr      = fs.String("addr", "127.0.0.1:8081", "listen address (port 0 picks a free one; the URL is printed on stdout); serve's default is :8080, so both can run")
+		format    = fs.String("format", "text", "what is printed on stdout: text, or json (one object with base_url and ledger_url at start, the ledger's totals at stop)")
 		rpm       = fs.Int("rpm", 0, "requests per minute before 429, as OpenAI's one-minute bucket (0: unlimited)")
 		tpm       = fs.Int("tpm", 0, "tokens per minute before 429 (0: unlimited)")
 		latency   = fs.Duration("latency", 0, "latency added to each successful answer, e.g. 150ms")
@@ -40,6 +42,9 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return usagef("simulate takes no arguments, got %q", fs.Args())
+	}
+	if *format != "text" && *format != "json" {
+		return usagef("--format %q: want text or json", *format)
 	}
 	if *maxInputs < 1 || *maxInTok < 1 || *maxReqTok < 1 || *dims < 1 {
 		return usagef("--max-inputs, --max-input-tokens, --max-request-tokens and --dimensions must be positive")
@@ -74,7 +79,12 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(e.stdout, "reembed simulate: serving OpenAI-compatible embeddings at http://%s/v1 (ledger at /v1/ledger)\n", ln.Addr())
+	if *format == "json" {
+		json.NewEncoder(e.stdout).Encode(map[string]string{"event": "started", "base_url": "http://" + ln.Addr().String() + "/v1",
+			"ledger_url": "http://" + ln.Addr().String() + "/v1/ledger"})
+	} else {
+		fmt.Fprintf(e.stdout, "reembed simulate: serving OpenAI-compatible embeddings at http://%s/v1 (ledger at /v1/ledger)\n", ln.Addr())
+	}
 	e.logger.Info("simulator started", "addr", ln.Addr().String(), "rpm", *rpm, "tpm", *tpm, "latency", *latency,
 		"api_key_required", key != "", "seed", *seed)
 
@@ -95,6 +105,12 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
 	}
 	l := sim.Ledger()
+	if *format == "json" {
+		json.NewEncoder(e.stdout).Encode(struct {
+			Event  string `json:"event"`
+			Totals any    `json:"totals"`
+		}{"stopped", l.Totals})
+	}
 	e.logger.Info("simulator stopped", "requests", l.Totals.Requests, "billed_tokens", l.Totals.PromptTokens,
 		"rate_limited", l.Totals.RateLimited)
 	return nil

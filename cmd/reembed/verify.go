@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 
 	"github.com/reembed/reembed/checkpoint"
@@ -20,6 +21,9 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	corpusChanged := fs.Bool("corpus-changed", false, "verify against PATH or filters that differ from the corpus the checkpoint records")
 	shard := fs.String("shard", "", "verify only shard i of N (i/N): its documents against its own parts (default: all shards as one)")
 	deep := fs.Bool("deep", false, "read every column of every row and check it: text sha256 = chunk_sha256, the manifest's model and length, finite non-zero vector, valid UTF-8, no repeated key, each part's digest (reads every byte; default: key columns only)")
+	for _, name := range verifyFromManifest {
+		hideFlag(fs, name)
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -46,6 +50,9 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	m, err := readAnyManifest(ctx, store)
 	if err != nil {
 		return usagef("--checkpoint %q: %v", loc, err)
+	}
+	if err := checkAgainstManifest(fs, m); err != nil {
+		return err
 	}
 	cat, err := loadCatalog(*pricingFile)
 	if err != nil {
@@ -136,4 +143,23 @@ func readAnyManifest(ctx context.Context, store checkpoint.Store) (checkpoint.Ma
 		}
 	}
 	return m, fmt.Errorf("no manifest.json: not a reembed checkpoint (%w)", err)
+}
+
+// verifyFromManifest are the corpus flags verify takes from the checkpoint's
+// manifest instead: accepted (a runbook may pass rebuild's flags), left out of
+// the help, and refused when they disagree with the manifest.
+var verifyFromManifest = []string{"chunk-tokens", "chunk-overlap", "plain-text"}
+
+// checkAgainstManifest refuses a chunking flag given to verify that
+// disagrees with the manifest, which verify uses.
+func checkAgainstManifest(fs *flag.FlagSet, m checkpoint.Manifest) error {
+	want := map[string]string{"chunk-tokens": fmt.Sprint(m.Chunking.ChunkTokens),
+		"chunk-overlap": fmt.Sprint(m.Chunking.ChunkOverlap), "plain-text": fmt.Sprint(m.PlainText)}
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if w, ok := want[f.Name]; ok && err == nil && f.Value.String() != w {
+			err = usagef("--%s %s: verify cuts chunks as the checkpoint's manifest says (%s %s); leave the flag out", f.Name, f.Value, f.Name, w)
+		}
+	})
+	return err
 }

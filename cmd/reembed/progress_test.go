@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/reembed/reembed/planner"
+)
+
+func TestProgressLineFitsWidth(t *testing.T) {
+	eta := 12345.0
+	p := planner.Progress{State: "running", PlannedChunks: 10_000_000, EmbeddedChunks: 1_234_567, BilledTokens: 987_654_321,
+		TokensPerSecond: 123456, ETASeconds: &eta, Cost: 123456789}
+	for width := 20; width <= 220; width++ {
+		for _, wait := range []string{"", "429 rate limited: retrying in 2s"} {
+			if got := progressLine(p, wait, width); utf8.RuneCountInString(got) > width {
+				t.Errorf("width %d: %d runes: %q", width, utf8.RuneCountInString(got), got)
+			}
+		}
+	}
+	if got := progressLine(p, "429 rate limited: retrying in 2s", 199); !strings.Contains(got, "429") || !strings.Contains(got, "ETA 3h25m45s") {
+		t.Errorf("at 200 columns the line should say what it waits for and the ETA: %q", got)
+	}
+	p0 := planner.Progress{State: "running", PlannedChunks: 100, ElapsedSeconds: 18}
+	if got := progressLine(p0, "", 120); !strings.Contains(got, "waiting for the first answers") {
+		t.Errorf("no progress after 18s should say what it waits for: %q", got)
+	}
+}
+
+func TestStatusWriterPrintsLogsAboveTheLine(t *testing.T) {
+	var buf bytes.Buffer
+	s := &statusWriter{w: &buf, tty: true, width: func() int { return 40 }}
+	s.SetStatus(strings.Repeat("x", 100))
+	fmt.Fprintf(s, "a log line\n")
+	s.EndStatus()
+	want := "\r\x1b[K" + strings.Repeat("x", 39) + "\r\x1b[Ka log line\n" + strings.Repeat("x", 39) + "\n"
+	if buf.String() != want {
+		t.Errorf("wrote %q, want %q", buf.String(), want)
+	}
+	logger := slog.New(waitWatcher{slog.NewTextHandler(s, &slog.HandlerOptions{Level: slog.LevelInfo}), s})
+	logger.Debug("retrying embedding batch", "status", 429, "wait", time.Second)
+	if got := s.lastWait(); got != "429 rate limited: retrying in 1s" {
+		t.Errorf("lastWait after a debug retry record = %q", got)
+	}
+	if strings.Contains(buf.String(), "retrying embedding batch") {
+		t.Errorf("a debug record was printed at info level")
+	}
+}
+
+// TestProgressInTmux runs a rebuild in a real terminal (tmux) at 80 and 200
+// columns and reads the screen: one progress line, never wrapped, with the
+// log lines above it.
+func TestProgressInTmux(t *testing.T) {
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Skip("tmux is not installed (apt-get install -y tmux)")
+	}
+	bin := buildReembed(t)
+	corpus := smallCorpus(t)
+	for _, width := range []int{80, 200} {
+		t.Run(fmt.Sprint(width), func(t *testing.T) {
+			session := fmt.Sprintf("reembed-test-%d-%d", width, time.Now().UnixNano())
+			out := filepath.Join(t.TempDir(), "c")
+			cmd := fmt.Sprintf("%s rebuild %s --out %s --latency 150ms --batch-size 8 --concurrency 1 --rpm 0 --tpm 0 --progress-interval 50ms; echo DONE; sleep 60",
+				bin, corpus, out)
+			// A server of its own (-L): no race with another test's server
+			// exiting, and the user's sessions are not touched.
+			if b, err := exec.Command(tmux, "-L", session, "new-session", "-d", "-s", session, "-x", fmt.Sprint(width), "-y", "50", cmd).CombinedOutput(); err != nil {
+				t.Fatalf("tmux: %v %s", err, b)
+			}
+			defer exec.Command(tmux, "-L", session, "kill-server").Run()
+			var screen string
+			sawRunning := false
+			for i := 0; i < 600 && !strings.Contains(screen, "DONE"); i++ {
+				time.Sleep(100 * time.Millisecond)
+				b, _ := exec.Command(tmux, "-L", session, "capture-pane", "-p", "-t", session).Output()
+				screen = string(b)
+				if strings.Contains(screen, "█") && !strings.Contains(screen, "Rebuild complete") {
+					sawRunning = true
+					checkScreen(t, screen, width, false)
+				}
+			}
+			if !strings.Contains(screen, "DONE") {
+				t.Fatalf("the rebuild did not finish:\n%s", screen)
+			}
+			if !sawRunning {
+				t.Errorf("never saw the progress line while the rebuild ran")
+			}
+			checkScreen(t, screen, width, true)
+		})
+	}
+}
+
+// checkScreen checks a captured screen: bar lines fit the width (a wrapped
+// line would leave a fragment starting without the bar) and appear once,
+// below the log lines.
+func checkScreen(t *testing.T, screen string, width int, done bool) {
+	t.Helper()
+	bars, lastLog, lastBar := 0, -1, -1
+	for i, line := range strings.Split(screen, "\n") {
+		if strings.Contains(line, "chunks  $") {
+			bars++
+			lastBar = i
+			if !strings.HasPrefix(line, "█") && !strings.HasPrefix(line, "░") {
+				t.Errorf("a progress line does not start at column 0 (wrapped or mixed with a log line): %q", line)
+			}
+			if n := utf8.RuneCountInString(line); n >= width {
+				t.Errorf("a progress line of %d columns at width %d: %q", n, width, line)
+			}
+		}
+		if strings.Contains(line, "level=INFO") && strings.Contains(line, "committed checkpoint part") {
+			lastLog = i
+		}
+	}
+	if bars != 1 {
+		t.Errorf("%d progress lines on the screen, want 1:\n%s", bars, screen)
+	}
+	if done && (lastLog < 0 || lastBar < lastLog) {
+		t.Errorf("the log lines are not above the progress line (log at %d, bar at %d):\n%s", lastLog, lastBar, screen)
+	}
+}
