@@ -113,6 +113,8 @@ type BatchProgress struct {
 	SyncChunks        int64          `json:"sync_chunks"`
 	SyncTokens        int64          `json:"sync_tokens"`
 	SyncCost          pricing.Micros `json:"sync_cost_usd"`
+	// Plan is the auto split, in auto mode.
+	Plan *BatchPlan `json:"plan,omitempty"`
 }
 
 // BatchRunner rebuilds through the Batch API into the same checkpoint as

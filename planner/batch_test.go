@@ -189,3 +189,59 @@ func TestBatchRebuildDeadlineFallback(t *testing.T) {
 		t.Errorf("want a fallback to sync: %+v", sum.Batch)
 	}
 }
+
+// TestPlanBatchSplit: an RTO at least the batch window sends everything
+// batch for at most 55% of all-sync; an RTO shorter than the batch p90 sends
+// everything sync; in between, the sync slice is the smallest that leaves
+// the batch slice its p90 before the fallback time, and the worst case
+// (fallback) still meets the RTO.
+func TestPlanBatchSplit(t *testing.T) {
+	t.Parallel()
+	m := rbModel(t, "text-embedding-3-small")
+	bp := *m.BatchPricePer1M
+	me := ModelEstimate{Tokens: 100_000_000, DurationSeconds: 4 * 3600, PricePer1M: m.PricePer1M, BatchPricePer1M: &bp,
+		CostUSD: pricing.CostCeil(100_000_000, m.PricePer1M)}
+	o := AutoOptions{P50: 7 * time.Minute, P90: time.Hour, EnqueuedTokens: 500_000_000}
+	o.RTO = 24 * time.Hour
+	p := PlanBatchSplit(me, o)
+	if p.SyncFraction != 0 || p.TotalCost*100 > p.AllSyncCost*55 || !p.MeetsRTO {
+		t.Errorf("RTO 24h: %+v, want all batch at <= 55%%", p)
+	}
+	o.RTO = 30 * time.Minute
+	if p := PlanBatchSplit(me, o); p.SyncFraction != 1 || p.TotalCost != p.AllSyncCost {
+		t.Errorf("RTO 30m: %+v, want all sync", p)
+	}
+	o.RTO = 4*time.Hour + 30*time.Minute
+	p = PlanBatchSplit(me, o)
+	if p.SyncFraction <= 0 || p.SyncFraction >= 1 || p.WorstFinishSeconds > o.RTO.Seconds() || p.P90FinishSeconds > p.FallbackAtSeconds+1 {
+		t.Errorf("RTO 4h30: %+v", p)
+	}
+	if p.TotalCost >= p.AllSyncCost || p.SyncCost+p.BatchCost != p.TotalCost {
+		t.Errorf("RTO 4h30 costs: %+v", p)
+	}
+	// One percent less sync would leave the batch slice less than its p90.
+	if f := p.SyncFraction - 0.01; f > 0 {
+		fallback := o.RTO.Seconds() - (1-f)*me.DurationSeconds
+		if fallback >= o.P90.Seconds() {
+			t.Errorf("sync fraction %v is not the smallest: %v leaves %vs before the fallback", p.SyncFraction, f, fallback)
+		}
+	}
+}
+
+// TestRunAuto: with an RTO past the window, auto embeds through batches
+// only; with an RTO that needs some sync, both paths run; each chunk once.
+func TestRunAuto(t *testing.T) {
+	t.Parallel()
+	e := newBatchEnv(t, embedder.BatchSimConfig{})
+	root, out := rbCorpus(t, 20, 11), t.TempDir()
+	spec := rbSpec(t, root)
+	sum, err := RunAuto(t.Context(), e.runner(t, out, BatchOptions{}), spec, AutoOptions{RTO: 48 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOnce(t, e, out, spec)
+	l := e.sim.Ledger()
+	if sum.Batch.Plan == nil || sum.Batch.Plan.SyncFraction != 0 || l.Totals.PromptTokens != 0 || l.Batch.PromptTokens == 0 {
+		t.Errorf("RTO 48h: plan %+v, sync %d tokens", sum.Batch.Plan, l.Totals.PromptTokens)
+	}
+}
