@@ -197,4 +197,3 @@ func sumCounts(m map[string]int) int {
 	}
 	return n
 }
-
