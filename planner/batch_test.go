@@ -207,9 +207,14 @@ func TestPlanBatchSplit(t *testing.T) {
 	if p.SyncFraction != 0 || p.TotalCost*100 > p.AllSyncCost*55 || !p.MeetsRTO {
 		t.Errorf("RTO 24h: %+v, want all batch at <= 55%%", p)
 	}
-	o.RTO = 30 * time.Minute
-	if p := PlanBatchSplit(me, o); p.SyncFraction != 1 || p.TotalCost != p.AllSyncCost {
-		t.Errorf("RTO 30m: %+v, want all sync", p)
+	slow := o
+	slow.RTO, slow.P90 = 4*time.Hour+30*time.Minute, 5*time.Hour
+	if p := PlanBatchSplit(me, slow); p.SyncFraction != 1 || p.TotalCost != p.AllSyncCost || !p.MeetsRTO {
+		t.Errorf("RTO 4h30 with batch p90 5h: %+v, want all sync", p)
+	}
+	o.RTO = 30 * time.Minute // sync needs 4h: the batch p90 (1h) is the fastest, no fallback
+	if p := PlanBatchSplit(me, o); p.SyncFraction != 0 || p.MeetsRTO || p.FallbackAtSeconds != 0 {
+		t.Errorf("RTO 30m: %+v, want all batch, RTO missed, no fallback", p)
 	}
 	o.RTO = 4*time.Hour + 30*time.Minute
 	p = PlanBatchSplit(me, o)

@@ -92,17 +92,33 @@ func PlanBatchSplit(me ModelEstimate, o AutoOptions) BatchPlan {
 	waves := func(tokens float64) int { return int(math.Ceil(tokens / float64(o.EnqueuedTokens))) }
 	ok := func(f float64) bool {
 		bt := (1 - f) * T
+		if syncSec > rto {
+			return false // no fallback can guarantee the RTO
+		}
 		if bt <= 0 {
 			return true
 		}
 		fallbackAt := rto - (1-f)*syncSec
 		return float64(waves(bt))*o.P90.Seconds() <= fallbackAt && f*syncSec <= fallbackAt
 	}
-	f := 1.0
-	for i := 0; i <= 1000; i++ {
-		if c := float64(i) / 1000; ok(c) {
-			f = c
-			break
+	// When sync alone cannot meet the RTO no fallback can guarantee it: then
+	// take the split whose p90 finish meets it, or else the fastest.
+	p90Finish := func(f float64) float64 {
+		return max(f*syncSec, float64(waves((1-f)*T))*o.P90.Seconds())
+	}
+	f, found := 1.0, false
+	for _, cond := range []func(float64) bool{ok, func(f float64) bool { return p90Finish(f) <= rto }} {
+		for i := 0; i <= 1000 && !found; i++ {
+			if c := float64(i) / 1000; cond(c) {
+				f, found = c, true
+			}
+		}
+	}
+	if !found {
+		for i := 0; i <= 1000; i++ {
+			if c := float64(i) / 1000; p90Finish(c) < p90Finish(f) {
+				f = c
+			}
 		}
 	}
 	p := BatchPlan{RTOSeconds: rto, SyncFraction: f, SyncTokens: int64(math.Round(f * T))}
@@ -118,8 +134,14 @@ func PlanBatchSplit(me ModelEstimate, o AutoOptions) BatchPlan {
 	p.ExpectedFinishSeconds = max(syncPart, float64(p.BatchWaves)*o.P50.Seconds())
 	p.P90FinishSeconds = max(syncPart, float64(p.BatchWaves)*o.P90.Seconds())
 	p.WorstFinishSeconds = max(syncSec, p.FallbackAtSeconds+(1-f)*syncSec)
-	if p.BatchTokens == 0 {
+	switch {
+	case p.BatchTokens == 0:
 		p.FallbackAtSeconds, p.WorstFinishSeconds = 0, syncSec
+	case syncSec > rto:
+		// No fallback is armed: sync could not finish in time anyway. The
+		// worst case is a batch that expires with nothing done.
+		p.FallbackAtSeconds = 0
+		p.WorstFinishSeconds = max(syncPart, o.Window.Seconds()) + (1-f)*syncSec
 	}
 	p.MeetsRTO = p.WorstFinishSeconds <= rto || p.BatchTokens > 0 && p.P90FinishSeconds <= rto && syncSec > rto
 	switch {
@@ -194,7 +216,10 @@ func RunAuto(ctx context.Context, br *BatchRunner, spec RebuildSpec, o AutoOptio
 	} else {
 		last.Opts.SyncTokensPerSec = math.Inf(1)
 	}
-	last.Opts.Deadline = start.Add(o.RTO)
+	if me.DurationSeconds <= o.RTO.Seconds() {
+		// The fallback is armed only when sync can still meet the RTO.
+		last.Opts.Deadline = start.Add(o.RTO)
+	}
 	sum, err := last.Run(ctx, spec)
 	if sum != nil {
 		sum.Batch.Mode = ModeAuto
