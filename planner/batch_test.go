@@ -2,6 +2,7 @@ package planner
 
 import (
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,7 +149,12 @@ func TestBatchRebuildFailuresRetryThenSync(t *testing.T) {
 // completes.
 func TestBatchRebuildTokenLimitShrinksWave(t *testing.T) {
 	t.Parallel()
-	e := newBatchEnv(t, embedder.BatchSimConfig{MaxEnqueuedTokens: 2500, CompletionP50: 200 * time.Millisecond, CompletionP90: 300 * time.Millisecond})
+	// The simulator's clock moves 10ms per look, whatever the machine's
+	// load: a batch takes 100 looks, so several are enqueued at once.
+	var looks atomic.Int64
+	start := time.Now()
+	clock := func() time.Time { return start.Add(time.Duration(looks.Add(1)) * 10 * time.Millisecond) }
+	e := newBatchEnv(t, embedder.BatchSimConfig{MaxEnqueuedTokens: 2500, CompletionP50: time.Second, CompletionP90: time.Second, Now: clock})
 	root, out := rbCorpus(t, 20, 9), t.TempDir()
 	spec := rbSpec(t, root)
 	sum, err := e.runner(t, out, BatchOptions{MaxRequests: 2, EnqueuedTokens: 1 << 30}).Run(t.Context(), spec)

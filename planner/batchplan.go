@@ -123,11 +123,11 @@ func PlanBatchSplit(me ModelEstimate, o AutoOptions) BatchPlan {
 	}
 	p := BatchPlan{RTOSeconds: rto, SyncFraction: f, SyncTokens: int64(math.Round(f * T))}
 	p.BatchTokens = me.Tokens - p.SyncTokens
-	p.SyncCost = pricing.CostCeil(p.SyncTokens, me.PricePer1M)
-	p.BatchCost = pricing.CostCeil(p.BatchTokens, batchPrice)
+	p.SyncCost = pricing.Cost(p.SyncTokens, me.PricePer1M)
+	p.BatchCost = pricing.Cost(p.BatchTokens, batchPrice)
 	p.TotalCost = p.SyncCost + p.BatchCost
 	p.AllSyncCost = me.CostUSD
-	p.WorstCost = pricing.CostCeil(me.Tokens, me.PricePer1M)
+	p.WorstCost = pricing.Cost(me.Tokens, me.PricePer1M)
 	p.BatchWaves = waves(float64(p.BatchTokens))
 	syncPart := f * syncSec
 	p.FallbackAtSeconds = rto - (1-f)*syncSec

@@ -58,7 +58,7 @@ type WhatIf struct {
 // exclusive.
 type EstimateRequest struct {
 	// Batch holds the batch latency assumptions of the auto split shown
-	// with an RTO (ModelEstimate.BatchPlan); zero values take the defaults.
+	// with an RTO (ModelEstimate.BatchPlan); with P90 zero there is no split.
 	Batch        AutoOptions
 	Paths        []string
 	Corpus       corpus.Options
@@ -674,7 +674,7 @@ func finish(est *Estimate, req EstimateRequest, accs []*modelAcc, x extrapolatio
 		if req.RTO > 0 {
 			ok := me.DurationSeconds <= req.RTO.Seconds()
 			me.MeetsRTO = &ok
-			if me.BatchCostUSD != nil {
+			if me.BatchCostUSD != nil && req.Batch.P90 > 0 {
 				o := req.Batch
 				o.RTO = req.RTO
 				p := PlanBatchSplit(me, o)
