@@ -149,11 +149,11 @@ func TestBatchRebuildFailuresRetryThenSync(t *testing.T) {
 // completes.
 func TestBatchRebuildTokenLimitShrinksWave(t *testing.T) {
 	t.Parallel()
-	// The simulator's clock moves 10ms per look, whatever the machine's
-	// load: a batch takes 100 looks, so several are enqueued at once.
+	// The simulator's clock moves 50ms per look, whatever the machine's
+	// load: a batch takes 20 looks, so several are enqueued at once.
 	var looks atomic.Int64
 	start := time.Now()
-	clock := func() time.Time { return start.Add(time.Duration(looks.Add(1)) * 10 * time.Millisecond) }
+	clock := func() time.Time { return start.Add(time.Duration(looks.Add(1)) * 50 * time.Millisecond) }
 	e := newBatchEnv(t, embedder.BatchSimConfig{MaxEnqueuedTokens: 2500, CompletionP50: time.Second, CompletionP90: time.Second, Now: clock})
 	root, out := rbCorpus(t, 20, 9), t.TempDir()
 	spec := rbSpec(t, root)
