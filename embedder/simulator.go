@@ -75,12 +75,15 @@ type SimulatorConfig struct {
 	MaxLedgerRequests int
 	// Logger receives one debug line per request; nil discards.
 	Logger *slog.Logger
+	// Batch configures the Files and Batches API (simulator_batch.go).
+	Batch BatchSimConfig
 }
 
 // Simulator is a simulated OpenAI-compatible embeddings provider.
 //
 // As an http.Handler it serves POST /v1/embeddings, POST /embeddings and
-// Azure's POST /openai/deployments/{deployment}/embeddings, and the billing
+// Azure's POST /openai/deployments/{deployment}/embeddings, the Files and
+// Batches API under /v1/files and /v1/batches ([BatchSimConfig]), and the billing
 // ledger at GET /v1/ledger ([Ledger] as JSON; ?summary=1 for the totals
 // only). The ledger needs no key. Its Embed method applies the same rules in
 // process. Vectors are [SimulatedVector]; usage is the exact token count.
@@ -101,6 +104,7 @@ type Simulator struct {
 	reqs   bucket
 	toks   bucket
 	ledger ledgerState
+	batch  *batchSim
 }
 
 var _ Embedder = (*Simulator)(nil)
@@ -149,7 +153,7 @@ func NewSimulator(cfg SimulatorConfig) (*Simulator, error) {
 		return key == "" || subtle.ConstantTimeCompare([]byte(got), []byte(key)) == 1
 	}
 	now := time.Now()
-	return &Simulator{
+	s := &Simulator{
 		cfg:   cfg,
 		keyOK: keyOK,
 		auth:  key != "",
@@ -163,7 +167,13 @@ func NewSimulator(cfg SimulatorConfig) (*Simulator, error) {
 			inputs: make(map[[32]byte]int),
 			max:    cfg.MaxLedgerRequests,
 		},
-	}, nil
+	}
+	b, err := newBatchSim(s, cfg.Batch)
+	if err != nil {
+		return nil, fmt.Errorf("simulator batch api: %w", err)
+	}
+	s.batch = b
+	return s, nil
 }
 
 func cmp0(v, def int) int {
@@ -503,6 +513,8 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.serveEmbeddings(w, r)
+	case strings.HasPrefix(path, "/v1/files") || strings.HasPrefix(path, "/v1/batches"):
+		s.serveBatchAPI(w, r)
 	default:
 		writeAPIError(w, http.StatusNotFound, &apiError{Type: "invalid_request_error",
 			Message: fmt.Sprintf("Invalid URL (%s %s)", r.Method, path)}, nil, 0)
@@ -681,6 +693,8 @@ type Ledger struct {
 	Inputs map[string]int `json:"inputs"`
 	// Totals sums every request.
 	Totals LedgerTotals `json:"totals"`
+	// Batch is what the Files and Batches API saw and billed.
+	Batch BatchLedger `json:"batch"`
 }
 
 // LedgerRequest is one request as the simulator saw it.
@@ -728,7 +742,7 @@ func (s *Simulator) record(req simRequest, r *simReply) {
 	if r.outcome == outcomeOK {
 		sums = make([][32]byte, len(req.texts))
 		for i, t := range req.texts {
-			sums[i] = sha256.Sum256([]byte(t))
+			sums[i] = sha256Sum(t)
 		}
 	}
 	now := time.Now()
@@ -769,9 +783,11 @@ func (s *Simulator) record(req simRequest, r *simReply) {
 
 // Ledger returns a copy of the billing ledger.
 func (s *Simulator) Ledger() Ledger {
+	bl := s.batch.batchLedger() // first: finishing a due batch bills it
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := Ledger{
+		Batch:           bl,
 		Requests:        append([]LedgerRequest(nil), s.ledger.reqs...),
 		RequestsDropped: s.ledger.dropped,
 		Inputs:          make(map[string]int, len(s.ledger.inputs)),
@@ -782,6 +798,8 @@ func (s *Simulator) Ledger() Ledger {
 	}
 	return l
 }
+
+func sha256Sum(t string) [32]byte { return sha256.Sum256([]byte(t)) }
 
 // TextSHA256 returns the ledger key of text: its hex sha256.
 func TextSHA256(text string) string {

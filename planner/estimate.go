@@ -57,6 +57,9 @@ type WhatIf struct {
 // EstimateRequest is everything an estimate needs. Paths and WhatIf are
 // exclusive.
 type EstimateRequest struct {
+	// Batch holds the batch latency assumptions of the auto split shown
+	// with an RTO (ModelEstimate.BatchPlan); with P90 zero there is no split.
+	Batch        AutoOptions
 	Paths        []string
 	Corpus       corpus.Options
 	Models       []pricing.Model
@@ -295,6 +298,9 @@ type ModelEstimate struct {
 	Notes           []string        `json:"notes,omitempty"`
 	// Sharded holds per-shard figures and their total (estimate --shards N).
 	Sharded *ShardedEstimate `json:"sharded,omitempty"`
+	// BatchPlan is the auto split against the RTO (rebuild --mode auto),
+	// for models with a batch price when an RTO is given.
+	BatchPlan *BatchPlan `json:"batch_plan,omitempty"`
 }
 
 // DurationTerms are the three terms of the duration, in seconds.
@@ -678,6 +684,12 @@ func finish(est *Estimate, req EstimateRequest, accs []*modelAcc, x extrapolatio
 		if req.RTO > 0 {
 			ok := me.DurationSeconds <= req.RTO.Seconds()
 			me.MeetsRTO = &ok
+			if me.BatchCostUSD != nil && req.Batch.P90 > 0 {
+				o := req.Batch
+				o.RTO = req.RTO
+				p := PlanBatchSplit(me, o)
+				me.BatchPlan = &p
+			}
 		}
 		me.Sharded = shardedEstimate(acc, req, scale)
 		me.Recommendations = recommend(me, req)

@@ -77,6 +77,8 @@ type Progress struct {
 	// ElapsedSeconds the store, not the provider, bounds the rebuild.
 	CheckpointWaitSeconds float64 `json:"checkpoint_wait_seconds"`
 	LastError             string  `json:"last_error,omitempty"`
+	// Batch is the batch side of a rebuild in batch or auto mode.
+	Batch *BatchProgress `json:"batch,omitempty"`
 }
 
 // Summary is the outcome of [Rebuilder.Run].

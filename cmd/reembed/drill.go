@@ -36,6 +36,8 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	concurrency := fs.Int("concurrency", 2, "requests in flight")
 	keep := fs.Bool("keep", false, "keep the temporary directory (its path is printed)")
 	format := fs.String("format", "table", "output format: table, or json (the result on stdout, the steps on stderr)")
+	mode := fs.String("mode", planner.ModeSync, "rebuild mode to drill: sync, batch (the simulator's Batch API, killed during the batch wait) or auto")
+	rto := fs.Duration("rto", 48*time.Hour, "--mode auto: the RTO passed to the rebuild")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -73,6 +75,17 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 		defer os.RemoveAll(dir)
 	}
 	out := filepath.Join(dir, "checkpoint")
+	switch *mode {
+	case planner.ModeSync:
+	case planner.ModeBatch, planner.ModeAuto:
+		if m.BatchPricePer1M == nil {
+			return usagef("--mode %s: %s has no batch price", *mode, m.Name)
+		}
+		d := &batchDrill{mode: *mode, rto: *rto, m: m, cf: cf, paths: paths, out: out, batch: *batch}
+		return d.run(ctx, e)
+	default:
+		return usagef("--mode %q: want sync, batch or auto", *mode)
+	}
 
 	// The provider: a simulator on loopback with a one-off key.
 	keyBytes := make([]byte, 16)

@@ -134,6 +134,8 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		shard         string
 		shards        int
 		failOnRTO     bool
+		batchPlan     planner.AutoOptions
+		batchTier     int
 	)
 	cf.register(fs)
 	fs.Var(&models, "model", "embedding model; repeat or comma-separate for several, or 'all' (default text-embedding-3-small)")
@@ -146,6 +148,7 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 	fs.DurationVar(&latency, "latency", planner.DefaultLatency, "expected latency of one request")
 	fs.DurationVar(&rto, "rto", 0, "recovery time objective, e.g. 4h (0 = none)")
 	fs.IntVar(&batchSize, "batch-size", 0, "inputs per request (default: the model's maximum)")
+	registerBatchPlanFlags(fs, &batchPlan, &batchTier)
 	fs.Float64Var(&sampleF, "sample", 0, "read only this fraction of documents, e.g. 0.05, and extrapolate with a 95% interval")
 	fs.Int64Var(&seed, "seed", 1, "seed choosing the --sample documents")
 	fs.Int64Var(&documents, "documents", 0, "what-if: number of documents (with --tokens-per-document; reads no corpus)")
@@ -206,7 +209,10 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		Corpus: cf.options(), Models: ms,
 		ChunkTokens: cf.chunkTokens, ChunkOverlap: cf.chunkOverlap,
 		Limits: planner.Limits{RPM: rpm, TPM: tpm, Concurrency: concurrency, Latency: latency, BatchSize: batchSize},
-		RTO:    rto, Jobs: cf.jobs, Alternatives: alternatives,
+		RTO:    rto, Jobs: cf.jobs, Alternatives: alternatives, Batch: batchPlan,
+	}
+	if err := checkBatchPlanFlags(&req.Batch, batchTier); err != nil {
+		return err
 	}
 	req.Corpus.Sample, req.Corpus.Seed = sampleF, seed
 	si, sn, err := parseShard(shard)
@@ -484,6 +490,7 @@ func writeModelNotes(w io.Writer, m planner.ModelEstimate) {
 			}
 		}
 	}
+	writeBatchPlan(w, m)
 	for _, r := range m.Recommendations {
 		fmt.Fprintf(w, "\n%s: %s", m.Model, r)
 	}

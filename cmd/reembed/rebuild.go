@@ -45,6 +45,7 @@ type rebuildFlags struct {
 	shard         string
 	corpusChanged bool
 	dryRun        bool
+	batch         batchFlags
 }
 
 func runRebuild(ctx context.Context, e *env, args []string) error {
@@ -64,6 +65,7 @@ func newRebuildFlagSet(e *env) (*flag.FlagSet, *rebuildFlags) {
 	f := &rebuildFlags{}
 	f.corpus.register(fs)
 	f.provider.register(fs)
+	f.batch.register(fs)
 	fs.StringVar(&f.model, "model", pricing.DefaultModel, "embedding model")
 	fs.StringVar(&f.pricingFile, "pricing", "", "YAML or JSON file of models that add to or replace the built-in catalog")
 	fs.IntVar(&f.dimensions, "dimensions", 0, "vector dimensions (default: the model's)")
@@ -91,6 +93,9 @@ func (f *rebuildFlags) spec(e *env, paths []string) (planner.RebuildSpec, pricin
 	}
 	loc, err := parseStoreLocation("--out", f.out)
 	if err != nil {
+		return spec, pricing.Model{}, storeLocation{}, err
+	}
+	if err := f.batch.check(); err != nil {
 		return spec, pricing.Model{}, storeLocation{}, err
 	}
 	if f.format != "table" && f.format != "json" {
@@ -191,7 +196,12 @@ func (f *rebuildFlags) run(ctx context.Context, e *env, args []string) error {
 				fmt.Fprintf(e.stderr, "\nstopping: waiting for %d requests in flight (Ctrl-C again to abort)\n", inFlight)
 			}
 		}}
-	sum, err := rb.Run(ctx, spec)
+	var sum *planner.Summary
+	if f.batch.mode == planner.ModeSync {
+		sum, err = rb.Run(ctx, spec)
+	} else {
+		sum, err = f.runBatchMode(ctx, e, rb, spec, model)
+	}
 	if sum != nil {
 		if werr := writeSummary(e.stdout, sum, f.format); werr != nil && err == nil {
 			err = werr
@@ -254,6 +264,7 @@ func writeSummary(w io.Writer, s *planner.Summary, format string) error {
 	if s.Estimate != nil {
 		fmt.Fprintf(w, "Planned: %d chunks, %d tokens, %d requests, $%s\n", s.PlannedChunks, s.PlannedTokens, s.PlannedRequests, s.PlannedCost)
 	}
+	writeBatchSummary(w, s)
 	if len(s.RemovedTempFiles) > 0 {
 		fmt.Fprintf(w, "Removed %d unfinished commits left by a crash.\n", len(s.RemovedTempFiles))
 	}

@@ -16,7 +16,7 @@ import (
 // (SIGINT, SIGTERM), then stops taking requests, ends hanging ones and
 // returns nil.
 func runSimulate(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "simulate", "simulate [--addr 127.0.0.1:8081] [--rpm N] [--tpm N] [--latency D] [--fault-* RATE] [--api-key-env NAME]")
+	fs := newFlagSet(e, "simulate", "simulate [--addr 127.0.0.1:8081] [--rpm N] [--tpm N] [--latency D] [--fault-* RATE] [--batch-* ...] [--api-key-env NAME]\n\nAlso serves the Files and Batches API (/v1/files, /v1/batches) for rebuild --mode batch|auto.")
 	var (
 		addr      = fs.String("addr", "127.0.0.1:8081", "listen address (port 0 picks a free one; the URL is printed on stdout); serve's default is :8080, so both can run")
 		format    = fs.String("format", "text", "what is printed on stdout: text, or json (one object with base_url and ledger_url at start, the ledger's totals at stop)")
@@ -36,6 +36,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 		maxInTok  = fs.Int("max-input-tokens", 8192, "most tokens per input (more: 400)")
 		maxReqTok = fs.Int("max-request-tokens", 300000, "most tokens per request (more: 400)")
 		dims      = fs.Int("dimensions", 1536, "vector length when a request names none")
+		batch     = registerBatchSimFlags(fs)
 	)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -62,7 +63,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 		HangFor: *hangFor, Seed: *seed,
 		MaxInputs: *maxInputs, MaxInputTokens: *maxInTok, MaxRequestTokens: *maxReqTok,
 		DefaultDimensions: *dims, MaxDimensions: max(*dims, 3072),
-		Logger: e.logger,
+		Logger: e.logger, Batch: batch.config(*seed),
 	})
 	if err != nil {
 		return &usageError{err}
@@ -83,7 +84,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 		json.NewEncoder(e.stdout).Encode(map[string]string{"event": "started", "base_url": "http://" + ln.Addr().String() + "/v1",
 			"ledger_url": "http://" + ln.Addr().String() + "/v1/ledger"})
 	} else {
-		fmt.Fprintf(e.stdout, "reembed simulate: serving OpenAI-compatible embeddings at http://%s/v1 (ledger at /v1/ledger)\n", ln.Addr())
+		fmt.Fprintf(e.stdout, "reembed simulate: serving OpenAI-compatible embeddings and batches at http://%s/v1 (ledger at /v1/ledger)\n", ln.Addr())
 	}
 	e.logger.Info("simulator started", "addr", ln.Addr().String(), "rpm", *rpm, "tpm", *tpm, "latency", *latency,
 		"api_key_required", key != "", "seed", *seed)
