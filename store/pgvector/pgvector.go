@@ -118,7 +118,11 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 		return nil, s.scrub(fmt.Errorf("parsing the PostgreSQL DSN: %w", err))
 	}
 	if cfg.Notice != nil {
-		pc.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { cfg.Notice(n.Message) }
+		pc.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+			if !strings.HasSuffix(n.Message, "already exists, skipping") {
+				cfg.Notice(n.Message)
+			}
+		}
 	}
 	s.conn, err = pgx.ConnectConfig(ctx, pc)
 	if err != nil {

@@ -40,33 +40,8 @@ func restore(t *testing.T, dsn, dir, table string, mode pgvector.Mode, opts stor
 	return store.Restore(ctx, src, m, sink, opts)
 }
 
-// tableRows reads every row of a table, vectors widened to float32.
 func tableRows(t *testing.T, dsn, table string) map[checkpoint.Key]checkpoint.Row {
-	t.Helper()
-	ctx := t.Context()
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	rows, err := c.Query(ctx, "SELECT doc_id, chunk_index, chunk_sha256, text, model, embedded_at, embedding::vector::real[] FROM "+table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[checkpoint.Key]checkpoint.Row{}
-	var r checkpoint.Row
-	_, err = pgx.ForEachRow(rows, []any{&r.DocID, &r.ChunkIndex, &r.ChunkSHA256, &r.Text, &r.Model, &r.EmbeddedAt, &r.Embedding}, func() error {
-		if _, dup := out[r.Key()]; dup {
-			t.Errorf("key %s twice", r.Key())
-		}
-		out[r.Key()] = r
-		r.Embedding = nil
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return pgtest.Rows(t, dsn, table)
 }
 
 // exec runs SQL on dsn.

@@ -36,6 +36,9 @@ func (s *Sink) prepare(ctx context.Context, t store.Target) (map[string]bool, er
 	if _, err := opclass(s.vectorType(), s.metric); err != nil {
 		return nil, err
 	}
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
 	if _, err := s.conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS vector"); err != nil {
 		return nil, fmt.Errorf("creating the pgvector extension (install postgresql-NN-pgvector on the server): %w", err)
 	}
@@ -71,6 +74,31 @@ func (s *Sink) prepare(ctx context.Context, t store.Target) (map[string]bool, er
 		return nil, err
 	}
 	return s.ledger(ctx, s.load)
+}
+
+// lock makes this session the only restore of the table. A killed restore's
+// server session may still be running a statement (a CREATE INDEX commits on
+// its own): the lock waits for it to end. client_connection_check_interval
+// makes the server notice a dead client within a second, so a killed
+// restore's index build stops instead of running on for hours (PostgreSQL
+// 14+; older servers ignore it).
+func (s *Sink) lock(ctx context.Context) error {
+	_, _ = s.conn.Exec(ctx, "SET client_connection_check_interval = 1000")
+	var ok bool
+	key := "reembed restore " + s.qualified(s.table)
+	if err := s.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key).Scan(&ok); err != nil {
+		return fmt.Errorf("locking the table for the restore: %w", err)
+	}
+	if ok {
+		return nil
+	}
+	if s.cfg.Notice != nil {
+		s.cfg.Notice("another restore of " + s.ident(s.table) + " (or a killed one's server session) is running: waiting for it to end")
+	}
+	if _, err := s.conn.Exec(ctx, "SELECT pg_advisory_lock(hashtextextended($1, 0))", key); err != nil {
+		return fmt.Errorf("waiting for the other restore of the table: %w", err)
+	}
+	return nil
 }
 
 // autoMode picks the mode of [ModeAuto].

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/reembed/reembed/checkpoint"
 )
 
 // Password is the test superuser's password: tests grep every output for it.
@@ -41,13 +43,14 @@ type Server struct {
 	Port int
 	bin  string
 	as   string // user the server runs as ("" for the current one)
+	mu   sync.Mutex
+	n    int // databases created
 }
 
 var shared struct {
 	mu  sync.Mutex
 	srv *Server
 	err error
-	n   int
 }
 
 // Required reports whether the environment requires the PostgreSQL tests to run.
@@ -87,6 +90,38 @@ func skipOrFail(t testing.TB, msg string) {
 	t.Skip(msg)
 }
 
+// New starts a private server for one test, stopped and removed when the
+// test ends; it skips (or fails, when required) as [DSN] does.
+func New(t testing.TB) *Server {
+	t.Helper()
+	s, err := Start()
+	if err != nil {
+		skipOrFail(t, "no throwaway PostgreSQL with pgvector: "+err.Error())
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// DB creates a fresh database on the server and returns its connection URL.
+func (s *Server) DB(t testing.TB) string {
+	t.Helper()
+	s.mu.Lock()
+	s.n++
+	db := fmt.Sprintf("t%d_%d", os.Getpid(), s.n)
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		t.Fatalf("connecting to the test server: %v", err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+		t.Fatalf("creating database: %v", err)
+	}
+	return s.URL(db)
+}
+
 // DSN returns a connection URL (with the test password) to a fresh, empty
 // database on the shared server, starting the server on first use.
 func DSN(t testing.TB) string {
@@ -99,19 +134,7 @@ func DSN(t testing.TB) string {
 	if shared.err != nil {
 		skipOrFail(t, "no throwaway PostgreSQL with pgvector: "+shared.err.Error())
 	}
-	shared.n++
-	db := fmt.Sprintf("t%d_%d", os.Getpid(), shared.n)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := pgx.Connect(ctx, shared.srv.URL("postgres"))
-	if err != nil {
-		t.Fatalf("connecting to the test server: %v", err)
-	}
-	defer c.Close(ctx)
-	if _, err := c.Exec(ctx, "CREATE DATABASE "+db); err != nil {
-		t.Fatalf("creating database: %v", err)
-	}
-	return shared.srv.URL(db)
+	return shared.srv.DB(t)
 }
 
 // Stop stops the shared server, if one was started, and removes its directory.
@@ -238,4 +261,35 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Rows reads every row of a restored table, vectors widened to float32, and
+// fails the test when a key appears twice.
+func Rows(t testing.TB, dsn, table string) map[checkpoint.Key]checkpoint.Row {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	rows, err := c.Query(ctx, "SELECT doc_id, chunk_index, chunk_sha256, text, model, embedded_at, embedding::vector::real[] FROM "+table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[checkpoint.Key]checkpoint.Row{}
+	var r checkpoint.Row
+	_, err = pgx.ForEachRow(rows, []any{&r.DocID, &r.ChunkIndex, &r.ChunkSHA256, &r.Text, &r.Model, &r.EmbeddedAt, &r.Embedding}, func() error {
+		if _, dup := out[r.Key()]; dup {
+			t.Errorf("key %s twice in %s", r.Key(), table)
+		}
+		r.EmbeddedAt = r.EmbeddedAt.UTC()
+		out[r.Key()] = r
+		r.Embedding = nil
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
