@@ -150,6 +150,32 @@ func TestRestoreCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// verify --store: exit 0 on the restored table, 4 once a row is gone or changed.
+	code, out, errOut = runMain(t, "verify", "--checkpoint", dir, "--store", dsn, "--format", "json", "--sample", "500")
+	var vr struct {
+		Complete       bool    `json:"complete"`
+		Present        int     `json:"present"`
+		VectorsSampled int     `json:"vectors_sampled"`
+		IndexQueries   int     `json:"index_queries"`
+		RecallAt1      float64 `json:"recall_at_1"`
+	}
+	if err := json.Unmarshal([]byte(out), &vr); code != exitOK || err != nil || !vr.Complete || vr.Present != 120 || vr.VectorsSampled != 120 || vr.IndexQueries != 20 || vr.RecallAt1 < 0.9 {
+		t.Errorf("verify --store of the restored table: exit %d, %+v (%v)\n%s%s", code, vr, err, out, errOut)
+	}
+	all += out + errOut
+	exec("DELETE FROM reembed_chunks WHERE chunk_index = 0 AND doc_id = 'docs/doc-0000.md'")
+	exec("UPDATE reembed_chunks SET embedding = embedding + array_fill(0.25, ARRAY[16])::vector WHERE chunk_index = 1 AND doc_id = 'docs/doc-0000.md'")
+	code, out, errOut = runMain(t, "verify", "--checkpoint", dir, "--store", dsn, "--sample", "500")
+	if code != exitIncomplete || !strings.Contains(out, "1 missing") || !strings.Contains(out, "1 differ") || !strings.Contains(out, "vector differs: docs/doc-0000.md#1") {
+		t.Errorf("verify --store of a damaged table: exit %d\n%s%s", code, out, errOut)
+	}
+	all += out + errOut
+	code, out, errOut = runMain(t, "verify", "--checkpoint", dir, "--store", strings.Replace(dsn, pgtest.Password, "nope", 1))
+	if code != exitError {
+		t.Errorf("verify --store with a wrong password: exit %d", code)
+	}
+	all += out + errOut
+
 	exec("CREATE TABLE other (doc_id text PRIMARY KEY)")
 	code, out, errOut = runMain(t, "restore", "--checkpoint", dir, "--to", dsn, "--table", "other", "--append")
 	if code != exitUsage || !strings.Contains(errOut, "column chunk_index is missing") {
