@@ -279,3 +279,60 @@ func TestPasswordNeverInErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexMemoryCheckedBeforeTheBuild: with a maintenance_work_mem too small
+// for the graph, the restore warns before the build; with --max-index-memory
+// room it raises maintenance_work_mem and pgvector never reports the slow path.
+func TestIndexMemoryCheckedBeforeTheBuild(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	dir := t.TempDir()
+	storetest.Checkpoint(t, dir, 300, 1536, 100)
+	src := checkpoint.NewDir(dir)
+	m := mustManifest(t, dir)
+	run := func(table string, opts store.IndexOptions) ([]string, pgvector.IndexPlan) {
+		var notices []string
+		sink, err := pgvector.Open(t.Context(), pgvector.Config{DSN: dsn, Table: table, Notice: func(s string) { notices = append(notices, s) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sink.Close(t.Context())
+		if _, err := store.Restore(t.Context(), src, m, sink, store.Options{Index: opts}); err != nil {
+			t.Fatal(err)
+		}
+		return notices, sink.LastPlan
+	}
+	notices, plan := run("small_mem", store.IndexOptions{MaintenanceWorkMem: 1 << 20, ParallelWorkers: 0})
+	joined := strings.Join(notices, "\n")
+	if plan.Fits || !strings.Contains(joined, "needs about 2.0 MB but maintenance_work_mem is 1.0 MB") || !strings.Contains(joined, "no longer fits") {
+		t.Errorf("1 MB for 300 rows × 1536: plan %+v, notices:\n%s", plan, joined)
+	}
+	if i, j := strings.Index(joined, "needs about"), strings.Index(joined, "no longer fits"); i > j {
+		t.Errorf("the warning came after pgvector's notice:\n%s", joined)
+	}
+	notices, plan = run("raised_mem", store.IndexOptions{MaintenanceWorkMem: 1 << 20, MaxIndexMemory: 64 << 20, ParallelWorkers: 0})
+	joined = strings.Join(notices, "\n")
+	if !plan.Fits || !plan.Raised || strings.Contains(joined, "no longer fits") {
+		t.Errorf("raised within 64 MB: plan %+v, notices:\n%s", plan, joined)
+	}
+}
+
+func TestPlanIndex(t *testing.T) {
+	per := pgvector.HNSWBytesPerRow(1536, 16, false)
+	for _, c := range []struct {
+		name       string
+		opts       store.IndexOptions
+		wantMem    int64
+		fits, rais bool
+	}{
+		{"ServerDefaultTooSmall", store.IndexOptions{}, 64 << 20, false, false},
+		{"RaisedToFit", store.IndexOptions{MaxIndexMemory: 8 << 30}, 100_000*per + 100_000*per/10 + 1<<20, true, true},
+		{"RaisedButCapped", store.IndexOptions{MaxIndexMemory: 256 << 20}, 256 << 20, false, true},
+		{"IVFFlatNeedsNoGraph", store.IndexOptions{Kind: "ivfflat"}, 64 << 20, true, false},
+		{"ExplicitMemFits", store.IndexOptions{MaintenanceWorkMem: 1 << 30}, 1 << 30, true, false},
+	} {
+		p := pgvector.PlanIndex(100_000, 1536, false, 64<<20, c.opts)
+		if p.WorkMem != c.wantMem || p.Fits != c.fits || p.Raised != c.rais {
+			t.Errorf("%s: %+v, want work mem %d fits %v raised %v", c.name, p, c.wantMem, c.fits, c.rais)
+		}
+	}
+}
