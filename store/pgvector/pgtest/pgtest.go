@@ -1,7 +1,7 @@
 // Package pgtest starts a throwaway PostgreSQL server with pgvector for
 // tests: initdb in a temporary directory (as the postgres user when the test
 // runs as root, since initdb refuses root), a free loopback port, the socket
-// in the same directory, fsync off; stopped and removed by [Stop].
+// in the same directory, fsync off (unless REEMBED_PG_DURABLE=1); stopped and removed by [Stop].
 //
 // Tests call [DSN], which starts the shared server on first use and creates
 // a fresh database per call. When PostgreSQL or pgvector is absent the test
@@ -239,7 +239,10 @@ func (s *Server) initdb() error {
 }
 
 func (s *Server) start() error {
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=40 -c shared_buffers=64MB", s.Port, s.Dir)
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=40", s.Port, s.Dir)
+	if os.Getenv("REEMBED_PG_DURABLE") != "1" { // benchmarks keep PostgreSQL's durable defaults
+		opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB"
+	}
 	out, err := s.command("pg_ctl", "-D", filepath.Join(s.Dir, "data"), "-o", opts, "-l", filepath.Join(s.Dir, "log"), "-w", "-t", "60", "start").CombinedOutput()
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(s.Dir, "log"))
