@@ -94,27 +94,10 @@ func Restore(ctx context.Context, src checkpoint.Store, m checkpoint.Manifest, s
 	if err != nil {
 		return rep, err
 	}
-	for i, p := range parts {
-		id := t.CheckpointID + "/" + p.Name
-		if loaded[id] {
-			rep.PartsSkipped++
-		} else {
-			rows, err := winningRows(ctx, src, ix, p.Name)
-			if err != nil {
-				return rep, err
-			}
-			if len(rows) > 0 {
-				if err := sink.LoadPart(ctx, Part{ID: id, Rows: rows}); err != nil {
-					return rep, fmt.Errorf("loading part %q: %w", p.Name, err)
-				}
-			} else if err := sink.LoadPart(ctx, Part{ID: id}); err != nil {
-				return rep, fmt.Errorf("recording empty part %q: %w", p.Name, err)
-			}
-			rep.PartsLoaded++
-			rep.Rows += int64(len(rows))
-			logger.Debug("part loaded", "part", p.Name, "rows", len(rows))
-		}
-		report(Progress{Phase: "load", PartsDone: i + 1, PartsTotal: len(parts), Rows: rep.Rows})
+	if err := loadParts(ctx, src, ix, t.CheckpointID, parts, loaded, sink, &rep, logger, func() {
+		report(Progress{Phase: "load", PartsDone: rep.PartsLoaded + rep.PartsSkipped, PartsTotal: len(parts), Rows: rep.Rows})
+	}); err != nil {
+		return rep, err
 	}
 	loadEnd := now()
 	rep.LoadSeconds = loadEnd.Sub(start).Seconds()
@@ -194,4 +177,55 @@ func winningRows(ctx context.Context, src checkpoint.Store, ix *checkpoint.Index
 		keep[i], keep[j] = keep[j], keep[i]
 	}
 	return keep, nil
+}
+
+// readyPart is a part read and filtered ahead of its load.
+type readyPart struct {
+	name string
+	rows []checkpoint.Row
+	err  error
+}
+
+// loadParts loads every part not yet loaded, reading the next part while the
+// current one is being loaded (at most two parts in memory).
+func loadParts(ctx context.Context, src checkpoint.Store, ix *checkpoint.Index, cpID string, parts []checkpoint.PartInfo,
+	loaded map[string]bool, sink Sink, rep *Report, logger *slog.Logger, progress func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ahead := make(chan readyPart, 1)
+	go func() {
+		defer close(ahead)
+		for _, p := range parts {
+			r := readyPart{name: p.Name}
+			if !loaded[cpID+"/"+p.Name] {
+				r.rows, r.err = winningRows(ctx, src, ix, p.Name)
+			}
+			select {
+			case ahead <- r:
+			case <-ctx.Done():
+				return
+			}
+			if r.err != nil {
+				return
+			}
+		}
+	}()
+	for r := range ahead {
+		id := cpID + "/" + r.name
+		switch {
+		case r.err != nil:
+			return r.err
+		case loaded[id]:
+			rep.PartsSkipped++
+		default:
+			if err := sink.LoadPart(ctx, Part{ID: id, Rows: r.rows}); err != nil {
+				return fmt.Errorf("loading part %q: %w", r.name, err)
+			}
+			rep.PartsLoaded++
+			rep.Rows += int64(len(r.rows))
+			logger.Debug("part loaded", "part", r.name, "rows", len(r.rows))
+		}
+		progress()
+	}
+	return ctx.Err()
 }
