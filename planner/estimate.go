@@ -86,6 +86,9 @@ type EstimateRequest struct {
 	// Shards, when 2 or more, adds per-shard figures for that many shards
 	// ([ModelEstimate.Sharded]); at most [MaxEstimateShards].
 	Shards int
+	// Restore, when set, adds the restore's load, index and verify terms to
+	// the duration and the RTO verdict (restoreplan.go).
+	Restore *RestoreTarget
 }
 
 // Validate checks the request; errors name the flag (CLI) or field (API).
@@ -285,6 +288,9 @@ type ModelEstimate struct {
 	Notes           []string        `json:"notes,omitempty"`
 	// Sharded holds per-shard figures and their total (estimate --shards N).
 	Sharded *ShardedEstimate `json:"sharded,omitempty"`
+	// Restore holds the restore's terms when a restore target was given;
+	// DurationSeconds then covers embed + load + index + verify.
+	Restore *RestoreEstimate `json:"restore,omitempty"`
 }
 
 // DurationTerms are the three terms of the duration, in seconds.
@@ -662,6 +668,7 @@ func finish(est *Estimate, req EstimateRequest, accs []*modelAcc, x extrapolatio
 		}
 		me.Terms, me.Bottleneck, me.DurationSeconds = Duration(me.Tokens, me.Requests, req.Limits)
 		me.Duration = formatDuration(me.DurationSeconds)
+		applyRestore(&me, req, m.DefaultDimensions)
 		if est.Corpus.Sampled {
 			me.Intervals = intervals(acc, x, me)
 		}
@@ -670,7 +677,7 @@ func finish(est *Estimate, req EstimateRequest, accs []*modelAcc, x extrapolatio
 			me.MeetsRTO = &ok
 		}
 		me.Sharded = shardedEstimate(acc, req, scale)
-		me.Recommendations = recommend(me, req)
+		me.Recommendations = append(recommend(me, req), recommendRestore(me, req)...)
 		est.Estimates = append(est.Estimates, me)
 	}
 	recommendModels(est, req)

@@ -133,8 +133,10 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		corpusChanged bool
 		shard         string
 		shards        int
+		restore       restoreEstimateFlags // estimate_restore.go
 	)
 	cf.register(fs)
+	restore.register(fs)
 	fs.Var(&models, "model", "embedding model; repeat or comma-separate for several, or 'all' (default text-embedding-3-small)")
 	fs.StringVar(&pricingFile, "pricing", "", "YAML or JSON file of models that add to or replace the built-in catalog")
 	fs.StringVar(&perDoc, "per-document", "", "write a TSV of doc_id, tokens, chunks, billed_tokens per document to FILE")
@@ -201,6 +203,9 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		RTO:    rto, Jobs: cf.jobs, Alternatives: alternatives,
 	}
 	req.Corpus.Sample, req.Corpus.Seed = sampleF, seed
+	if req.Restore, err = restore.target(ctx, e, ms[0].DefaultDimensions); err != nil {
+		return err
+	}
 	si, sn, err := parseShard(shard)
 	if err != nil {
 		return err
