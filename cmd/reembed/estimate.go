@@ -405,6 +405,7 @@ func writeEstimateTable(w io.Writer, est *planner.Estimate) error {
 				}
 			}
 		}
+		printRestoreTerms(w, m) // estimate_restore.go
 		for _, r := range m.Recommendations {
 			fmt.Fprintf(w, "\n%s: %s", m.Model, r)
 		}

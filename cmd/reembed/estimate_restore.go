@@ -4,8 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/reembed/reembed/planner"
 	"github.com/reembed/reembed/store/pgvector"
@@ -84,4 +86,19 @@ func roundSecs(v []float64) []string {
 		out[i] = strconv.FormatFloat(s, 'f', 2, 64)
 	}
 	return out
+}
+
+// printRestoreTerms adds the restore's terms under the estimate table.
+func printRestoreTerms(w io.Writer, m planner.ModelEstimate) {
+	r := m.Restore
+	if r == nil {
+		return
+	}
+	fmt.Fprintf(w, "\n%s: duration %s = embed %s + %s load %s + %s index %s + verify %s (%d rows × %d dimensions; %s)", m.Model,
+		m.Duration, fmtSecs(r.EmbedSeconds), r.Store, fmtSecs(r.LoadSeconds), r.Index, fmtSecs(r.IndexSeconds), fmtSecs(r.VerifySeconds),
+		r.Rows, r.Dimensions, r.Basis)
+}
+
+func fmtSecs(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
 }

@@ -168,7 +168,9 @@ func (s *Sink) LoadPart(ctx context.Context, p store.Part) error {
 }
 
 // BuildIndex does nothing: Pinecone indexes records as it imports them.
-func (s *Sink) BuildIndex(context.Context, store.IndexOptions, func(store.Progress)) error { return nil }
+func (s *Sink) BuildIndex(context.Context, store.IndexOptions, func(store.Progress)) error {
+	return nil
+}
 
 // Publish does nothing: the import is started in Pinecone once the directory is uploaded.
 func (s *Sink) Publish(context.Context) error { return nil }
