@@ -64,7 +64,7 @@ func TestEstimateCountsTheRestore(t *testing.T) {
 func TestEstimateCalibratesOnTheTarget(t *testing.T) {
 	dsn := pgtest.New(t).DB(t)
 	code, out, errOut := runMain(t, "estimate", "--documents", "20000", "--tokens-per-document", "300", "--restore-to", dsn,
-		"--calibrate", "--calibrate-rows", "300,900", "--format", "json")
+		"--calibrate", "--calibrate-rows", "200,500", "--format", "json")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
