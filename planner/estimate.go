@@ -89,6 +89,9 @@ type EstimateRequest struct {
 	// Shards, when 2 or more, adds per-shard figures for that many shards
 	// ([ModelEstimate.Sharded]); at most [MaxEstimateShards].
 	Shards int
+	// Restore, when set, adds the restore's load, index and verify terms to
+	// the duration and the RTO verdict (restoreplan.go).
+	Restore *RestoreTarget
 }
 
 // Validate checks the request. Its errors are [FieldError]s, joined, naming
@@ -301,6 +304,9 @@ type ModelEstimate struct {
 	// BatchPlan is the auto split against the RTO (rebuild --mode auto),
 	// for models with a batch price when an RTO is given.
 	BatchPlan *BatchPlan `json:"batch_plan,omitempty"`
+	// Restore holds the restore's terms when a restore target was given;
+	// DurationSeconds then covers embed + load + index + verify.
+	Restore *RestoreEstimate `json:"restore,omitempty"`
 }
 
 // DurationTerms are the three terms of the duration, in seconds.
@@ -678,6 +684,7 @@ func finish(est *Estimate, req EstimateRequest, accs []*modelAcc, x extrapolatio
 		}
 		me.Terms, me.Bottleneck, me.DurationSeconds = Duration(me.Tokens, me.Requests, req.Limits)
 		me.Duration = formatDuration(me.DurationSeconds)
+		applyRestore(&me, req, m.DefaultDimensions)
 		if est.Corpus.Sampled {
 			me.Intervals = intervals(acc, x, me)
 		}
@@ -692,7 +699,7 @@ func finish(est *Estimate, req EstimateRequest, accs []*modelAcc, x extrapolatio
 			}
 		}
 		me.Sharded = shardedEstimate(acc, req, scale)
-		me.Recommendations = recommend(me, req)
+		me.Recommendations = append(recommend(me, req), recommendRestore(me, req)...)
 		est.Estimates = append(est.Estimates, me)
 	}
 	recommendModels(est, req)

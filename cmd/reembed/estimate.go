@@ -136,8 +136,10 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		failOnRTO     bool
 		batchPlan     planner.AutoOptions
 		batchTier     int
+		restore       restoreEstimateFlags // estimate_restore.go
 	)
 	cf.register(fs)
+	restore.register(fs)
 	fs.Var(&models, "model", "embedding model; repeat or comma-separate for several, or 'all' (default text-embedding-3-small)")
 	fs.StringVar(&pricingFile, "pricing", "", "YAML or JSON file of models that add to or replace the built-in catalog")
 	fs.StringVar(&perDoc, "per-document", "", "write a TSV of doc_id, tokens, chunks, billed_tokens, model, token_count (exact or estimated) per document to FILE (- : stdout, and the report goes to stderr)")
@@ -215,6 +217,9 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	req.Corpus.Sample, req.Corpus.Seed = sampleF, seed
+	if req.Restore, err = restore.target(ctx, e, ms[0].DefaultDimensions); err != nil {
+		return err
+	}
 	si, sn, err := parseShard(shard)
 	if err != nil {
 		return err
@@ -491,6 +496,7 @@ func writeModelNotes(w io.Writer, m planner.ModelEstimate) {
 		}
 	}
 	writeBatchPlan(w, m)
+	printRestoreTerms(w, m) // estimate_restore.go
 	for _, r := range m.Recommendations {
 		fmt.Fprintf(w, "\n%s: %s", m.Model, r)
 	}

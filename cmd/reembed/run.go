@@ -42,6 +42,8 @@ func commands() []command {
 		{"models", "list the pricing catalog", runModels},
 		{"rebuild", "embed a corpus into resumable Parquet checkpoints", runRebuild},
 		{"verify", "report how completely a checkpoint covers a corpus", runVerify},
+		{"restore", "load a checkpoint into a pgvector table, indexed and swapped in; resumable", runRestore},
+		{"export", "write a checkpoint as a vector store's import files (Pinecone Parquet)", runExport},
 		{"drill", "prove a rebuild end to end: estimate, rebuild, SIGKILL, resume, verify", runDrill},
 		{"simulate", "serve a simulated OpenAI-compatible embeddings API", runSimulate},
 		{"serve", "serve the REST API for runbooks (openapi.yaml)", runServe},

@@ -12,6 +12,9 @@ import (
 )
 
 func runVerify(ctx context.Context, e *env, args []string) error {
+	if storeVerifyRequested(args) {
+		return runVerifyStore(ctx, e, args) // verify_store.go: a live pgvector table
+	}
 	fs := newFlagSet(e, "verify", "verify [flags] --checkpoint DIR [PATH...]\n\nReports how completely the checkpoint DIR covers the corpus at PATH (default: the corpus roots and filters\nDIR's manifest records), cut with the chunking recorded in DIR's manifest: present, missing, stale, extra. It reads the key columns only;\n--deep reads and checks every row. Exit 0 only when complete, 4 otherwise.")
 	var cf corpusFlags
 	cf.register(fs)
