@@ -273,7 +273,7 @@ func TestEstimateNumbersReadable(t *testing.T) {
 	var cols []int
 	decimals := map[int]bool{}
 	for _, line := range strings.Split(out, "\n") {
-		if m := regexp.MustCompile(`\$[\d,]+\.(\d+)`).FindStringSubmatchIndex(line); m != nil && strings.Contains(line, "text-embedding") {
+		if m := regexp.MustCompile(`\$[\d,]+\.(\d+)`).FindStringSubmatchIndex(line); m != nil && strings.HasPrefix(line, " ") && strings.Contains(line, "text-embedding") {
 			cols = append(cols, strings.Index(line, "."))
 			decimals[m[3]-m[2]] = true
 		}

@@ -35,10 +35,14 @@ func writeBatchPlan(w io.Writer, m planner.ModelEstimate) {
 	if p == nil {
 		return
 	}
-	d := func(s float64) time.Duration { return (time.Duration(s) * time.Second).Round(time.Second) }
-	fmt.Fprintf(w, "\n%s: rebuild --mode auto: %.1f%% sync (%d tokens, $%s) + batch (%d tokens, $%s in %d waves) = $%s (all sync $%s)",
-		m.Model, 100*p.SyncFraction, p.SyncTokens, p.SyncCost, p.BatchTokens, p.BatchCost, p.BatchWaves, p.TotalCost, p.AllSyncCost)
-	fmt.Fprintf(w, "\n%s: finish expected %s (batch p50), %s at p90, worst case %s (fallback to sync at %s); meets RTO: %t",
-		m.Model, d(p.ExpectedFinishSeconds), d(p.P90FinishSeconds), d(p.WorstFinishSeconds), d(p.FallbackAtSeconds), p.MeetsRTO)
+	d := func(s float64) string { return humanDuration((time.Duration(s) * time.Second).Round(time.Second)) }
+	dec := moneyDecimals(p.SyncCost, p.BatchCost, p.TotalCost, p.AllSyncCost)
+	fmt.Fprintf(w, "\n%s: rebuild --mode auto: %.1f%% sync (%s, %s) + batch (%s, %s in %s) = %s (all sync %s)",
+		m.Model, 100*p.SyncFraction, plural(p.SyncTokens, "token", "tokens"), money(p.SyncCost, dec),
+		plural(p.BatchTokens, "token", "tokens"), money(p.BatchCost, dec), plural(int64(p.BatchWaves), "wave", "waves"),
+		money(p.TotalCost, dec), money(p.AllSyncCost, dec))
+	fmt.Fprintf(w, "\n%s: finish expected %s (batch p50), %s at p90, worst case %s (fallback to sync at %s); meets RTO: %s",
+		m.Model, d(p.ExpectedFinishSeconds), d(p.P90FinishSeconds), d(p.WorstFinishSeconds), d(p.FallbackAtSeconds),
+		map[bool]string{true: "yes", false: "NO"}[p.MeetsRTO])
 	fmt.Fprintf(w, "\n%s: at risk: %s", m.Model, p.AtRisk)
 }

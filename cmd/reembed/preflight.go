@@ -126,10 +126,14 @@ func checkManifest(ctx context.Context, loc storeLocation, spec planner.RebuildS
 		return nil // none yet on object storage
 	}
 	if err := checkpoint.Compare(checkpoint.ManifestPath(spec.Shard), have, spec.Manifest()); err != nil {
-		if me, ok := errors.AsType[*checkpoint.MismatchError](err); ok && force && me.Forceable() {
-			return nil
+		me, ok := errors.AsType[*checkpoint.MismatchError](err)
+		if ok && me.Forceable() {
+			if force {
+				return nil
+			}
+			return usagef("--out %q: %v (--force resumes across a chunking change)", loc, err)
 		}
-		return usagef("--out %q: %v (another --out for another model or dimensions; --force resumes across a chunking change)", loc, err)
+		return usagef("--out %q: %v", loc, err)
 	}
 	return nil
 }
