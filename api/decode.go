@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/reembed/reembed/planner"
 	"github.com/reembed/reembed/pricing"
 )
 
@@ -61,7 +62,10 @@ func decodeBody(c echo.Context, v any, emptyOK bool) error {
 }
 
 // jsonError turns a decoding error into an *Error naming the field.
-func jsonError(err error) *Error {
+func jsonError(err error) error {
+	if _, ok := errors.AsType[*planner.FieldError](err); ok {
+		return err // a type's own decoding (jobs.Spec): toAPIError answers it
+	}
 	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		field := te.Field
 		if field == "" {

@@ -109,6 +109,12 @@ func toAPIError(err error) *Error {
 			code = CodePathNotFound
 		case errors.Is(fe.Err, pricing.ErrUnknownModel):
 			code = CodeUnknownModel
+		case errors.Is(fe.Err, jobs.ErrMissing):
+			code = CodeMissing
+		case errors.Is(fe.Err, jobs.ErrConflict):
+			code = CodeConflict
+		case errors.Is(fe.Err, jobs.ErrType):
+			code = CodeInvalidType
 		}
 		return &Error{Status: http.StatusBadRequest, Code: code, Field: fe.Field, Message: planner.RenderErrors(err, jsonField), err: err}
 	}

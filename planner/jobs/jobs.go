@@ -133,6 +133,27 @@ type Spec struct {
 	FlushIntervalMS int64 `json:"flush_interval_ms"`
 	// Force resumes into a checkpoint whose manifest disagrees with the spec.
 	Force bool `json:"force"`
+	// Mode is "sync" (the default), "batch" (the Batch API at the batch
+	// price, journaled in the checkpoint) or "auto" (the slice RTO needs
+	// sync, the rest batch, with a deadline fallback to sync): the CLI's
+	// rebuild --mode, run by the same planner entry points.
+	Mode string `json:"mode"`
+	// RTO is auto mode's recovery time objective from the start of a run.
+	RTO Duration `json:"rto,omitempty"`
+	// BatchP50 and BatchP90 are auto mode's assumed batch completion
+	// times; 0 = planner.DefaultBatchP50 and DefaultBatchP90.
+	BatchP50 Duration `json:"batch_p50,omitempty"`
+	BatchP90 Duration `json:"batch_p90,omitempty"`
+	// BatchTier (1-5) sets the default enqueued-token cap; BatchEnqueuedTokens
+	// overrides it (0 = the tier's).
+	BatchTier           int   `json:"batch_tier,omitempty"`
+	BatchEnqueuedTokens int64 `json:"batch_enqueued_tokens,omitempty"`
+	// BatchMaxRequests caps the requests of one batch file (0 = 50,000).
+	BatchMaxRequests int `json:"batch_max_requests,omitempty"`
+	// BatchPollMin and BatchPollMax bound the poll interval of a batch
+	// (0 = 1s and 60s).
+	BatchPollMin Duration `json:"batch_poll_min,omitempty"`
+	BatchPollMax Duration `json:"batch_poll_max,omitempty"`
 }
 
 // withDefaults returns s with the defaults the server applies filled in.
@@ -151,6 +172,9 @@ func (s Spec) withDefaults() Spec {
 	}
 	if s.Concurrency == 0 {
 		s.Concurrency = planner.DefaultConcurrency
+	}
+	if s.Mode == "" {
+		s.Mode = planner.ModeSync
 	}
 	s.OutDir = filepath.ToSlash(filepath.Clean(filepath.FromSlash(s.OutDir)))
 	if s.OutDir == "." {
@@ -457,6 +481,9 @@ const MaxConcurrency = 256
 // rebuild's own Validate. id names the job (for the checkpoint dir).
 func (m *Manager) prepare(spec Spec, id string) (planner.RebuildSpec, string, error) {
 	var zero planner.RebuildSpec
+	if err := spec.Validate(); err != nil {
+		return zero, "", err
+	}
 	if !slices.Contains(m.cfg.Providers, spec.Provider) {
 		return zero, "", fieldErr("provider", "{provider} %q is not available on this server (have %s)", spec.Provider, strings.Join(m.cfg.Providers, ", "))
 	}
