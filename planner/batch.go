@@ -151,22 +151,31 @@ func (r *BatchRunner) Run(ctx context.Context, spec RebuildSpec) (*Summary, erro
 		runErr = closeErr
 	}
 	if runErr != nil {
-		sum.Stopped = "error"
+		sum.Outcome = OutcomeFailed
 		if ctx.Err() != nil {
-			sum.Stopped = "interrupted"
+			sum.Outcome = OutcomeInterrupted
 			runErr = fmt.Errorf("%w: the batch journal and checkpoint are committed; run again to re-attach: %w", ErrInterrupted, runErr)
 		}
+		sum.setOutcome(sum.Outcome)
+		r.report(sum.Progress)
 		return sum, runErr
 	}
 	if (br.leftover > 0 || br.fellBack) && !r.Opts.NoSyncFallback && !r.Opts.SubmitOnly {
 		return r.finishSync(ctx, spec, br, sum)
 	}
-	sum.Stopped = "complete"
+	sum.setOutcome(OutcomeComplete)
 	if r.Opts.SubmitOnly {
-		sum.Stopped = "submitted"
+		// Not an end: auto mode goes on with the sync slice and the wait.
+		sum.Stopped, sum.State = "submitted", "running"
 	}
 	r.report(sum.Progress)
 	return sum, nil
+}
+
+// setOutcome records the run's typed outcome and its name in the summary
+// and its progress.
+func (s *Summary) setOutcome(o Outcome) {
+	s.Outcome, s.Stopped, s.State = o, o.State(), o.State()
 }
 
 // finishSync embeds what batches left with the Rebuilder's sync path.
@@ -174,6 +183,11 @@ func (r *BatchRunner) finishSync(ctx context.Context, spec RebuildSpec, br *batc
 	r.log().Info("finishing on sync", "chunks_left", br.leftover, "fell_back", br.fellBack)
 	syncSum, err := r.Rebuilder.Run(ctx, spec)
 	if syncSum == nil {
+		o := OutcomeFailed
+		if ctx.Err() != nil {
+			o = OutcomeInterrupted
+		}
+		sum.setOutcome(o)
 		return sum, err
 	}
 	sum.Batch.SyncChunks, sum.Batch.SyncTokens, sum.Batch.SyncCost = syncSum.EmbeddedChunks, syncSum.BilledTokens, syncSum.Cost
@@ -183,8 +197,7 @@ func (r *BatchRunner) finishSync(ctx context.Context, spec RebuildSpec, br *batc
 	sum.Requests += syncSum.Requests
 	sum.Cost += syncSum.Cost
 	sum.Parts += syncSum.Parts
-	sum.Stopped = syncSum.Stopped
-	sum.State = syncSum.Stopped
+	sum.setOutcome(syncSum.Outcome)
 	r.report(sum.Progress)
 	return sum, err
 }

@@ -236,7 +236,10 @@ type job struct {
 	prior  runTotals
 	cancel context.CancelCauseFunc // set while running
 	done   chan struct{}           // closed when the run ends; nil when not running
-	seq    uint64                  // of the latest encoded job file
+	// finalSeen is set once the run returned: progress snapshots after it
+	// are dropped.
+	finalSeen bool
+	seq       uint64 // of the latest encoded job file
 
 	wmu     sync.Mutex // serialises job file writes; never held while taking Manager.mu
 	written uint64     // seq of the job file on disk; guarded by wmu
@@ -293,7 +296,13 @@ type Config struct {
 	Now func() time.Time
 	// OnRunEnd, when set, is called after each run ends, with the job.
 	OnRunEnd func(Job)
+	// NewBatchAPI builds the Files and Batches API of a job in mode batch
+	// or auto (called once per run); nil refuses those modes.
+	NewBatchAPI BatchAPIFactory
 }
+
+// BatchAPIFactory builds the provider's Files and Batches API for a job run.
+type BatchAPIFactory func(Spec) (planner.BatchAPI, error)
 
 // Manager runs rebuild jobs and keeps them durable: each job is a JSON file in
 // the data directory, written atomically at every state change and progress
@@ -490,6 +499,14 @@ func (m *Manager) prepare(spec Spec, id string) (planner.RebuildSpec, string, er
 	model, err := m.cat.Lookup(spec.Model)
 	if err != nil {
 		return zero, "", planner.NewFieldError("model", err)
+	}
+	if spec.Mode == planner.ModeBatch || spec.Mode == planner.ModeAuto {
+		if m.cfg.NewBatchAPI == nil {
+			return zero, "", fieldErr("mode", "{mode} %s: this server has no batch API configured", spec.Mode)
+		}
+		if model.BatchPricePer1M == nil {
+			return zero, "", fieldErr("mode", "{mode} %s: %s has no batch price in the catalog", spec.Mode, model.Name)
+		}
 	}
 	resolved := make([]string, len(spec.Paths))
 	for i, p := range spec.Paths {
@@ -812,6 +829,7 @@ func (m *Manager) startLocked(j *job) {
 	j.UpdatedAt = now
 	j.prior = j.totals()
 	j.Progress = planner.Progress{State: "starting"}
+	j.finalSeen = false
 	if err := m.persistLocked(j); err != nil {
 		m.log.Error("writing job file", logJobID, j.ID, logErr, err)
 	}
@@ -825,8 +843,9 @@ func (m *Manager) run(ctx context.Context, j *job, spec Spec, prior runTotals, r
 	defer m.runs.Done()
 	defer close(done)
 	log := m.log.With(logJobID, j.ID)
-	state, lastErr := m.execute(ctx, log, j, spec, prior, run)
+	outcome, lastErr := m.execute(ctx, log, j, spec, prior, run)
 	cause := context.Cause(ctx)
+	state := stateOf(outcome, cause)
 	m.mu.Lock()
 	m.running--
 	now := m.now().UTC()
@@ -849,77 +868,6 @@ func (m *Manager) run(ctx context.Context, j *job, spec Spec, prior runTotals, r
 	if m.cfg.OnRunEnd != nil {
 		m.cfg.OnRunEnd(v)
 	}
-}
-
-// execute runs the rebuild and maps its outcome to a state.
-func (m *Manager) execute(ctx context.Context, log *slog.Logger, j *job, spec Spec, prior runTotals, run int) (state State, lastErr string) {
-	defer func() {
-		if p := recover(); p != nil {
-			log.Error("rebuild job panicked", logPanic, fmt.Sprint(p))
-			state, lastErr = Failed, "internal error (see the server log)"
-		}
-	}()
-	rspec, ckdir, err := m.prepare(spec, j.ID)
-	if err != nil {
-		return Failed, err.Error()
-	}
-	if spec.BudgetUSD > 0 {
-		left := spec.BudgetUSD - prior.CostUSD
-		if left <= 0 {
-			return BudgetExhausted, fmt.Sprintf("%v: $%s of the $%s budget is spent; resume with a higher budget_usd", planner.ErrBudgetExceeded, prior.CostUSD, spec.BudgetUSD)
-		}
-		rspec.Budget = spec.BudgetUSD // the checkpoint's spend ledger counts every run
-	}
-	var final bool // guarded by m.mu
-	emb, err := m.cfg.NewEmbedder(spec)
-	if err != nil {
-		return Failed, fmt.Sprintf("building the embedder: %v", err)
-	}
-	rb := &planner.Rebuilder{
-		Embedder:  emb,
-		Tokenizer: m.tok,
-		Store:     checkpoint.NewDir(filepath.Join(m.cfg.DataDir, filepath.FromSlash(ckdir))),
-		Logger:    log,
-		OnProgress: func(p planner.Progress) {
-			m.mu.Lock()
-			if p.State == "running" && (final || j.State != Running) {
-				m.mu.Unlock()
-				return // a tick that lost the race with the final snapshot
-			}
-			final = final || p.State != "running"
-			j.Progress = p
-			j.UpdatedAt = m.now().UTC()
-			w, err := m.encodeLocked(j)
-			m.mu.Unlock()
-			if err == nil {
-				err = m.write(w)
-			}
-			if err != nil {
-				log.Error("writing job file", logErr, err)
-			}
-		},
-		ProgressInterval: m.cfg.ProgressInterval,
-		GracePeriod:      m.cfg.GracePeriod,
-		Now:              m.cfg.Now,
-	}
-	log.Info("rebuild job run started", logRun, run, logCheckpointDir, ckdir)
-	_, err = rb.Run(ctx, rspec)
-	if err != nil {
-		err = m.clientError(err, rspec.Paths, spec.Paths)
-	}
-	if ctx.Err() != nil && err != nil {
-		if errors.Is(context.Cause(ctx), ErrCancelled) {
-			return Cancelled, ""
-		}
-		return Interrupted, ""
-	}
-	switch {
-	case err == nil:
-		return Succeeded, ""
-	case errors.Is(err, planner.ErrBudgetExceeded):
-		return BudgetExhausted, err.Error()
-	}
-	return Failed, err.Error()
 }
 
 // clientError returns err with server paths rewritten for last_error:

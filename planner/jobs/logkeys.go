@@ -15,4 +15,5 @@ const (
 	logPanic         = "panic"
 	logRun           = "run"
 	logCheckpointDir = "checkpoint_dir"
+	logMode          = "mode"
 )
