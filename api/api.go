@@ -119,6 +119,7 @@ func New(cfg Config) (*Server, error) {
 	if s.metrics == nil {
 		s.metrics = NewMetrics(cfg.Jobs.Counts, 0, 0, nil)
 	}
+	s.metrics.SetBatchSource(func() map[string]int { return batchCounts(cfg.Jobs) })
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -30,6 +31,7 @@ type Metrics struct {
 	http        *prometheus.HistogramVec
 
 	mu       sync.Mutex
+	batchSrc func() map[string]int // batches by state, at scrape time
 	now      func() time.Time
 	rpm, tpm int
 	window   [60]second // requests and tokens sent, per second of the last minute
@@ -66,6 +68,7 @@ func NewMetrics(jobCounts func() map[jobs.State]int, rpm, tpm int, now func() ti
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}}, []string{"method", "route", "code"})
 	m.reg.MustRegister(m.attempts, m.http,
 		&jobsCollector{counts: jobCounts, desc: prometheus.NewDesc("reembed_jobs", "Rebuild jobs by state.", []string{"state"}, nil)},
+		&batchesCollector{m: m, desc: prometheus.NewDesc("reembed_batches", batchesHelp, []string{"state"}, nil)},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "reembed_rate_limit_utilization", Help: utilHelp,
 			ConstLabels: prometheus.Labels{"limit": "rpm"}}, func() float64 { return m.utilization(false) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "reembed_rate_limit_utilization", Help: utilHelp,
@@ -207,4 +210,58 @@ func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range jobs.States {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[s]), string(s))
 	}
+}
+
+const batchesHelp = "Provider batches of the rebuild jobs in mode batch or auto, by state, as each job's checkpoint journal last showed them: planned, uploaded, creating (before the provider knows them), then the provider's status (validating, in_progress, finalizing, completed, failed, expired, cancelling, cancelled), or not_submitted (taken over by the sync fallback)."
+
+// BatchStates are the batch states reembed_batches always reports (0 when
+// none); others seen are reported too.
+var BatchStates = []string{"planned", "uploaded", "creating", "validating", "in_progress", "finalizing", "completed",
+	"failed", "expired", "cancelling", "cancelled", "not_submitted"}
+
+// SetBatchSource sets what reembed_batches reports at each scrape: batches
+// by state ([New] sets it to the job manager's jobs).
+func (m *Metrics) SetBatchSource(f func() map[string]int) {
+	m.mu.Lock()
+	m.batchSrc = f
+	m.mu.Unlock()
+}
+
+// batchesCollector reports reembed_batches{state} at scrape time.
+type batchesCollector struct {
+	m    *Metrics
+	desc *prometheus.Desc
+}
+
+func (c *batchesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *batchesCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	src := c.m.batchSrc
+	c.m.mu.Unlock()
+	counts := map[string]int{}
+	if src != nil {
+		counts = src()
+	}
+	for _, s := range BatchStates {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[s]), s)
+	}
+	for s, n := range counts {
+		if !slices.Contains(BatchStates, s) {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), s)
+		}
+	}
+}
+
+// batchCounts sums the batches by state of every job's latest progress.
+func batchCounts(jm JobManager) map[string]int {
+	out := map[string]int{}
+	for _, j := range jm.List() {
+		if b := j.Progress.Batch; b != nil {
+			for s, n := range b.Batches {
+				out[s] += n
+			}
+		}
+	}
+	return out
 }

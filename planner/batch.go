@@ -66,6 +66,9 @@ type BatchOptions struct {
 	// NoSyncFallback leaves chunks that batches could not embed for a later
 	// run instead of embedding them sync.
 	NoSyncFallback bool
+	// Mode names the run in its progress: ModeBatch (the default) or
+	// ModeAuto (RunAuto sets it).
+	Mode string
 }
 
 func (o *BatchOptions) fill() {

@@ -232,7 +232,11 @@ func (br *batchRun) progress(state string) Progress {
 		EmbeddedChunks: br.embedded, CommittedChunks: br.committed, BilledTokens: br.billed,
 		Requests: int64(br.completed), Cost: pricing.CostCeil(br.billed, br.price), Parts: int(br.parts),
 		ElapsedSeconds: br.r.now().Sub(br.started).Seconds()}
-	bp := &BatchProgress{Mode: ModeBatch, Batches: map[string]int{}, Waves: br.waves, RequestsCompleted: br.completed,
+	mode := br.r.Opts.Mode
+	if mode == "" {
+		mode = ModeBatch
+	}
+	bp := &BatchProgress{Mode: mode, Batches: map[string]int{}, Waves: br.waves, RequestsCompleted: br.completed,
 		RequestsFailed: br.failed, RequestsMissing: br.missing, EnqueuedTokenCap: br.tokenCap, FellBack: br.fellBack,
 		FallbackArmed: !br.r.Opts.Deadline.IsZero() && !br.fellBack}
 	for _, b := range br.j.Batches() {

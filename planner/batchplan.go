@@ -197,29 +197,41 @@ func RunAuto(ctx context.Context, br *BatchRunner, spec RebuildSpec, o AutoOptio
 		}
 		return s
 	}
+	deadline := time.Time{}
+	if me.DurationSeconds <= o.RTO.Seconds() {
+		// The fallback is armed only when sync can still meet the RTO.
+		deadline = start.Add(o.RTO)
+	}
 	first := *br
-	first.Opts.SubmitOnly = true
+	first.Opts.SubmitOnly, first.Opts.Mode = true, ModeAuto
+	first.Opts.Deadline = deadline // shown in progress; acted on by the last pass only (no SyncTokensPerSec here)
+	var batchView *BatchProgress
 	if f < 1 {
-		if _, err := first.Run(ctx, withKeep(false)); err != nil {
+		sub, err := first.Run(ctx, withKeep(false))
+		if err != nil {
 			return nil, err
 		}
+		batchView = sub.Batch
 	}
 	var syncSum *Summary
 	if f > 0 {
-		if syncSum, err = br.Rebuilder.Run(ctx, withKeep(true)); err != nil {
+		syncRb := *br.Rebuilder
+		if report := syncRb.OnProgress; report != nil && batchView != nil {
+			// The sync slice's progress shows the batches submitted meanwhile.
+			syncRb.OnProgress = func(p Progress) { p.Batch = batchView; report(p) }
+		}
+		if syncSum, err = syncRb.Run(ctx, withKeep(true)); err != nil {
 			return syncSum, err
 		}
 	}
 	last := *br
+	last.Opts.Mode = ModeAuto
 	if me.DurationSeconds > 0 {
 		last.Opts.SyncTokensPerSec = float64(me.Tokens) / me.DurationSeconds
 	} else {
 		last.Opts.SyncTokensPerSec = math.Inf(1)
 	}
-	if me.DurationSeconds <= o.RTO.Seconds() {
-		// The fallback is armed only when sync can still meet the RTO.
-		last.Opts.Deadline = start.Add(o.RTO)
-	}
+	last.Opts.Deadline = deadline
 	sum, err := last.Run(ctx, spec)
 	if sum != nil {
 		sum.Batch.Mode = ModeAuto

@@ -97,8 +97,13 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	var mgr *jobs.Manager // set before the server answers a scrape
 	metrics := api.NewMetrics(func() map[jobs.State]int { return mgr.Counts() }, f.rpm, f.tpm, nil)
 	factory := jobEmbedders(cat, sim, openAIOptions{baseURL: f.providerBaseURL, key: apiKey}, metrics, log)
+	batchAPIs, stopBatchAPI, err := jobBatchAPIs(ctx, sim, openAIOptions{baseURL: f.providerBaseURL, key: apiKey})
+	if err != nil {
+		return err
+	}
+	defer stopBatchAPI()
 	mgr, err = jobs.Open(jobs.Config{
-		DataDir: f.data, CorpusRoots: f.roots, NewEmbedder: factory, Tokenizer: tok, Catalog: cat,
+		DataDir: f.data, CorpusRoots: f.roots, NewEmbedder: factory, NewBatchAPI: batchAPIs, Tokenizer: tok, Catalog: cat,
 		Providers: providers, DefaultRPM: f.rpm, DefaultTPM: f.tpm, MaxRunning: f.maxRunning, Logger: log,
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/reembed/reembed/checkpoint"
@@ -74,10 +75,14 @@ func (m *Manager) execute(ctx context.Context, log *slog.Logger, j *job, spec Sp
 	if err != nil {
 		return planner.OutcomeFailed, fmt.Sprintf("building the embedder: %v", err)
 	}
+	dir := filepath.Join(m.cfg.DataDir, filepath.FromSlash(ckdir))
+	if err := os.MkdirAll(dir, 0o755); err != nil { // auto mode plans from the checkpoint before opening it
+		return planner.OutcomeFailed, fmt.Sprintf("creating the checkpoint directory %s: %v", ckdir, err)
+	}
 	rb := &planner.Rebuilder{
 		Embedder:         emb,
 		Tokenizer:        m.tok,
-		Store:            checkpoint.NewDir(filepath.Join(m.cfg.DataDir, filepath.FromSlash(ckdir))),
+		Store:            checkpoint.NewDir(dir),
 		Logger:           log,
 		OnProgress:       m.progressSink(log, j),
 		ProgressInterval: m.cfg.ProgressInterval,
