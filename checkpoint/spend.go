@@ -220,6 +220,25 @@ func (l *SpendLedger) Reserve(ctx context.Context, pico, limit int64) (reserved 
 	return pico, nil
 }
 
+// Adopt takes back as open, for this run, up to pico of the reservations
+// earlier runs of this shard left open (which OpenSpendLedger counts as
+// abandoned) when their request is known to be still pending: a provider
+// batch re-attached after a restart, journaled with its reservation. It is
+// then settled as if reserved by this run, so it is neither reserved twice
+// nor counted twice. It returns the amount adopted.
+func (l *SpendLedger) Adopt(pico int64) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	pico = min(pico, l.own.AbandonedPico)
+	if pico <= 0 {
+		return 0
+	}
+	l.own.AbandonedPico -= pico
+	l.own.OpenPico += pico
+	l.version++
+	return pico
+}
+
 // Release gives back a reservation whose request was not sent.
 func (l *SpendLedger) Release(pico int64) {
 	l.mu.Lock()

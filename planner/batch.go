@@ -148,10 +148,16 @@ func (r *BatchRunner) Run(ctx context.Context, spec RebuildSpec) (*Summary, erro
 		return nil, err
 	}
 	runErr := br.loop(ctx)
-	closeErr := br.w.Close(context.WithoutCancel(ctx))
+	closeErr := errors.Join(br.w.Close(context.WithoutCancel(ctx)), br.ledger.Close(context.WithoutCancel(ctx)))
 	sum := br.summary()
 	if runErr == nil {
 		runErr = closeErr
+	}
+	if runErr == nil && br.budgetHit {
+		spent := pricing.Micros((br.ledger.Total().CapPico() + 999_999) / 1_000_000)
+		sum.setOutcome(OutcomeBudgetExceeded)
+		r.report(sum.Progress)
+		return sum, OutcomeBudgetExceeded.result(nil, budgetFacts{limit: spec.Budget, spent: spent})
 	}
 	if runErr != nil {
 		sum.Outcome = OutcomeFailed

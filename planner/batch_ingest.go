@@ -25,7 +25,10 @@ func (br *batchRun) advance(ctx context.Context, b *checkpoint.JournalBatch) (bo
 	api, j := br.r.API, br.j
 	if br.fellBack && (b.State == checkpoint.JournalPlanned || b.State == checkpoint.JournalUploaded) {
 		b.Status = "not_submitted" // after the fallback nothing new is created: sync takes these chunks
-		return true, br.settle(ctx, b)
+		return true, br.settle(ctx, b, 0)
+	}
+	if br.budgetHit && (b.State == checkpoint.JournalPlanned || b.State == checkpoint.JournalUploaded) {
+		return false, nil // not created: a run with a higher budget takes it on
 	}
 	switch b.State {
 	case checkpoint.JournalPlanned:
@@ -90,6 +93,9 @@ func (br *batchRun) create(ctx context.Context, b *checkpoint.JournalBatch) erro
 		}
 	}
 	if obj == nil {
+		if ok, err := br.reserve(ctx, b); err != nil || !ok {
+			return err
+		}
 		b.State = checkpoint.JournalCreating
 		if err := br.j.Save(ctx, b); err != nil {
 			return err
@@ -132,7 +138,7 @@ func (br *batchRun) ingest(ctx context.Context, b *checkpoint.JournalBatch, obj 
 		at = time.Unix(*obj.CompletedAt, 0).UTC()
 	}
 	seen := map[string]bool{}
-	completed, usage := 0, int64(0)
+	completed, usage, counted := 0, int64(0), int64(0)
 	if obj.OutputFileID != nil {
 		err := br.readLines(ctx, *obj.OutputFileID, func(l embedder.BatchOutputLine) error {
 			q := reqs[l.CustomID]
@@ -146,6 +152,9 @@ func (br *batchRun) ingest(ctx context.Context, b *checkpoint.JournalBatch, obj 
 			seen[l.CustomID] = true
 			completed++
 			usage += n
+			for _, c := range q.Chunks {
+				counted += int64(c.Tokens)
+			}
 			return nil
 		})
 		if err != nil {
@@ -177,14 +186,20 @@ func (br *batchRun) ingest(ctx context.Context, b *checkpoint.JournalBatch, obj 
 	br.failed += failed
 	br.missing += b.Missing
 	br.billed += b.Billed
-	return br.settle(ctx, b)
+	return br.settle(ctx, b, counted)
 }
 
-// settle marks an ingested batch, frees its chunks, and counts the attempt
-// of those it did not embed.
-func (br *batchRun) settle(ctx context.Context, b *checkpoint.JournalBatch) error {
+// settle marks an ingested batch, settles its spend (counted: our count of
+// its completed requests' tokens), frees its chunks, and counts the attempt
+// of those it did not embed. The journal is saved before the ledger is
+// settled: a kill between the two leaves the reservation counted as spent
+// (never less than was billed), never the batch settled twice.
+func (br *batchRun) settle(ctx context.Context, b *checkpoint.JournalBatch, counted int64) error {
 	b.State = checkpoint.JournalIngested
 	if err := br.j.Save(ctx, b); err != nil {
+		return err
+	}
+	if err := br.settleSpend(ctx, b, counted); err != nil {
 		return err
 	}
 	if err := br.j.DropRequestFile(ctx, b.Key); err != nil {

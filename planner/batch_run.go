@@ -2,6 +2,7 @@ package planner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -38,6 +39,13 @@ type batchRun struct {
 	embedded, billed, parts, committed int64
 	completed, failed, missing         int
 	price                              pricing.Micros
+
+	// The budget: each batch's predicted cost is reserved in the spend
+	// ledger before it is created and settled when its output is ingested.
+	ledger    *checkpoint.SpendLedger
+	limit     int64            // pico-dollars; 0 = none
+	reserved  map[string]int64 // batch key -> reservation held by this run
+	budgetHit bool             // a batch was not created: the budget is reached
 }
 
 func (r *BatchRunner) open(ctx context.Context, spec RebuildSpec) (*batchRun, error) {
@@ -69,6 +77,10 @@ func (r *BatchRunner) open(ctx context.Context, spec RebuildSpec) (*batchRun, er
 		return nil, fmt.Errorf("planning the batch rebuild: %w", err)
 	}
 	br.est = &plan.Estimates[0]
+	if err := br.openLedger(ctx); err != nil {
+		w.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
 	for _, b := range br.j.Batches() {
 		br.waves = max(br.waves, b.Wave)
 		for _, q := range b.Requests {
@@ -85,6 +97,70 @@ func (r *BatchRunner) open(ctx context.Context, spec RebuildSpec) (*batchRun, er
 	r.log().Info("batch rebuild opened", "checkpoint_id", br.j.ID(), "journaled_batches", len(br.j.Batches()),
 		"in_flight_chunks", len(br.active), "chunks_to_embed", br.est.Chunks, "tokens", br.est.Tokens)
 	return br, nil
+}
+
+// openLedger opens the checkpoint's spend ledger and adopts the
+// reservations of journaled batches not yet ingested: a re-attached batch
+// is not reserved twice.
+func (br *batchRun) openLedger(ctx context.Context) error {
+	l, err := checkpoint.OpenSpendLedger(ctx, br.r.Store, br.spec.Shard)
+	if err != nil {
+		return fmt.Errorf("opening the spend ledger: %w", err)
+	}
+	br.ledger, br.limit, br.reserved = l, checkpoint.PicoCost(int64(br.spec.Budget), 1_000_000), map[string]int64{}
+	for _, b := range br.j.Batches() {
+		if b.State != checkpoint.JournalIngested && b.ReservedPico > 0 {
+			br.reserved[b.Key] = l.Adopt(b.ReservedPico)
+		}
+	}
+	return nil
+}
+
+// reserve reserves b's predicted cost at the batch price before it is
+// created, once (a journaled reservation was adopted at open). It reports
+// false, reserving nothing, when that would pass the budget.
+func (br *batchRun) reserve(ctx context.Context, b *checkpoint.JournalBatch) (bool, error) {
+	if b.ReservedPico > 0 {
+		return true, nil
+	}
+	pico, err := br.ledger.Reserve(ctx, checkpoint.PicoCost(b.Tokens, int64(br.price)), br.limit)
+	if errors.Is(err, checkpoint.ErrSpendLimit) {
+		if !br.budgetHit {
+			br.r.log().Warn("budget reached: no more batches are created", "key", b.Key, "tokens", b.Tokens,
+				"budget_usd", br.spec.Budget.String())
+		}
+		br.budgetHit = true
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	b.ReservedPico, br.reserved[b.Key] = pico, pico
+	return true, nil
+}
+
+// settleSpend replaces b's reservation by what it billed: the larger of the
+// provider's usage and our count of its completed requests.
+func (br *batchRun) settleSpend(ctx context.Context, b *checkpoint.JournalBatch, counted int64) error {
+	r := br.reserved[b.Key]
+	billed := max(b.Billed, counted)
+	if r == 0 && billed == 0 {
+		return nil
+	}
+	delete(br.reserved, b.Key)
+	return br.ledger.Settle(ctx, r, checkpoint.PicoCost(billed, int64(br.price)), billed)
+}
+
+// createdInFlight counts the batches that may exist at the provider and are
+// not ingested.
+func (br *batchRun) createdInFlight() int {
+	n := 0
+	for _, b := range br.j.Batches() {
+		if b.State == checkpoint.JournalCreating || b.State == checkpoint.JournalSubmitted {
+			n++
+		}
+	}
+	return n
 }
 
 // limitError reports whether a batch failed for an enqueue cap: its chunks
@@ -120,7 +196,7 @@ func (br *batchRun) loop(ctx context.Context) error {
 		if err := br.checkDeadline(ctx); err != nil {
 			return err
 		}
-		if !br.exhausted && !br.fellBack {
+		if !br.exhausted && !br.fellBack && !br.budgetHit {
 			planned, err := br.wave(ctx)
 			if err != nil {
 				return err
@@ -134,6 +210,9 @@ func (br *batchRun) loop(ctx context.Context) error {
 		inFlight := br.inFlight()
 		if inFlight == 0 && (br.exhausted || br.fellBack) {
 			return nil
+		}
+		if br.budgetHit && (br.r.Opts.SubmitOnly || br.createdInFlight() == 0) {
+			return nil // what was created is ingested; nothing more may be
 		}
 		if br.r.Opts.SubmitOnly && !progressed && br.allSubmitted() {
 			return nil
@@ -232,6 +311,9 @@ func (br *batchRun) progress(state string) Progress {
 		EmbeddedChunks: br.embedded, CommittedChunks: br.committed, BilledTokens: br.billed,
 		Requests: int64(br.completed), Cost: pricing.CostCeil(br.billed, br.price), Parts: int(br.parts),
 		ElapsedSeconds: br.r.now().Sub(br.started).Seconds()}
+	if br.ledger != nil {
+		p.CheckpointCost = pricing.Micros((br.ledger.Total().TotalPico() + 500_000) / 1_000_000)
+	}
 	mode := br.r.Opts.Mode
 	if mode == "" {
 		mode = ModeBatch

@@ -209,7 +209,7 @@ func RunAuto(ctx context.Context, br *BatchRunner, spec RebuildSpec, o AutoOptio
 	if f < 1 {
 		sub, err := first.Run(ctx, withKeep(false))
 		if err != nil {
-			return nil, err
+			return sub, err // the budget, an interrupt or a failure: classified in sub
 		}
 		batchView = sub.Batch
 	}
