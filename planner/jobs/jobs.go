@@ -453,6 +453,9 @@ func (m *Manager) load() error {
 		}
 		// A job killed mid-run keeps its last snapshot, all we know of that
 		// run; the next run start adds it to the prior runs' totals.
+		if f.Job.Spec.Mode == "" {
+			f.Job.Spec.Mode = planner.ModeSync // written before modes existed
+		}
 		j := &job{Job: f.Job, prior: f.Prior}
 		m.jobs[j.ID] = j
 		if j.IdempotencyKey != "" {
