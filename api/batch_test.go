@@ -180,3 +180,55 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestBatchModeCancelResume: a batch job cancelled while its batches run
+// turns cancelled; resumed, it re-attaches to the batches it created
+// instead of creating new ones, and finishes with every input billed once
+// and its budget's spend ledger holding nothing open.
+func TestBatchModeCancelResume(t *testing.T) {
+	c := loadContract(t)
+	te := newSimEnv(t, embedder.BatchSimConfig{CompletionP50: 2 * time.Second, CompletionP90: 2500 * time.Millisecond, Seed: 5})
+	job := te.submit(t, c, strings.Replace(batchRebuild, `"mode":"batch"`, `"mode":"batch","budget_usd":5`, 1), nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := te.jobs.WaitUntil(ctx, job.ID, func(j jobs.Job) bool {
+		return !j.State.Active() || j.Progress.Batch != nil && j.Progress.Batch.Batches["in_progress"]+j.Progress.Batch.Batches["validating"] > 0
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rec := c.check(t, te.testEnv, request{method: "POST", path: "/v1/rebuilds/" + job.ID + "/cancel"})
+	mustStatus(t, rec, 202)
+	j, err := te.jobs.Wait(t.Context(), job.ID)
+	if err != nil || j.State != jobs.Cancelled {
+		t.Fatalf("after cancel: %s %s, %v", j.State, j.LastError, err)
+	}
+	created := te.sim.Ledger().Batch.BatchesCreated
+	rec = c.check(t, te.testEnv, request{method: "POST", path: "/v1/rebuilds/" + job.ID + "/resume"})
+	mustStatus(t, rec, 202)
+	if j, err = te.jobs.Wait(t.Context(), job.ID); err != nil || j.State != jobs.Succeeded {
+		t.Fatalf("after resume: %s %s, %v", j.State, j.LastError, err)
+	}
+	l := te.sim.Ledger()
+	tags := map[string]int{}
+	for _, b := range l.Batch.Batches {
+		tags[b.Metadata["reembed_batch"]]++
+	}
+	for tag, n := range tags {
+		if n > 1 {
+			t.Errorf("batch %s created %d times", tag, n)
+		}
+	}
+	for h, n := range l.Inputs {
+		if n > 1 {
+			t.Errorf("input %s billed %d times", h[:12], n)
+		}
+	}
+	sp, err := checkpoint.OpenSpendLedger(t.Context(), checkpoint.NewDir(filepath.Join(te.data, j.CheckpointDir)), checkpoint.Shard{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := sp.Prior(); s.OpenPico != 0 || s.AbandonedPico != 0 || s.SettledToken != l.Batch.PromptTokens {
+		t.Errorf("spend ledger %+v; provider billed %d tokens", s, l.Batch.PromptTokens)
+	}
+	t.Logf("%d batches created before the cancel, %d in all; %d tokens billed once", created, l.Batch.BatchesCreated, l.Batch.PromptTokens)
+}
