@@ -72,10 +72,6 @@ type JournalBatch struct {
 	// Tokens and Inputs are what the request file asks for.
 	Tokens int64 `json:"tokens"`
 	Inputs int   `json:"inputs"`
-	// ReservedPico is the batch's predicted cost (Tokens at the batch
-	// price) reserved in the checkpoint's spend ledger before it was
-	// created; a restarted run adopts it instead of reserving again.
-	ReservedPico int64 `json:"reserved_pico_usd,omitempty"`
 	// Billed is the batch's usage as the provider reported it; Completed,
 	// Failed and Missing count its custom_ids after reconciliation.
 	Billed    int64            `json:"billed_tokens"`

@@ -94,6 +94,17 @@ func addSat(a, b int64) int64 {
 type spendFile struct {
 	Version int `json:"version"`
 	Spend
+	// Held is the reservations made with [SpendLedger.ReserveHeld] and not
+	// yet settled, by key; they are part of OpenPico (or, once read by a
+	// later run, of AbandonedPico).
+	Held map[string]int64 `json:"held_pico_usd,omitempty"`
+}
+
+// heldRes is a keyed reservation: made by this run (counted in OpenPico)
+// or inherited from an earlier one (counted in AbandonedPico).
+type heldRes struct {
+	pico      int64
+	inherited bool
 }
 
 const spendVersion = 1
@@ -128,6 +139,7 @@ type SpendLedger struct {
 
 	mu      sync.Mutex
 	own     Spend // this shard, this run included; OpenPico is live
+	held    map[string]heldRes
 	version int   // bumped by every change
 	durable int   // the version last committed
 	writing bool
@@ -138,7 +150,7 @@ type SpendLedger struct {
 // that a killed run left open into the abandoned spend, and returns shard
 // s's ledger for this run. A store without ledgers has spent nothing.
 func OpenSpendLedger(ctx context.Context, store Store, s Shard) (*SpendLedger, error) {
-	l := &SpendLedger{store: store, name: SpendPath(s), wake: make(chan struct{})}
+	l := &SpendLedger{store: store, name: SpendPath(s), wake: make(chan struct{}), held: map[string]heldRes{}}
 	files, err := store.List(ctx)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("listing spend ledgers: %w", err)
@@ -147,12 +159,16 @@ func OpenSpendLedger(ctx context.Context, store Store, s Shard) (*SpendLedger, e
 		if dir := path.Dir(f.Name); path.Base(f.Name) != SpendName || dir != "." && !shardDirRE.MatchString(dir) {
 			continue
 		}
-		sp, err := readSpend(ctx, store, f.Name)
+		sf, err := readSpend(ctx, store, f.Name)
 		if err != nil {
 			return nil, err
 		}
+		sp := sf.Spend
 		if f.Name == l.name {
 			l.own = Spend{}.plus(sp)
+			for k, v := range sf.Held {
+				l.held[k] = heldRes{pico: v, inherited: true}
+			}
 		} else {
 			l.prior = l.prior.plus(sp)
 		}
@@ -163,22 +179,22 @@ func OpenSpendLedger(ctx context.Context, store Store, s Shard) (*SpendLedger, e
 	return l, nil
 }
 
-func readSpend(ctx context.Context, store Store, name string) (Spend, error) {
+func readSpend(ctx context.Context, store Store, name string) (spendFile, error) {
 	f, err := store.Open(ctx, name)
 	if err != nil {
-		return Spend{}, fmt.Errorf("opening spend ledger %q: %w", name, err)
+		return spendFile{}, fmt.Errorf("opening spend ledger %q: %w", name, err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.NewSectionReader(f, 0, f.Size()))
 	if err != nil {
-		return Spend{}, fmt.Errorf("reading spend ledger %q: %w", name, err)
+		return spendFile{}, fmt.Errorf("reading spend ledger %q: %w", name, err)
 	}
 	var sf spendFile
 	if err := json.Unmarshal(b, &sf); err != nil || sf.Version != spendVersion {
 		// Refuse rather than guess: an unreadable ledger could hide spend.
-		return Spend{}, fmt.Errorf("spend ledger %q is unreadable (version %d, %v): move it aside only if you accept losing the record of what was spent", name, sf.Version, err)
+		return spendFile{}, fmt.Errorf("spend ledger %q is unreadable (version %d, %v): move it aside only if you accept losing the record of what was spent", name, sf.Version, err)
 	}
-	return sf.Spend, nil
+	return sf, nil
 }
 
 // Prior returns what was spent before this run: this shard's earlier runs
@@ -220,23 +236,61 @@ func (l *SpendLedger) Reserve(ctx context.Context, pico, limit int64) (reserved 
 	return pico, nil
 }
 
-// Adopt takes back as open, for this run, up to pico of the reservations
-// earlier runs of this shard left open (which OpenSpendLedger counts as
-// abandoned) when their request is known to be still pending: a provider
-// batch re-attached after a restart, journaled with its reservation. It is
-// then settled as if reserved by this run, so it is neither reserved twice
-// nor counted twice. It returns the amount adopted.
-func (l *SpendLedger) Adopt(pico int64) int64 {
+// ReserveHeld is Reserve for a request that may outlive the run, such as a
+// provider batch: the reservation is recorded under key in the same commit,
+// so that whatever moment a kill comes, a later run finds it. A key already
+// held (by this run, or by an earlier one that was killed before settling
+// it) is not reserved again: the amount held is returned, and the
+// reservation is settled by [SpendLedger.SettleHeld] once, by whichever run
+// settles it.
+func (l *SpendLedger) ReserveHeld(ctx context.Context, key string, pico, limit int64) (int64, error) {
+	l.mu.Lock()
+	if h, ok := l.held[key]; ok {
+		l.mu.Unlock()
+		return h.pico, nil
+	}
+	pico = ceilMicro(pico)
+	total := addSat(l.prior.CapPico(), l.own.CapPico())
+	if limit > 0 && addSat(total, pico) > limit {
+		l.mu.Unlock()
+		return 0, ErrSpendLimit
+	}
+	l.own.OpenPico += pico
+	l.held[key] = heldRes{pico: pico}
+	l.version++
+	l.mu.Unlock()
+	if err := l.persist(ctx); err != nil {
+		l.mu.Lock()
+		delete(l.held, key)
+		l.mu.Unlock()
+		l.Release(pico)
+		return 0, err
+	}
+	return pico, nil
+}
+
+// Held reports the reservation held under key, if any.
+func (l *SpendLedger) Held(key string) (int64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	pico = min(pico, l.own.AbandonedPico)
-	if pico <= 0 {
-		return 0
+	h, ok := l.held[key]
+	return h.pico, ok
+}
+
+// SettleHeld replaces the reservation held under key (none: 0) by the
+// cost billed for tokens, as Settle does, and forgets the key.
+func (l *SpendLedger) SettleHeld(ctx context.Context, key string, billedPico, tokens int64) error {
+	l.mu.Lock()
+	h, ok := l.held[key]
+	delete(l.held, key)
+	if ok && h.inherited {
+		// Counted as abandoned since this run opened the ledger: take it
+		// back as open, to be settled below.
+		l.own.AbandonedPico -= h.pico
+		l.own.OpenPico += h.pico
 	}
-	l.own.AbandonedPico -= pico
-	l.own.OpenPico += pico
-	l.version++
-	return pico
+	l.mu.Unlock()
+	return l.Settle(ctx, h.pico, billedPico, tokens)
 }
 
 // Release gives back a reservation whose request was not sent.
@@ -289,8 +343,15 @@ func (l *SpendLedger) persist(ctx context.Context) error {
 		}
 		l.writing = true
 		v, own := l.version, l.own
+		var held map[string]int64
+		for k, h := range l.held {
+			if held == nil {
+				held = map[string]int64{}
+			}
+			held[k] = h.pico
+		}
 		l.mu.Unlock()
-		b, err := json.Marshal(spendFile{Version: spendVersion, Spend: own})
+		b, err := json.Marshal(spendFile{Version: spendVersion, Spend: own, Held: held})
 		if err == nil {
 			err = l.store.Commit(ctx, l.name, func(w io.Writer) error { _, err := w.Write(b); return err })
 		}

@@ -80,7 +80,7 @@ const batchMetaKey = "reembed_batch"
 // create creates the batch of an uploaded file, unless a batch tagged for it
 // exists already (a crash after the create call and before its journal save).
 func (br *batchRun) create(ctx context.Context, b *checkpoint.JournalBatch) error {
-	tag := br.j.ID() + "/" + b.Key
+	tag := br.tag(b)
 	var obj *embedder.BatchObject
 	if b.State == checkpoint.JournalCreating {
 		found, err := br.r.API.FindBatch(ctx, batchMetaKey, tag)

@@ -43,9 +43,8 @@ type batchRun struct {
 	// The budget: each batch's predicted cost is reserved in the spend
 	// ledger before it is created and settled when its output is ingested.
 	ledger    *checkpoint.SpendLedger
-	limit     int64            // pico-dollars; 0 = none
-	reserved  map[string]int64 // batch key -> reservation held by this run
-	budgetHit bool             // a batch was not created: the budget is reached
+	limit     int64 // pico-dollars; 0 = none
+	budgetHit bool  // a batch was not created: the budget is reached
 }
 
 func (r *BatchRunner) open(ctx context.Context, spec RebuildSpec) (*batchRun, error) {
@@ -99,31 +98,37 @@ func (r *BatchRunner) open(ctx context.Context, spec RebuildSpec) (*batchRun, er
 	return br, nil
 }
 
-// openLedger opens the checkpoint's spend ledger and adopts the
-// reservations of journaled batches not yet ingested: a re-attached batch
-// is not reserved twice.
+// openLedger opens the checkpoint's spend ledger. Each batch's reservation
+// is held in it under the batch's tag, so that a run killed at any moment
+// leaves it findable: a batch the journal marks ingested whose reservation
+// is still held (a kill between the two commits) is settled now, with what
+// the journal says it billed.
 func (br *batchRun) openLedger(ctx context.Context) error {
 	l, err := checkpoint.OpenSpendLedger(ctx, br.r.Store, br.spec.Shard)
 	if err != nil {
 		return fmt.Errorf("opening the spend ledger: %w", err)
 	}
-	br.ledger, br.limit, br.reserved = l, checkpoint.PicoCost(int64(br.spec.Budget), 1_000_000), map[string]int64{}
+	br.ledger, br.limit = l, checkpoint.PicoCost(int64(br.spec.Budget), 1_000_000)
 	for _, b := range br.j.Batches() {
-		if b.State != checkpoint.JournalIngested && b.ReservedPico > 0 {
-			br.reserved[b.Key] = l.Adopt(b.ReservedPico)
+		if _, held := l.Held(br.tag(b)); held && b.State == checkpoint.JournalIngested {
+			if err := l.SettleHeld(ctx, br.tag(b), checkpoint.PicoCost(b.Billed, int64(br.price)), b.Billed); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// reserve reserves b's predicted cost at the batch price before it is
-// created, once (a journaled reservation was adopted at open). It reports
-// false, reserving nothing, when that would pass the budget.
+// tag is b's identity at the provider and in the spend ledger:
+// "CHECKPOINT_ID/KEY".
+func (br *batchRun) tag(b *checkpoint.JournalBatch) string { return br.j.ID() + "/" + b.Key }
+
+// reserve reserves b's predicted cost (its tokens at the batch price) in
+// the spend ledger before b is created, held under b's tag: a run that
+// re-attaches finds it held and does not reserve again. It reports false,
+// reserving nothing, when that would pass the budget.
 func (br *batchRun) reserve(ctx context.Context, b *checkpoint.JournalBatch) (bool, error) {
-	if b.ReservedPico > 0 {
-		return true, nil
-	}
-	pico, err := br.ledger.Reserve(ctx, checkpoint.PicoCost(b.Tokens, int64(br.price)), br.limit)
+	_, err := br.ledger.ReserveHeld(ctx, br.tag(b), checkpoint.PicoCost(b.Tokens, int64(br.price)), br.limit)
 	if errors.Is(err, checkpoint.ErrSpendLimit) {
 		if !br.budgetHit {
 			br.r.log().Warn("budget reached: no more batches are created", "key", b.Key, "tokens", b.Tokens,
@@ -132,23 +137,17 @@ func (br *batchRun) reserve(ctx context.Context, b *checkpoint.JournalBatch) (bo
 		br.budgetHit = true
 		return false, nil
 	}
-	if err != nil {
-		return false, err
-	}
-	b.ReservedPico, br.reserved[b.Key] = pico, pico
-	return true, nil
+	return err == nil, err
 }
 
-// settleSpend replaces b's reservation by what it billed: the larger of the
-// provider's usage and our count of its completed requests.
+// settleSpend replaces b's held reservation by what it billed: the larger
+// of the provider's usage and our count of its completed requests.
 func (br *batchRun) settleSpend(ctx context.Context, b *checkpoint.JournalBatch, counted int64) error {
-	r := br.reserved[b.Key]
 	billed := max(b.Billed, counted)
-	if r == 0 && billed == 0 {
+	if _, held := br.ledger.Held(br.tag(b)); !held && billed == 0 {
 		return nil
 	}
-	delete(br.reserved, b.Key)
-	return br.ledger.Settle(ctx, r, checkpoint.PicoCost(billed, int64(br.price)), billed)
+	return br.ledger.SettleHeld(ctx, br.tag(b), checkpoint.PicoCost(billed, int64(br.price)), billed)
 }
 
 // createdInFlight counts the batches that may exist at the provider and are

@@ -187,6 +187,15 @@ func TestBatchRebuildSIGKILL(t *testing.T) {
 	if got, want := l.Batch.PromptTokens+l.Totals.PromptTokens, est.Estimates[0].Tokens; got != want {
 		t.Errorf("billed %d tokens (batch %d + sync %d), predicted %d", got, l.Batch.PromptTokens, l.Totals.PromptTokens, want)
 	}
+	// The spend ledger is exact across the kills: each batch's reservation,
+	// held under its tag, was settled once, whichever run ingested it.
+	sp, err := checkpoint.OpenSpendLedger(context.Background(), checkpoint.NewDir(out), checkpoint.Shard{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := sp.Prior(); s.AbandonedPico != 0 || s.OpenPico != 0 || s.SettledToken != l.Batch.PromptTokens+l.Totals.PromptTokens {
+		t.Errorf("spend ledger after %d kills: %+v; provider billed %d batch + %d sync tokens", sumCounts(killedAt), s, l.Batch.PromptTokens, l.Totals.PromptTokens)
+	}
 	t.Logf("%d batches created, %d files uploaded, %d tokens billed at the batch price", l.Batch.BatchesCreated, l.Batch.FilesUploaded, l.Batch.PromptTokens)
 }
 
