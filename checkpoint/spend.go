@@ -140,8 +140,8 @@ type SpendLedger struct {
 	mu      sync.Mutex
 	own     Spend // this shard, this run included; OpenPico is live
 	held    map[string]heldRes
-	version int   // bumped by every change
-	durable int   // the version last committed
+	version int // bumped by every change
+	durable int // the version last committed
 	writing bool
 	wake    chan struct{} // closed when a commit ends
 }
