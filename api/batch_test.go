@@ -232,3 +232,53 @@ func TestBatchModeCancelResume(t *testing.T) {
 	}
 	t.Logf("%d batches created before the cancel, %d in all; %d tokens billed once", created, l.Batch.BatchesCreated, l.Batch.PromptTokens)
 }
+
+// TestBatchModeBudgetOverTheAPI: a batch job whose budget_usd is below its
+// predicted batch cost (each batch's reservation rounds up to a
+// micro-dollar: three batches need $0.000003) turns budget_exhausted with
+// the spend ledger at most the cap; resumed with the same budget it creates
+// nothing more; resumed with a higher one it succeeds, every input billed
+// once.
+func TestBatchModeBudgetOverTheAPI(t *testing.T) {
+	c := loadContract(t)
+	te := newSimEnv(t, embedder.BatchSimConfig{CompletionP50: 20 * time.Millisecond, CompletionP90: 50 * time.Millisecond, Seed: 9})
+	job := te.submit(t, c, strings.Replace(batchRebuild, `"mode":"batch"`, `"mode":"batch","budget_usd":0.000002`, 1), nil)
+	j, err := te.jobs.Wait(t.Context(), job.ID)
+	if err != nil || j.State != jobs.BudgetExhausted {
+		t.Fatalf("job: %s %s, %v", j.State, j.LastError, err)
+	}
+	spend := func() checkpoint.Spend {
+		sp, err := checkpoint.OpenSpendLedger(t.Context(), checkpoint.NewDir(filepath.Join(te.data, j.CheckpointDir)), checkpoint.Shard{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sp.Prior()
+	}
+	l1 := te.sim.Ledger()
+	if s := spend(); s.CapPico() > 2_000_000 || l1.Batch.BatchesCreated == 0 || l1.Batch.BatchesCreated >= 3 {
+		t.Errorf("after the cap: ledger %+v, %d batches created", s, l1.Batch.BatchesCreated)
+	}
+	rec := c.check(t, te.testEnv, request{method: "POST", path: "/v1/rebuilds/" + job.ID + "/resume"})
+	mustStatus(t, rec, 202)
+	if j, _ = te.jobs.Wait(t.Context(), job.ID); j.State != jobs.BudgetExhausted {
+		t.Fatalf("resumed with the same budget: %s %s", j.State, j.LastError)
+	}
+	if l := te.sim.Ledger(); l.Batch.BatchesCreated != l1.Batch.BatchesCreated || l.Batch.PromptTokens != l1.Batch.PromptTokens {
+		t.Errorf("the same budget spent again: %d batches, %d tokens (were %d, %d)", l.Batch.BatchesCreated, l.Batch.PromptTokens,
+			l1.Batch.BatchesCreated, l1.Batch.PromptTokens)
+	}
+	rec = c.check(t, te.testEnv, request{method: "POST", path: "/v1/rebuilds/" + job.ID + "/resume", body: `{"budget_usd":1}`})
+	mustStatus(t, rec, 202)
+	if j, _ = te.jobs.Wait(t.Context(), job.ID); j.State != jobs.Succeeded {
+		t.Fatalf("resumed with a higher budget: %s %s", j.State, j.LastError)
+	}
+	l := te.sim.Ledger()
+	for h, n := range l.Inputs {
+		if n > 1 {
+			t.Errorf("input %s billed %d times", h[:12], n)
+		}
+	}
+	if s := spend(); s.OpenPico != 0 || s.AbandonedPico != 0 || s.SettledToken != l.Batch.PromptTokens {
+		t.Errorf("ledger at the end %+v, provider billed %d tokens", s, l.Batch.PromptTokens)
+	}
+}
