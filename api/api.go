@@ -1,7 +1,9 @@
 // Package api is reembed's REST API on Echo v4: estimates, the model
 // catalog, and rebuild jobs that runbooks start, watch, cancel and resume.
-// Handlers only translate HTTP to the planner: request bodies are decoded
-// and checked field by field here, and [jobs.Manager] does the work. The
+// Handlers only translate HTTP to the planner: a rebuild's body is the job
+// spec itself ([jobs.Spec], decoded strictly and validated once, its
+// errors [planner.FieldError]s named by their JSON field), estimate bodies
+// are decoded and checked here, and [jobs.Manager] does the work. The
 // contract is openapi.yaml (embedded, served at /openapi.yaml).
 //
 // Every error answer is {"error":{"code","message","field"}} (see [Error]);
