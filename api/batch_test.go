@@ -148,7 +148,7 @@ func TestAutoModeProgressWhileRunning(t *testing.T) {
 	}
 	rec := c.check(t, te.testEnv, request{method: "GET", path: "/v1/rebuilds/" + job.ID})
 	b := decode[jobs.Job](t, rec).Progress.Batch
-	if b == nil || b.Mode != planner.ModeAuto || b.Deadline == nil || b.Deadline.Before(before.Add(time.Hour)) ||
+	if b == nil || b.Mode != planner.ModeAuto || b.Plan == nil || b.Plan.SyncFraction != 0 || b.Deadline == nil || b.Deadline.Before(before.Add(time.Hour)) ||
 		b.Deadline.After(time.Now().Add(time.Hour)) || !b.FallbackArmed || b.NextPollAt == nil {
 		t.Errorf("progress while running: %+v", b)
 	}

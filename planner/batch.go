@@ -67,8 +67,9 @@ type BatchOptions struct {
 	// run instead of embedding them sync.
 	NoSyncFallback bool
 	// Mode names the run in its progress: ModeBatch (the default) or
-	// ModeAuto (RunAuto sets it).
+	// ModeAuto (RunAuto sets it, and Plan, shown in progress too).
 	Mode string
+	Plan *BatchPlan
 }
 
 func (o *BatchOptions) fill() {

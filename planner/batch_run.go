@@ -317,7 +317,7 @@ func (br *batchRun) progress(state string) Progress {
 	if mode == "" {
 		mode = ModeBatch
 	}
-	bp := &BatchProgress{Mode: mode, Batches: map[string]int{}, Waves: br.waves, RequestsCompleted: br.completed,
+	bp := &BatchProgress{Mode: mode, Plan: br.r.Opts.Plan, Batches: map[string]int{}, Waves: br.waves, RequestsCompleted: br.completed,
 		RequestsFailed: br.failed, RequestsMissing: br.missing, EnqueuedTokenCap: br.tokenCap, FellBack: br.fellBack,
 		FallbackArmed: !br.r.Opts.Deadline.IsZero() && !br.fellBack}
 	for _, b := range br.j.Batches() {

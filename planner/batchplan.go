@@ -203,7 +203,7 @@ func RunAuto(ctx context.Context, br *BatchRunner, spec RebuildSpec, o AutoOptio
 		deadline = start.Add(o.RTO)
 	}
 	first := *br
-	first.Opts.SubmitOnly, first.Opts.Mode = true, ModeAuto
+	first.Opts.SubmitOnly, first.Opts.Mode, first.Opts.Plan = true, ModeAuto, &plan
 	first.Opts.Deadline = deadline // shown in progress; acted on by the last pass only (no SyncTokensPerSec here)
 	var batchView *BatchProgress
 	if f < 1 {
@@ -225,7 +225,7 @@ func RunAuto(ctx context.Context, br *BatchRunner, spec RebuildSpec, o AutoOptio
 		}
 	}
 	last := *br
-	last.Opts.Mode = ModeAuto
+	last.Opts.Mode, last.Opts.Plan = ModeAuto, &plan
 	if me.DurationSeconds > 0 {
 		last.Opts.SyncTokensPerSec = float64(me.Tokens) / me.DurationSeconds
 	} else {
