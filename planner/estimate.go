@@ -19,6 +19,7 @@ import (
 	"github.com/reembed/reembed/checkpoint"
 	"github.com/reembed/reembed/corpus"
 	"github.com/reembed/reembed/corpus/tokenizer"
+	"github.com/reembed/reembed/field"
 	"github.com/reembed/reembed/pricing"
 )
 
@@ -92,6 +93,10 @@ type EstimateRequest struct {
 	// Restore, when set, adds the restore's load, index and verify terms to
 	// the duration and the RTO verdict (restoreplan.go).
 	Restore *RestoreTarget
+	// FieldName names settings in recommendations and notes (package
+	// field): the CLI passes its flag names (--concurrency); nil names them
+	// in snake_case, as the API's JSON fields.
+	FieldName func(field string) string
 }
 
 // Validate checks the request. Its errors are [FieldError]s, joined, naming
@@ -747,6 +752,9 @@ func finish(est *Estimate, req EstimateRequest, accs []*modelAcc, x extrapolatio
 		me.Terms, me.Bottleneck, me.DurationSeconds = Duration(me.Tokens, me.Requests, req.Limits)
 		me.Duration = formatDuration(me.DurationSeconds)
 		applyRestore(&me, req, m.DefaultDimensions)
+		if me.Restore != nil {
+			me.Restore.Basis = field.Text(me.Restore.Basis, req.FieldName)
+		}
 		if est.Corpus.Sampled {
 			me.Intervals = intervals(acc, x, me)
 		}
@@ -762,6 +770,9 @@ func finish(est *Estimate, req EstimateRequest, accs []*modelAcc, x extrapolatio
 		}
 		me.Sharded = shardedEstimate(acc, req, scale)
 		me.Recommendations = append(recommend(me, req), recommendRestore(me, req)...)
+		for i, r := range me.Recommendations {
+			me.Recommendations[i] = field.Text(r, req.FieldName) // no names in them: every brace is a placeholder
+		}
 		est.Estimates = append(est.Estimates, me)
 	}
 	recommendModels(est, req)
@@ -908,7 +919,7 @@ func recommend(me ModelEstimate, req EstimateRequest) []string {
 		}
 		if me.Terms.LatencySeconds > rto {
 			need := int(math.Ceil(float64(me.Requests) * l.Latency.Seconds() / rto))
-			out = append(out, fmt.Sprintf("raise --concurrency to at least %d (now %d)", need, max(l.Concurrency, 1)))
+			out = append(out, fmt.Sprintf("raise {concurrency} to at least %d (now %d)", need, max(l.Concurrency, 1)))
 		}
 		if me.BatchCostUSD != nil && me.BatchWindowSec != nil {
 			verdict := "but its window exceeds the RTO"

@@ -277,6 +277,7 @@ func (r *estimateRun) buildRequest(ctx context.Context) error {
 		ChunkTokens: f.cf.chunkTokens, ChunkOverlap: f.cf.chunkOverlap,
 		Limits: planner.Limits{RPM: f.rpm, TPM: f.tpm, Concurrency: f.concurrency, Latency: f.latency, BatchSize: f.batchSize},
 		RTO:    f.rto, Jobs: f.cf.jobs, Alternatives: r.req.Alternatives, Batch: f.batchPlan,
+		FieldName: flagName,
 	}
 	if err := checkBatchPlanFlags(&r.req.Batch, f.batchTier); err != nil {
 		return err

@@ -131,9 +131,9 @@ func checkManifest(ctx context.Context, loc storeLocation, spec planner.RebuildS
 			if force {
 				return nil
 			}
-			return usagef("--out %q: %v (--force resumes across a chunking change)", loc, err)
+			return usagef("--out %q: %w (--force resumes across a chunking change)", loc, err)
 		}
-		return usagef("--out %q: %v", loc, err)
+		return usagef("--out %q: %w", loc, err)
 	}
 	return nil
 }
@@ -146,7 +146,7 @@ func dryRun(ctx context.Context, e *env, f *rebuildFlags, spec planner.RebuildSp
 		return err
 	}
 	req := planner.EstimateRequest{Paths: spec.Paths, Corpus: spec.Corpus, Models: []pricing.Model{spec.Model}, ChunkTokens: spec.ChunkTokens,
-		ChunkOverlap: spec.ChunkOverlap, Limits: spec.Limits, Jobs: spec.Jobs, Shard: spec.Shard}
+		ChunkOverlap: spec.ChunkOverlap, Limits: spec.Limits, Jobs: spec.Jobs, Shard: spec.Shard, FieldName: flagName}
 	req.Limits.Latency = planner.DefaultLatency
 	if err := loc.exists(); err == nil {
 		store, closeStore, err := loc.open(ctx)
