@@ -8,9 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unicode/utf8"
 
+	"github.com/reembed/reembed/embedder"
+	"github.com/reembed/reembed/embedder/embeddertest"
 	"github.com/reembed/reembed/planner"
 )
 
@@ -124,5 +127,45 @@ func checkScreen(t *testing.T, screen string, width int, done bool) {
 	}
 	if done && (lastLog < 0 || lastBar < lastLog) {
 		t.Errorf("the log lines are not above the progress line (log at %d, bar at %d):\n%s", lastLog, lastBar, screen)
+	}
+}
+
+// TestProgressShowsRateLimiterWait wires the real rate limiter to the CLI's
+// logger: while the limiter holds requests for the TPM (or RPM) budget, the
+// progress line says so, even at the info log level, and the debug line is
+// not printed.
+func TestProgressShowsRateLimiterWait(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		rpm, tpm int
+		want     string
+	}{
+		{"TPM", 0, 600, "waiting for TPM budget ("},
+		{"RPM", 60, 0, "waiting for RPM budget ("},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var buf bytes.Buffer
+				s := &statusWriter{w: &buf, tty: true, width: func() int { return 200 }}
+				logger := slog.New(waitWatcher{slog.NewTextHandler(s, &slog.HandlerOptions{Level: slog.LevelInfo}), s})
+				l, err := embedder.NewRateLimited(&embeddertest.Fake{}, embedder.RateLimitConfig{RPM: tc.rpm, TPM: tc.tpm, Logger: logger})
+				if err != nil {
+					t.Fatal(err)
+				}
+				req := &embedder.Request{Inputs: []embedder.Input{{Text: "x", Tokens: 10}}}
+				for range 3 {
+					if _, err := l.Embed(t.Context(), req); err != nil {
+						t.Fatal(err)
+					}
+				}
+				p := planner.Progress{State: "running", PlannedChunks: 100, EmbeddedChunks: 3, Requests: 3, ElapsedSeconds: 2}
+				if got := progressLine(p, s.lastWait(), 199); !strings.Contains(got, tc.want) {
+					t.Errorf("progress line %q does not say %q", got, tc.want)
+				}
+				if strings.Contains(buf.String(), "budget") {
+					t.Errorf("the debug line was printed at info level: %q", buf.String())
+				}
+			})
+		})
 	}
 }
