@@ -61,38 +61,23 @@ func TestStatusWriterPrintsLogsAboveTheLine(t *testing.T) {
 // columns and reads the screen: one progress line, never wrapped, with the
 // log lines above it.
 func TestProgressInTmux(t *testing.T) {
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
+	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("tmux is not installed (apt-get install -y tmux)")
 	}
 	bin := buildReembed(t)
 	corpus := smallCorpus(t)
 	for _, width := range []int{80, 200} {
 		t.Run(fmt.Sprint(width), func(t *testing.T) {
-			session := fmt.Sprintf("reembed-test-%d-%d", width, time.Now().UnixNano())
 			out := filepath.Join(t.TempDir(), "c")
-			cmd := fmt.Sprintf("%s rebuild %s --out %s --latency 150ms --batch-size 8 --concurrency 1 --rpm 0 --tpm 0 --progress-interval 50ms; echo DONE; sleep 60",
+			cmd := fmt.Sprintf("%s rebuild %s --out %s --latency 150ms --batch-size 8 --concurrency 1 --rpm 0 --tpm 0 --progress-interval 50ms",
 				bin, corpus, out)
-			// A server of its own (-L): no race with another test's server
-			// exiting, and the user's sessions are not touched.
-			if b, err := exec.Command(tmux, "-L", session, "new-session", "-d", "-s", session, "-x", fmt.Sprint(width), "-y", "50", cmd).CombinedOutput(); err != nil {
-				t.Fatalf("tmux: %v %s", err, b)
-			}
-			defer exec.Command(tmux, "-L", session, "kill-server").Run()
-			var screen string
 			sawRunning := false
-			for i := 0; i < 600 && !strings.Contains(screen, "DONE"); i++ {
-				time.Sleep(100 * time.Millisecond)
-				b, _ := exec.Command(tmux, "-L", session, "capture-pane", "-p", "-t", session).Output()
-				screen = string(b)
+			screen := watchInTmux(t, width, cmd, 100*time.Millisecond, time.Minute, func(screen string) {
 				if strings.Contains(screen, "█") && !strings.Contains(screen, "Rebuild complete") {
 					sawRunning = true
 					checkScreen(t, screen, width, false)
 				}
-			}
-			if !strings.Contains(screen, "DONE") {
-				t.Fatalf("the rebuild did not finish:\n%s", screen)
-			}
+			})
 			if !sawRunning {
 				t.Errorf("never saw the progress line while the rebuild ran")
 			}

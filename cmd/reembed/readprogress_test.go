@@ -63,8 +63,7 @@ func TestReadProgressLine(t *testing.T) {
 // screen while it runs: one "reading:" line with files, MB, tokens and an
 // ETA, within the width; when the table is printed, the line is gone.
 func TestEstimateProgressInTmux(t *testing.T) {
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
+	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("tmux is not installed (apt-get install -y tmux)")
 	}
 	bin := buildReembed(t)
@@ -72,21 +71,8 @@ func TestEstimateProgressInTmux(t *testing.T) {
 	progress := regexp.MustCompile(`^reading: [0-9,]+/300 files  [0-9.]+/[0-9.]+ MB  .*[0-9,]+ tokens  ETA [0-9]`)
 	for _, width := range []int{80, 200} {
 		t.Run(fmt.Sprint(width), func(t *testing.T) {
-			session := fmt.Sprintf("reembed-est-%d-%d", width, time.Now().UnixNano())
-			cmd := fmt.Sprintf("%s estimate %s --jobs 1; echo DONE; sleep 60", bin, corpus)
-			if b, err := exec.Command(tmux, "-L", session, "new-session", "-d", "-s", session, "-x", fmt.Sprint(width), "-y", "50", cmd).CombinedOutput(); err != nil {
-				t.Fatalf("tmux: %v %s", err, b)
-			}
-			defer exec.Command(tmux, "-L", session, "kill-server").Run()
-			var screen string
 			saw := false
-			for i := 0; i < 3000 && !strings.Contains(screen, "DONE"); i++ {
-				time.Sleep(10 * time.Millisecond)
-				b, _ := exec.Command(tmux, "-L", session, "capture-pane", "-p", "-t", session).Output()
-				screen = string(b)
-				if strings.Contains(screen, "DONE") {
-					break
-				}
+			screen := watchInTmux(t, width, fmt.Sprintf("%s estimate %s --jobs 1", bin, corpus), 10*time.Millisecond, time.Minute, func(screen string) {
 				lines := 0
 				for _, line := range strings.Split(screen, "\n") {
 					if !strings.HasPrefix(line, "reading:") {
@@ -101,10 +87,7 @@ func TestEstimateProgressInTmux(t *testing.T) {
 				if lines > 1 {
 					t.Errorf("%d progress lines on the screen, want 1:\n%s", lines, screen)
 				}
-			}
-			if !strings.Contains(screen, "DONE") {
-				t.Fatalf("estimate did not finish:\n%s", screen)
-			}
+			})
 			if !saw {
 				t.Errorf("never saw a progress line with files, MB, tokens and an ETA while estimate read")
 			}
