@@ -154,3 +154,28 @@ func TestProgressShowsRateLimiterWait(t *testing.T) {
 		})
 	}
 }
+
+// TestRebuildShowsBudgetWaitInTmux runs a rebuild whose TPM budget holds
+// requests back, in a real terminal, and reads the screen: the progress
+// line says "waiting for TPM budget" while the limiter holds them.
+func TestRebuildShowsBudgetWaitInTmux(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux is not installed (apt-get install -y tmux)")
+	}
+	bin := buildReembed(t)
+	corpus := smallCorpus(t)
+	out := filepath.Join(t.TempDir(), "c")
+	// About 30,000 tokens at 10,000 a second: two seconds of waits.
+	cmd := fmt.Sprintf("%s rebuild %s --out %s --tpm 600000 --rpm 0 --batch-size 8 --concurrency 4 --progress-interval 50ms", bin, corpus, out)
+	saw := false
+	watchInTmux(t, 200, cmd, 50*time.Millisecond, time.Minute, func(screen string) {
+		for _, line := range strings.Split(screen, "\n") {
+			if strings.Contains(line, "chunks  $") && strings.Contains(line, "waiting for TPM budget (") {
+				saw = true
+			}
+		}
+	})
+	if !saw {
+		t.Errorf("the progress line never said it was waiting for the TPM budget")
+	}
+}
