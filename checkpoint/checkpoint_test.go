@@ -16,6 +16,8 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/reembed/reembed/field"
 )
 
 func TestRowSchemaReadBack(t *testing.T) {
@@ -218,9 +220,9 @@ func TestManifestMismatch(t *testing.T) {
 			if !mm.Forceable() {
 				// A checkpoint never mixes models or dimensions: Force does
 				// not override it, and the message names the safe way out.
-				msg := err.Error()
-				if !strings.Contains(msg, tt.field) || strings.Contains(msg, "force") || !strings.Contains(msg, "another --out") {
-					t.Errorf("message %q: want the field and another --out, never --force", msg)
+				msg := field.Render(err, func(f string) string { return "--" + f })
+				if !strings.Contains(msg, tt.field) || strings.Contains(msg, "force") || !strings.Contains(msg, "another --out_dir") {
+					t.Errorf("message %q: want the field and another {out_dir} (--out), never {force}", msg)
 				}
 				if _, err := Open(ctx, NewDir(root), Options{Manifest: want, Force: true}); !errors.Is(err, ErrManifestMismatch) {
 					t.Fatalf("Open with Force and another %s: %v, want refused", tt.field, err)
@@ -231,8 +233,8 @@ func TestManifestMismatch(t *testing.T) {
 				}
 				return
 			}
-			if !strings.Contains(err.Error(), tt.field) || !strings.Contains(err.Error(), "--force") {
-				t.Errorf("message %q does not name the field and --force", err)
+			if msg := field.Render(err, func(f string) string { return "--" + f }); !strings.Contains(msg, tt.field) || !strings.Contains(msg, "--force") {
+				t.Errorf("message %q does not name the field and {force}", msg)
 			}
 
 			w, err = Open(ctx, NewDir(root), Options{Manifest: want, Force: true})

@@ -268,53 +268,9 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	var parts []PartInfo
-	for _, f := range files {
-		if fn := classify(f.Name); fn.kind == kindPart {
-			parts = append(parts, PartInfo{Name: f.Name, Dir: fn.dir, Number: fn.number, Size: f.Size})
-		}
-	}
-	slices.SortFunc(parts, func(a, b PartInfo) int {
-		return cmp.Or(cmp.Compare(a.Dir, b.Dir), cmp.Compare(a.Number, b.Number))
-	})
-
-	// Readers fetch parts in order, in parallel; this goroutine merges them in
-	// order as they arrive, so merging overlaps reading.
-	type result struct {
-		pk  *partKeys
-		bad error
-	}
-	results := make([]chan result, len(parts))
-	for i := range results {
-		results[i] = make(chan result, 1)
-	}
-	g, gctx := errgroup.WithContext(ctx)
+	parts := committedParts(files)
 	seed := maphash.MakeSeed()
-	var next atomic.Int64
-	for range min(cmp.Or(opts.Concurrency, runtime.GOMAXPROCS(0)), len(parts)) {
-		g.Go(func() error {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(parts) {
-					return nil
-				}
-				pk, err := readPart(gctx, store, parts[i].Name, opts)
-				if pk != nil {
-					pk.hashKeys(seed)
-				}
-				switch {
-				case errors.Is(err, fs.ErrNotExist):
-					results[i] <- result{} // moved aside since the listing: skip it
-				case errors.Is(err, errCorrupt):
-					results[i] <- result{bad: err}
-				case err != nil:
-					return fmt.Errorf("reading part %q: %w", parts[i].Name, err)
-				default:
-					results[i] <- result{pk: pk}
-				}
-			}
-		})
-	}
+	g, gctx, results := readParts(ctx, store, parts, opts, seed)
 
 	// Each directory is merged into a table of its own (the last row wins),
 	// then the table into the index (the later embedded_at wins). The first
@@ -326,7 +282,7 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 	ix := &Index{}
 	var cur *keyTable
 	for i, p := range parts {
-		var r result
+		var r partResult
 		select {
 		case r = <-results[i]:
 		case <-gctx.Done():
@@ -366,6 +322,66 @@ func scan(ctx context.Context, store Store, files []FileInfo, opts ScanOptions) 
 		ix.keyTable = *newKeyTable(seed, 0)
 	}
 	return ix, nil
+}
+
+// committedParts returns the committed parts among files, by directory
+// then number.
+func committedParts(files []FileInfo) []PartInfo {
+	var parts []PartInfo
+	for _, f := range files {
+		if fn := classify(f.Name); fn.kind == kindPart {
+			parts = append(parts, PartInfo{Name: f.Name, Dir: fn.dir, Number: fn.number, Size: f.Size})
+		}
+	}
+	slices.SortFunc(parts, func(a, b PartInfo) int {
+		return cmp.Or(cmp.Compare(a.Dir, b.Dir), cmp.Compare(a.Number, b.Number))
+	})
+	return parts
+}
+
+// partResult is one part's keys, or why it is unreadable (both nil: the
+// part vanished since the listing).
+type partResult struct {
+	pk  *partKeys
+	bad error
+}
+
+// readParts starts readers that fetch the parts in order, in parallel
+// (opts.Concurrency, default GOMAXPROCS), each result on its own channel, so
+// that the caller merges in order as they arrive and merging overlaps
+// reading. The group fails on an I/O error (not corruption); gctx ends then.
+func readParts(ctx context.Context, store Store, parts []PartInfo, opts ScanOptions, seed maphash.Seed) (g *errgroup.Group, gctx context.Context, results []chan partResult) {
+	results = make([]chan partResult, len(parts))
+	for i := range results {
+		results[i] = make(chan partResult, 1)
+	}
+	g, gctx = errgroup.WithContext(ctx)
+	var next atomic.Int64
+	for range min(cmp.Or(opts.Concurrency, runtime.GOMAXPROCS(0)), len(parts)) {
+		g.Go(func() error {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(parts) {
+					return nil
+				}
+				pk, err := readPart(gctx, store, parts[i].Name, opts)
+				if pk != nil {
+					pk.hashKeys(seed)
+				}
+				switch {
+				case errors.Is(err, fs.ErrNotExist):
+					results[i] <- partResult{} // moved aside since the listing: skip it
+				case errors.Is(err, errCorrupt):
+					results[i] <- partResult{bad: err}
+				case err != nil:
+					return fmt.Errorf("reading part %q: %w", parts[i].Name, err)
+				default:
+					results[i] <- partResult{pk: pk}
+				}
+			}
+		})
+	}
+	return g, gctx, results
 }
 
 func readPart(ctx context.Context, store Store, name string, opts ScanOptions) (*partKeys, error) {

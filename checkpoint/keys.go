@@ -93,7 +93,7 @@ func (x *ioRecorder) finish(err *error) {
 // readable part; any other error is an I/O failure.
 func readPartKeys(r io.ReaderAt, size int64) (pk *partKeys, err error) {
 	rec := &ioRecorder{r: r, size: size}
-	defer rec.finish(&err)
+	defer rec.finish(&err) // also recovers the helpers' decoder panics
 	footerLen, err := checkFooter(rec, size)
 	if err != nil {
 		return nil, err
@@ -102,60 +102,13 @@ func readPartKeys(r io.ReaderAt, size int64) (pk *partKeys, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
-	schema := f.Schema()
-	col := func(name string, kind parquet.Kind) (int, error) {
-		leaf, ok := schema.Lookup(name)
-		if !ok {
-			return 0, fmt.Errorf("%w: no column %q", errCorrupt, name)
-		}
-		if leaf.MaxRepetitionLevel != 0 || leaf.Node.Type().Kind() != kind {
-			return 0, fmt.Errorf("%w: column %q is %s, want required %s", errCorrupt, name, leaf.Node.Type(), kind)
-		}
-		return leaf.ColumnIndex, nil
-	}
-	docCol, err := col(colDocID, parquet.ByteArray)
+	cols, err := keyColumnsOf(f.Schema())
 	if err != nil {
 		return nil, err
 	}
-	idxCol, err := col(colChunkIndex, parquet.Int32)
-	if err != nil {
+	if err := checkKeyChunks(rec, size-8-footerLen, f, cols); err != nil {
 		return nil, err
 	}
-	shaCol, err := col(colSHA256, parquet.ByteArray)
-	if err != nil {
-		return nil, err
-	}
-	atCol, err := col(colEmbeddedAt, parquet.Int64)
-	if err != nil {
-		return nil, err
-	}
-	footerStart := size - 8 - footerLen
-	for _, rg := range f.Metadata().RowGroups {
-		for _, c := range []int{docCol, idxCol, shaCol, atCol} {
-			if c >= len(rg.Columns) {
-				return nil, fmt.Errorf("%w: row group has %d columns", errCorrupt, len(rg.Columns))
-			}
-			if err := checkColumnChunk(rec, footerStart, &rg.Columns[c].MetaData); err != nil {
-				return nil, err
-			}
-		}
-	}
-	var embValues int64
-	if leaf, ok := schema.Lookup("embedding", "list", "element"); ok {
-		for _, rg := range f.Metadata().RowGroups {
-			if leaf.ColumnIndex < len(rg.Columns) {
-				embValues += rg.Columns[leaf.ColumnIndex].MetaData.NumValues
-			}
-		}
-	}
-	atLeaf, _ := schema.Lookup(colEmbeddedAt)
-	unit := time.Millisecond
-	if lt := atLeaf.Node.Type().LogicalType(); lt != nil {
-		if ts, ok := lt.Value.(*format.TimestampType); ok && ts.Unit.Value != nil {
-			unit = ts.Unit.Value.Duration()
-		}
-	}
-
 	n := int(f.NumRows())
 	pk = &partKeys{
 		docIDs: make([]string, 0, n),
@@ -163,46 +116,12 @@ func readPartKeys(r io.ReaderAt, size int64) (pk *partKeys, err error) {
 		sha:    make([][32]byte, 0, n),
 		at:     make([]int64, 0, n),
 
-		embValues: embValues,
+		embValues: embeddingValues(f),
 	}
+	unit := timestampUnit(f.Schema())
 	for _, rg := range f.RowGroups() {
-		chunks := rg.ColumnChunks()
-		last := ""
-		err := eachByteArray(chunks[docCol], func(b []byte) error {
-			if string(b) != last { // rows of one document are adjacent: share the string
-				last = string(b)
-			}
-			pk.docIDs = append(pk.docIDs, last)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%w: column %s: %w", errCorrupt, colDocID, err)
-		}
-		err = eachByteArray(chunks[shaCol], func(b []byte) error {
-			var sum [32]byte
-			if len(b) != 64 {
-				return fmt.Errorf("chunk_sha256 %q is not 64 hex digits", b)
-			}
-			if _, err := hex.Decode(sum[:], b); err != nil {
-				return fmt.Errorf("chunk_sha256 %q: %w", b, err)
-			}
-			pk.sha = append(pk.sha, sum)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%w: column %s: %w", errCorrupt, colSHA256, err)
-		}
-		err = eachFixed(chunks[idxCol], (*encoding.Values).Int32, parquet.Value.Int32, func(v int32) {
-			pk.index = append(pk.index, v)
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%w: column %s: %w", errCorrupt, colChunkIndex, err)
-		}
-		err = eachFixed(chunks[atCol], (*encoding.Values).Int64, parquet.Value.Int64, func(v int64) {
-			pk.at = append(pk.at, int64(time.Duration(v)*unit/time.Millisecond))
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%w: column %s: %w", errCorrupt, colEmbeddedAt, err)
+		if err := pk.readRowGroup(rg, cols, unit); err != nil {
+			return nil, err
 		}
 	}
 	if len(pk.docIDs) != n || len(pk.index) != n || len(pk.sha) != n || len(pk.at) != n {
@@ -210,6 +129,114 @@ func readPartKeys(r io.ReaderAt, size int64) (pk *partKeys, err error) {
 			errCorrupt, len(pk.docIDs), len(pk.index), len(pk.sha), len(pk.at), n)
 	}
 	return pk, nil
+}
+
+// keyColumns are the column indexes of a part's key columns.
+type keyColumns struct{ doc, idx, sha, at int }
+
+// keyColumnsOf finds the key columns, each required and of its type.
+func keyColumnsOf(schema *parquet.Schema) (keyColumns, error) {
+	var k keyColumns
+	for _, c := range []struct {
+		name string
+		kind parquet.Kind
+		dst  *int
+	}{{colDocID, parquet.ByteArray, &k.doc}, {colChunkIndex, parquet.Int32, &k.idx}, {colSHA256, parquet.ByteArray, &k.sha}, {colEmbeddedAt, parquet.Int64, &k.at}} {
+		leaf, ok := schema.Lookup(c.name)
+		if !ok {
+			return k, fmt.Errorf("%w: no column %q", errCorrupt, c.name)
+		}
+		if leaf.MaxRepetitionLevel != 0 || leaf.Node.Type().Kind() != c.kind {
+			return k, fmt.Errorf("%w: column %q is %s, want required %s", errCorrupt, c.name, leaf.Node.Type(), c.kind)
+		}
+		*c.dst = leaf.ColumnIndex
+	}
+	return k, nil
+}
+
+// checkKeyChunks checks every row group's key column chunks lie before the
+// footer (checkColumnChunk).
+func checkKeyChunks(rec *ioRecorder, footerStart int64, f *parquet.File, k keyColumns) error {
+	for _, rg := range f.Metadata().RowGroups {
+		for _, c := range []int{k.doc, k.idx, k.sha, k.at} {
+			if c >= len(rg.Columns) {
+				return fmt.Errorf("%w: row group has %d columns", errCorrupt, len(rg.Columns))
+			}
+			if err := checkColumnChunk(rec, footerStart, &rg.Columns[c].MetaData); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// embeddingValues is the number of vector elements the part's metadata
+// counts (0 without an embedding column).
+func embeddingValues(f *parquet.File) int64 {
+	var n int64
+	if leaf, ok := f.Schema().Lookup("embedding", "list", "element"); ok {
+		for _, rg := range f.Metadata().RowGroups {
+			if leaf.ColumnIndex < len(rg.Columns) {
+				n += rg.Columns[leaf.ColumnIndex].MetaData.NumValues
+			}
+		}
+	}
+	return n
+}
+
+// timestampUnit is the unit of the embedded_at column (milliseconds unless
+// its logical type says otherwise).
+func timestampUnit(schema *parquet.Schema) time.Duration {
+	atLeaf, _ := schema.Lookup(colEmbeddedAt)
+	if lt := atLeaf.Node.Type().LogicalType(); lt != nil {
+		if ts, ok := lt.Value.(*format.TimestampType); ok && ts.Unit.Value != nil {
+			return ts.Unit.Value.Duration()
+		}
+	}
+	return time.Millisecond
+}
+
+// readRowGroup appends one row group's keys.
+func (pk *partKeys) readRowGroup(rg parquet.RowGroup, k keyColumns, unit time.Duration) error {
+	chunks := rg.ColumnChunks()
+	last := ""
+	err := eachByteArray(chunks[k.doc], func(b []byte) error {
+		if string(b) != last { // rows of one document are adjacent: share the string
+			last = string(b)
+		}
+		pk.docIDs = append(pk.docIDs, last)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: column %s: %w", errCorrupt, colDocID, err)
+	}
+	err = eachByteArray(chunks[k.sha], func(b []byte) error {
+		var sum [32]byte
+		if len(b) != 64 {
+			return fmt.Errorf("chunk_sha256 %q is not 64 hex digits", b)
+		}
+		if _, err := hex.Decode(sum[:], b); err != nil {
+			return fmt.Errorf("chunk_sha256 %q: %w", b, err)
+		}
+		pk.sha = append(pk.sha, sum)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: column %s: %w", errCorrupt, colSHA256, err)
+	}
+	err = eachFixed(chunks[k.idx], (*encoding.Values).Int32, parquet.Value.Int32, func(v int32) {
+		pk.index = append(pk.index, v)
+	})
+	if err != nil {
+		return fmt.Errorf("%w: column %s: %w", errCorrupt, colChunkIndex, err)
+	}
+	err = eachFixed(chunks[k.at], (*encoding.Values).Int64, parquet.Value.Int64, func(v int64) {
+		pk.at = append(pk.at, int64(time.Duration(v)*unit/time.Millisecond))
+	})
+	if err != nil {
+		return fmt.Errorf("%w: column %s: %w", errCorrupt, colEmbeddedAt, err)
+	}
+	return nil
 }
 
 // checkFooter checks the file's frame before the Parquet decoder trusts it:

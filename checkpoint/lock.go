@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/reembed/reembed/field"
 )
 
 // LockName is the base name of the writer lock in each directory a writer
@@ -52,8 +54,11 @@ type LockedError struct {
 }
 
 // Error names the holder and what to do.
-func (e *LockedError) Error() string {
-	return fmt.Sprintf("%v: %s is held by %s; wait for that rebuild to end (or stop it) and run again, or write to another --out",
+func (e *LockedError) Error() string { return e.Render(field.Plain) }
+
+// Render is Error with the output setting named by name (package field).
+func (e *LockedError) Render(name func(string) string) string {
+	return field.Sprintf(name, "%v: %s is held by %s; wait for that rebuild to end (or stop it) and run again, or write to another {out_dir}",
 		ErrLocked, e.Name, e.Holder)
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/reembed/reembed/corpus"
+	"github.com/reembed/reembed/field"
 )
 
 // FormatVersion is the version of the checkpoint layout and row schema this
@@ -89,13 +90,16 @@ type MismatchError struct {
 // Error names the manifest, the field, both values and the safe ways out.
 // A model or dimensions mismatch never suggests --force: a checkpoint never
 // mixes models or dimensions.
-func (e *MismatchError) Error() string {
-	if !e.Forceable() {
-		return fmt.Sprintf("checkpoint manifest %s has %s %s, the job wants %s: a checkpoint never mixes models or dimensions; "+
-			"write the new vectors to another --out, or resume this one with %s %s",
-			e.File, e.Field, e.Have, e.Want, e.Field, e.Have)
+func (e *MismatchError) Error() string { return e.Render(field.Plain) }
+
+// Render is Error with settings named by name (package field).
+func (e *MismatchError) Render(name func(string) string) string {
+	if !e.Forceable() { // Field is model or dimensions: a setting of the job too
+		return field.Sprintf(name, "checkpoint manifest %s has %s %s, the job wants %s: a checkpoint never mixes models or dimensions; "+
+			"write the new vectors to another {out_dir}, or resume this one with {"+e.Field+"} %s",
+			e.File, e.Field, e.Have, e.Want, e.Have)
 	}
-	return fmt.Sprintf("checkpoint manifest %s has %s %s, the job wants %s (use --force to embed again every chunk whose text differs, or another --out)",
+	return field.Sprintf(name, "checkpoint manifest %s has %s %s, the job wants %s (use {force} to embed again every chunk whose text differs, or another {out_dir})",
 		e.File, e.Field, e.Have, e.Want)
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -27,9 +28,19 @@ type RateLimitConfig struct {
 	// Margin is the fraction of each limit left unused, so that requests
 	// bunched by the network still fit the provider's bucket; default 0.01.
 	Margin float64
-	// Logger gets a line when a limit is learned from headers; nil discards.
+	// Logger gets a line when a limit is learned from headers, and a debug
+	// line [WaitingForTPM] or [WaitingForRPM] (at most one a second) when a
+	// request is held back; nil discards.
 	Logger *slog.Logger
 }
+
+// The messages of the debug lines a [RateLimited] logs when it holds a
+// request back, with the wait as attribute "wait" (a progress display shows
+// them: the rebuild is waiting for the budget, not stuck).
+const (
+	WaitingForTPM = "waiting for TPM budget"
+	WaitingForRPM = "waiting for RPM budget"
+)
 
 // RateLimited holds each request back until both the requests-per-minute
 // and the token-weighted tokens-per-minute budgets allow it, so that neither
@@ -50,6 +61,8 @@ type RateLimited struct {
 	mu  sync.Mutex
 	req *rate.Limiter // nil while the limit is unknown
 	tok *rate.Limiter
+
+	lastWaitLog atomic.Int64 // unix nanoseconds of the last waiting line
 }
 
 var _ Embedder = (*RateLimited)(nil)
@@ -125,7 +138,7 @@ func (l *RateLimited) Embed(ctx context.Context, req *Request) (*Result, error) 
 				n, most, tpm, ErrRequestTooLarge)
 		}
 	}
-	if err := wait(ctx, reqLim, 1, tokLim, n); err != nil {
+	if err := wait(ctx, reqLim, 1, tokLim, n, l.noteWait); err != nil {
 		return nil, err
 	}
 	// A stop during the wait: the batch is not sent (its limiter
@@ -146,10 +159,34 @@ func (l *RateLimited) Embed(ctx context.Context, req *Request) (*Result, error) 
 	return res, err
 }
 
+// noteWait logs, at most once a second, that a request is held back by
+// the tokens (tpm) or the requests budget for d.
+func (l *RateLimited) noteWait(ctx context.Context, tpm bool, d time.Duration) {
+	if d < minLoggedWait || !l.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := l.lastWaitLog.Load()
+	if now-last < int64(time.Second) || !l.lastWaitLog.CompareAndSwap(last, now) {
+		return
+	}
+	msg := WaitingForRPM
+	if tpm {
+		msg = WaitingForTPM
+	}
+	l.log.DebugContext(ctx, msg, "wait", d.Round(time.Millisecond))
+}
+
+// minLoggedWait is the shortest hold that is logged: shorter ones are the
+// ordinary pacing of a request stream.
+const minLoggedWait = 100 * time.Millisecond
+
 // wait reserves 1 request and n tokens now and sleeps until both are due.
 // Weights above a limiter's burst are reserved in burst-sized pieces, so a
-// big request waits for its whole weight instead of failing.
-func wait(ctx context.Context, reqLim *rate.Limiter, r int, tokLim *rate.Limiter, n int) error {
+// big request waits for its whole weight instead of failing. Before it
+// sleeps it calls note with the longer of the two waits and whether it is
+// the tokens' (tpm).
+func wait(ctx context.Context, reqLim *rate.Limiter, r int, tokLim *rate.Limiter, n int, note func(ctx context.Context, tpm bool, d time.Duration)) error {
 	now := time.Now()
 	var rs []*rate.Reservation
 	cancel := func() {
@@ -161,6 +198,7 @@ func wait(ctx context.Context, reqLim *rate.Limiter, r int, tokLim *rate.Limiter
 		}
 	}
 	var delay time.Duration
+	tpm := false // the tokens' wait is the longer
 	for _, w := range []struct {
 		lim *rate.Limiter
 		n   int
@@ -176,7 +214,9 @@ func wait(ctx context.Context, reqLim *rate.Limiter, r int, tokLim *rate.Limiter
 				return fmt.Errorf("reserving %d of the rate limit: %w", k, ErrRequestTooLarge)
 			}
 			rs = append(rs, x)
-			delay = max(delay, x.DelayFrom(now))
+			if d := x.DelayFrom(now); d > delay {
+				delay, tpm = d, w.lim == tokLim
+			}
 			left -= k
 		}
 	}
@@ -187,6 +227,7 @@ func wait(ctx context.Context, reqLim *rate.Limiter, r int, tokLim *rate.Limiter
 		cancel()
 		return fmt.Errorf("waiting %s for the rate limit would pass the deadline: %w", delay.Round(time.Millisecond), context.DeadlineExceeded)
 	}
+	note(ctx, tpm, delay)
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -248,4 +249,90 @@ func TestRateLimitedBigRequestWaitsForItsWeight(t *testing.T) {
 			t.Errorf("calls = %d, want 2", fake.Calls())
 		}
 	})
+}
+
+// recordHandler keeps the records logged to it, at every level.
+type recordHandler struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (h *recordHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = append(h.records, r)
+	return nil
+}
+func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordHandler) WithGroup(string) slog.Handler      { return h }
+
+// waits returns the messages and "wait" attributes of the waiting lines.
+func (h *recordHandler) waits() (msgs []string, waits []time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.records {
+		if r.Message != embedder.WaitingForTPM && r.Message != embedder.WaitingForRPM {
+			continue
+		}
+		msgs = append(msgs, r.Message)
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "wait" {
+				waits = append(waits, a.Value.Duration())
+			}
+			return true
+		})
+	}
+	return msgs, waits
+}
+
+// TestRateLimitedSaysWhatItWaitsFor: a request held back logs, at debug
+// level, which budget holds it (TPM or RPM) and for how long, at most once a
+// second; a request that goes at once logs nothing.
+func TestRateLimitedSaysWhatItWaitsFor(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		rpm, tpm int
+		want     string
+	}{
+		{"TPM", 0, 600, embedder.WaitingForTPM}, // 10 tokens a second
+		{"RPM", 60, 0, embedder.WaitingForRPM},  // 1 request a second
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := &recordHandler{}
+				l := newRateLimited(t, &embeddertest.Fake{}, embedder.RateLimitConfig{RPM: tc.rpm, TPM: tc.tpm, Margin: 0.0001, Logger: slog.New(h)})
+				req := &embedder.Request{Inputs: []embedder.Input{{Text: "x", Tokens: 10}}}
+				if _, err := l.Embed(t.Context(), req); err != nil { // the first second's budget: no wait
+					t.Fatal(err)
+				}
+				if msgs, _ := h.waits(); len(msgs) != 0 {
+					t.Fatalf("a request sent at once logged %q", msgs)
+				}
+				var wg sync.WaitGroup
+				for range 5 { // five more wait 1..5 s, together
+					wg.Go(func() {
+						if _, err := l.Embed(t.Context(), req); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+				msgs, waits := h.waits()
+				if len(msgs) != 1 || msgs[0] != tc.want {
+					t.Fatalf("waiting lines %q, want one %q (at most one a second)", msgs, tc.want)
+				}
+				if len(waits) != 1 || waits[0] < 900*time.Millisecond {
+					t.Errorf("wait attributes %v, want the hold of about 1s or more", waits)
+				}
+				time.Sleep(2 * time.Second) // the budget refills a second's worth
+				wg.Go(func() { l.Embed(t.Context(), req) })
+				wg.Go(func() { l.Embed(t.Context(), req) })
+				wg.Wait()
+				if msgs, _ := h.waits(); len(msgs) != 2 {
+					t.Errorf("after a second, a new hold logged %d lines in all, want 2", len(msgs))
+				}
+			})
+		})
+	}
 }

@@ -247,7 +247,7 @@ func (r *Retrying) learnMaxInputs(n int, pe *ProviderError) {
 	defer r.mu.Unlock()
 	if r.maxInputs == 0 || n < r.maxInputs {
 		r.maxInputs = n
-		r.log.Warn("the provider refused a batch as too large; splitting batches to fewer inputs (set --batch-size to avoid the refused request)",
+		r.log.Warn("the provider refused a batch as too large; splitting batches to fewer inputs (a smaller batch_size avoids the refused request)",
 			"max_inputs", n, "status", pe.Status, "message", pe.Message)
 	}
 }

@@ -287,30 +287,55 @@ func (s *Simulator) serve(ctx context.Context, req simRequest, authorized bool) 
 // decide validates, draws faults and charges the rate limits.
 func (s *Simulator) decide(req simRequest, authorized bool) simReply {
 	r := simReply{badIdx: -1}
-	reject := func(status int, typ, param, code, msg string, idx int) simReply {
-		r.status, r.outcome, r.badIdx = status, outcomeRejected, idx
-		r.err = &apiError{Message: msg, Type: typ}
-		if param != "" {
-			r.err.Param = strp(param)
+	if rej := s.validate(req, authorized, &r); rej != nil {
+		r.status, r.outcome, r.badIdx = rej.status, outcomeRejected, rej.idx
+		r.err = &apiError{Message: rej.msg, Type: "invalid_request_error"}
+		if rej.param != "" {
+			r.err.Param = strp(rej.param)
 		}
-		if code != "" {
-			r.err.Code = strp(code)
+		if rej.code != "" {
+			r.err.Code = strp(rej.code)
 		}
 		s.record(req, &r)
 		return r
 	}
+	s.mu.Lock()
+	s.chargeLocked(req, &r)
+	r.rl = s.rateLimitLocked()
+	s.mu.Unlock()
+	if r.outcome != outcomeOK {
+		s.record(req, &r)
+	}
+	return r
+}
+
+// simRejection is a request the simulator refuses as OpenAI would: an
+// invalid_request_error with its status, param, code and message; idx is
+// the bad input's index, or -1.
+type simRejection struct {
+	status           int
+	param, code, msg string
+	idx              int
+}
+
+// validate checks the key and the request against the model's limits; it
+// sets r's dimensions and tokens, or returns the rejection.
+func (s *Simulator) validate(req simRequest, authorized bool, r *simReply) *simRejection {
+	reject := func(status int, param, code, msg string, idx int) *simRejection {
+		return &simRejection{status: status, param: param, code: code, msg: msg, idx: idx}
+	}
 	if !authorized {
-		return reject(401, "invalid_request_error", "", "invalid_api_key",
+		return reject(401, "", "invalid_api_key",
 			"Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.", -1)
 	}
 	if req.model == "" {
-		return reject(400, "invalid_request_error", "model", "", "you must provide a model parameter", -1)
+		return reject(400, "model", "", "you must provide a model parameter", -1)
 	}
 	if len(req.texts) == 0 {
-		return reject(400, "invalid_request_error", "input", "", "'$.input' is invalid: an empty list of inputs", -1)
+		return reject(400, "input", "", "'$.input' is invalid: an empty list of inputs", -1)
 	}
 	if len(req.texts) > s.cfg.MaxInputs {
-		return reject(400, "invalid_request_error", "input", "",
+		return reject(400, "input", "",
 			fmt.Sprintf("'$.input' is invalid: %d inputs, over the maximum of %d per request", len(req.texts), s.cfg.MaxInputs), -1)
 	}
 	r.dims = req.dims
@@ -318,29 +343,34 @@ func (s *Simulator) decide(req simRequest, authorized bool) simReply {
 		r.dims = s.cfg.DefaultDimensions
 	}
 	if r.dims < 1 || r.dims > s.cfg.MaxDimensions {
-		return reject(400, "invalid_request_error", "dimensions", "",
+		return reject(400, "dimensions", "",
 			fmt.Sprintf("dimensions %d is not between 1 and %d", req.dims, s.cfg.MaxDimensions), -1)
 	}
 	total := 0
 	for i, t := range req.texts {
 		if t == "" {
-			return reject(400, "invalid_request_error", fmt.Sprintf("input[%d]", i), "",
+			return reject(400, fmt.Sprintf("input[%d]", i), "",
 				fmt.Sprintf("'$.input[%d]' is invalid: empty string", i), i)
 		}
 		n := s.tok.Count([]byte(t))
 		if n > s.cfg.MaxInputTokens {
-			return reject(400, "invalid_request_error", fmt.Sprintf("input[%d]", i), "context_length_exceeded",
+			return reject(400, fmt.Sprintf("input[%d]", i), "context_length_exceeded",
 				fmt.Sprintf("input[%d] has %d tokens, over this model's maximum input length of %d tokens", i, n, s.cfg.MaxInputTokens), i)
 		}
 		total += n
 	}
 	if total > s.cfg.MaxRequestTokens {
-		return reject(400, "invalid_request_error", "input", "max_tokens_per_request",
+		return reject(400, "input", "max_tokens_per_request",
 			fmt.Sprintf("Requested %d tokens, max %d tokens per request", total, s.cfg.MaxRequestTokens), -1)
 	}
 	r.tokens = total
+	return nil
+}
 
-	s.mu.Lock()
+// chargeLocked draws the request's faults and charges the rate limits,
+// setting r's status and outcome; s.mu is held.
+func (s *Simulator) chargeLocked(req simRequest, r *simReply) {
+	total := r.tokens
 	draw := func(p float64) bool { return s.rng.Float64() < p }
 	f429, fBody := draw(s.cfg.Fault429), draw(s.cfg.FaultRateLimitBody)
 	f5xx, fHang, fReset, fBad := draw(s.cfg.Fault5xx), draw(s.cfg.FaultHang), draw(s.cfg.FaultReset), draw(s.cfg.FaultMalformed)
@@ -362,21 +392,7 @@ func (s *Simulator) decide(req simRequest, authorized bool) simReply {
 			"Request too large for %s on tokens per min (TPM): Limit %d, Requested %d. The input or output tokens must be reduced in order to run successfully.",
 			req.model, s.cfg.TPM, total)}
 	case s.cfg.RPM > 0 && s.reqs.level < 1, s.cfg.TPM > 0 && s.toks.level < float64(total):
-		r.status, r.outcome = 429, outcomeRateLimited
-		if s.cfg.RPM > 0 {
-			r.wait = s.reqs.waitFor(1)
-		}
-		if s.cfg.TPM > 0 {
-			r.wait = max(r.wait, s.toks.waitFor(float64(total)))
-		}
-		kind, limit, used := "requests per min (RPM)", s.cfg.RPM, s.cfg.RPM-int(s.reqs.level)
-		typ, requested := "requests", 1
-		if s.cfg.TPM > 0 && s.toks.level < float64(total) {
-			kind, limit, used, typ, requested = "tokens per min (TPM)", s.cfg.TPM, s.cfg.TPM-int(s.toks.level), "tokens", total
-		}
-		r.err = &apiError{Type: typ, Code: strp("rate_limit_exceeded"), Message: fmt.Sprintf(
-			"Rate limit reached for %s on %s: Limit %d, Used %d, Requested %d. Please try again in %s.",
-			req.model, kind, limit, used, requested, formatReset(r.wait))}
+		s.rateLimitedLocked(req, r)
 	default:
 		if s.cfg.RPM > 0 {
 			s.reqs.level--
@@ -397,12 +413,27 @@ func (s *Simulator) decide(req simRequest, authorized bool) simReply {
 			r.outcome = outcomeMalformed
 		}
 	}
-	r.rl = s.rateLimitLocked()
-	s.mu.Unlock()
-	if r.outcome != outcomeOK {
-		s.record(req, &r)
+}
+
+// rateLimitedLocked answers a request the buckets cannot hold now: a 429
+// naming the limit that binds and when it will fit; s.mu is held.
+func (s *Simulator) rateLimitedLocked(req simRequest, r *simReply) {
+	total := r.tokens
+	r.status, r.outcome = 429, outcomeRateLimited
+	if s.cfg.RPM > 0 {
+		r.wait = s.reqs.waitFor(1)
 	}
-	return r
+	if s.cfg.TPM > 0 {
+		r.wait = max(r.wait, s.toks.waitFor(float64(total)))
+	}
+	kind, limit, used := "requests per min (RPM)", s.cfg.RPM, s.cfg.RPM-int(s.reqs.level)
+	typ, requested := "requests", 1
+	if s.cfg.TPM > 0 && s.toks.level < float64(total) {
+		kind, limit, used, typ, requested = "tokens per min (TPM)", s.cfg.TPM, s.cfg.TPM-int(s.toks.level), "tokens", total
+	}
+	r.err = &apiError{Type: typ, Code: strp("rate_limit_exceeded"), Message: fmt.Sprintf(
+		"Rate limit reached for %s on %s: Limit %d, Used %d, Requested %d. Please try again in %s.",
+		req.model, kind, limit, used, requested, formatReset(r.wait))}
 }
 
 // rateLimitLocked snapshots the buckets as OpenAI's headers; s.mu is held.

@@ -10,6 +10,7 @@ import (
 	"github.com/reembed/reembed/checkpoint"
 	"github.com/reembed/reembed/corpus"
 	"github.com/reembed/reembed/embedder"
+	"github.com/reembed/reembed/field"
 )
 
 // errWaveFull stops a wave's corpus scan once the wave is full.
@@ -80,7 +81,7 @@ type waveBuilder struct {
 func (wb *waveBuilder) add(q pendingReq) (bool, error) {
 	alone := wb.emptyQueue && len(wb.files) == 0 && len(wb.cur) == 0
 	if q.tokens > wb.o.EnqueuedTokens {
-		return false, fmt.Errorf("%w: %d tokens, cap %d (raise --batch-enqueued-tokens)", ErrBatchCapacity, q.tokens, wb.o.EnqueuedTokens)
+		return false, field.Errorf("%w: %d tokens, cap %d (raise {batch_enqueued_tokens})", ErrBatchCapacity, q.tokens, wb.o.EnqueuedTokens)
 	}
 	if (wb.roomReq < 1 || q.tokens > wb.roomTok) && !alone {
 		// An empty queue takes one request even past a cap shrunk by

@@ -19,6 +19,7 @@ import (
 	"github.com/reembed/reembed/checkpoint"
 	"github.com/reembed/reembed/corpus"
 	"github.com/reembed/reembed/corpus/tokenizer"
+	"github.com/reembed/reembed/field"
 	"github.com/reembed/reembed/pricing"
 )
 
@@ -92,6 +93,10 @@ type EstimateRequest struct {
 	// Restore, when set, adds the restore's load, index and verify terms to
 	// the duration and the RTO verdict (restoreplan.go).
 	Restore *RestoreTarget
+	// FieldName names settings in recommendations and notes (package
+	// field): the CLI passes its flag names (--concurrency); nil names them
+	// in snake_case, as the API's JSON fields.
+	FieldName func(field string) string
 }
 
 // Validate checks the request. Its errors are [FieldError]s, joined, naming
@@ -369,11 +374,32 @@ type chunkInfo struct {
 }
 
 // Run computes the estimate. It reads the corpus once, whatever the number of
-// models. Memory does not grow with the corpus.
+// models. Memory does not grow with the corpus. Its steps: validate, set up
+// the header and one accumulator per model, then either the what-if
+// arithmetic or one scan of the corpus, and finish the figures.
 func Run(ctx context.Context, tok tokenizer.Tokenizer, req EstimateRequest) (*Estimate, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
+	est, req := newEstimate(req)
+	configs, accs := newModelAccs(req)
+	if req.WhatIf != nil {
+		whatIf(est, req, configs, accs)
+		finish(est, req, accs, extrapolation{fraction: 1, g: 1})
+		return est, nil
+	}
+	x, err := scanCorpus(ctx, tok, est, req, configs, accs)
+	if err != nil {
+		return nil, err
+	}
+	finish(est, req, accs, x)
+	return est, nil
+}
+
+// newEstimate returns the estimate's header (version, chunking, limits,
+// shard) and the request narrowed to its shard: the corpus keeps only the
+// shard's documents and a what-if counts only the shard's share.
+func newEstimate(req EstimateRequest) (*Estimate, EstimateRequest) {
 	est := &Estimate{
 		Version:  1,
 		Chunking: Chunking{ChunkTokens: req.ChunkTokens, ChunkOverlap: req.ChunkOverlap},
@@ -393,6 +419,12 @@ func Run(ctx context.Context, tok tokenizer.Tokenizer, req EstimateRequest) (*Es
 			req.WhatIf = &w
 		}
 	}
+	return est, req
+}
+
+// newModelAccs returns the distinct chunk configurations of the request's
+// models and one accumulator per model, pointing at its configuration.
+func newModelAccs(req EstimateRequest) ([]chunkConfig, []*modelAcc) {
 	var configs []chunkConfig
 	accs := make([]*modelAcc, len(req.Models))
 	for i, m := range req.Models {
@@ -420,147 +452,182 @@ func Run(ctx context.Context, tok tokenizer.Tokenizer, req EstimateRequest) (*Es
 		}
 		accs[i] = acc
 	}
-	if req.WhatIf != nil {
-		whatIf(est, req, configs, accs)
-		finish(est, req, accs, extrapolation{fraction: 1, g: 1})
-		return est, nil
-	}
+	return configs, accs
+}
 
-	chunkers := make([]*corpus.Chunker, len(configs))
-	for i, c := range configs {
+// scanCorpus reads the corpus once (req.Jobs workers chunk each document for
+// every configuration; one goroutine adds the results up in order), fills
+// est.Corpus and returns how the figures scale to the whole corpus.
+func scanCorpus(ctx context.Context, tok tokenizer.Tokenizer, est *Estimate, req EstimateRequest, configs []chunkConfig, accs []*modelAcc) (extrapolation, error) {
+	x := extrapolation{fraction: 1, g: 1}
+	sc := &docScanner{est: est, accs: accs, exact: allExact(accs), done: req.Done}
+	for _, c := range configs {
 		ch, err := corpus.NewChunker(tok, c.size, c.overlap, c.maxInput)
 		if err != nil {
-			return nil, err
+			return x, err
 		}
-		chunkers[i] = ch
+		sc.chunkers = append(sc.chunkers, ch)
 	}
 	src, err := corpus.Open(req.Paths, req.Corpus)
 	if err != nil {
-		return nil, err
+		return x, err
 	}
 	defer src.Close()
-	var tsv *bufio.Writer
 	if req.PerDocument != nil {
-		tsv = bufio.NewWriter(req.PerDocument)
-		tsv.WriteString("doc_id\ttokens\tchunks\tbilled_tokens\n")
+		sc.tsv = bufio.NewWriter(req.PerDocument)
+		sc.tsv.WriteString("doc_id\ttokens\tchunks\tbilled_tokens\n")
 	}
 	started := time.Now()
-	exact := allExact(accs)
-	work := func(doc corpus.Document) (docResult, error) {
-		res := docResult{id: doc.ID, bytes: doc.Bytes, configs: make([]cfgResult, len(chunkers)), empty: len(doc.Text) == 0}
-		for i, ch := range chunkers {
-			var chunks []chunkInfo
-			n, split, err := ch.Chunk(doc.Text, func(index int, text []byte, tokens int) error {
-				ci := chunkInfo{tokens: tokens}
-				if !exact {
-					ci.runes = utf8.RuneCount(text)
-				}
-				if req.Done != nil && req.Done(doc.ID, index, text) {
-					ci.reused = true
-				}
-				chunks = append(chunks, ci)
-				return nil
-			})
-			if err != nil {
-				return res, err
-			}
-			res.docTokens = n
-			res.configs[i] = cfgResult{split: split, chunks: chunks}
-		}
-		if res.empty {
-			res.docTokens = 0
-		}
-		return res, nil
-	}
-	emit := func(r docResult) error {
-		est.Corpus.Tokens += int64(r.docTokens)
-		if r.empty {
-			est.Corpus.EmptyDocuments++
-		}
-		for i, acc := range accs {
-			cr := r.configs[acc.cfg]
-			sh := acc.shardOf(r.id)
-			var docChunks, docTokens int64
-			for _, c := range cr.chunks {
-				t := int64(c.tokens)
-				if !acc.model.Exact() {
-					t = int64(math.Ceil(float64(c.runes) / acc.model.CharsPerToken))
-				}
-				if c.reused {
-					acc.reused++
-					acc.reusedTokens += t
-					continue
-				}
-				acc.packer.Add(int(t))
-				if sh != nil {
-					sh.packer.Add(int(t))
-				}
-				docChunks++
-				docTokens += t
-			}
-			acc.chunks += docChunks
-			acc.tokens += docTokens
-			if sh != nil {
-				sh.docs++
-				sh.chunks += docChunks
-				sh.tokens += docTokens
-			}
-			b := float64(r.bytes)
-			acc.sumSqChunks += float64(docChunks) * float64(docChunks)
-			acc.sumSqTokens += float64(docTokens) * float64(docTokens)
-			acc.sumChunksBytes += float64(docChunks) * b
-			acc.sumTokensBytes += float64(docTokens) * b
-			acc.sumBytes += b
-			acc.sumSqBytes += b * b
-			if cr.split {
-				acc.split++
-			}
-			if i == 0 && tsv != nil {
-				fmt.Fprintf(tsv, "%s\t%d\t%d\t%d\n", escapeTSV(r.id), r.docTokens, docChunks, docTokens)
-			}
-		}
-		return nil
-	}
-	stats, err := corpus.Scan(ctx, src, req.Jobs, work, emit)
+	stats, err := corpus.Scan(ctx, src, req.Jobs, sc.work, sc.emit)
 	if err != nil {
-		return nil, err
+		return x, err
 	}
-	if tsv != nil {
-		if err := tsv.Flush(); err != nil {
-			return nil, fmt.Errorf("writing per-document TSV: %w", err)
+	if sc.tsv != nil {
+		if err := sc.tsv.Flush(); err != nil {
+			return x, fmt.Errorf("writing per-document TSV: %w", err)
 		}
 	}
 	est.Corpus.ReadSeconds = time.Since(started).Seconds()
 	est.Corpus.Roots = src.Roots()
-	est.Corpus.Files = stats.Files
-	est.Corpus.Documents = stats.Documents
-	est.Corpus.Bytes = stats.Bytes
-	est.Corpus.InvalidUTF8Documents = stats.InvalidUTF8Documents
-	est.Corpus.InvalidUTF8Examples = nonNil(stats.InvalidUTF8Examples)
-	est.Corpus.Skipped = stats.Skipped
-	if est.Corpus.Skipped == nil {
-		est.Corpus.Skipped = []corpus.Skip{}
+	fillCorpusStats(&est.Corpus, stats)
+	return sampleExtrapolation(&est.Corpus, req.Corpus.Sample, stats), nil
+}
+
+// docScanner is the per-document step of an estimate's scan: work chunks a
+// document (concurrently, one call per document), emit adds its result to
+// the accumulators (sequentially, in the corpus's order).
+type docScanner struct {
+	est      *Estimate
+	accs     []*modelAcc
+	chunkers []*corpus.Chunker
+	exact    bool                                            // every model counts exactly: no rune counts needed
+	done     func(docID string, index int, text []byte) bool // chunks already checkpointed, or nil
+	tsv      *bufio.Writer                                   // the per-document TSV, or nil
+}
+
+// work chunks one document with every configuration.
+func (sc *docScanner) work(doc corpus.Document) (docResult, error) {
+	res := docResult{id: doc.ID, bytes: doc.Bytes, configs: make([]cfgResult, len(sc.chunkers)), empty: len(doc.Text) == 0}
+	for i, ch := range sc.chunkers {
+		var chunks []chunkInfo
+		n, split, err := ch.Chunk(doc.Text, func(index int, text []byte, tokens int) error {
+			ci := chunkInfo{tokens: tokens}
+			if !sc.exact {
+				ci.runes = utf8.RuneCount(text)
+			}
+			if sc.done != nil && sc.done(doc.ID, index, text) {
+				ci.reused = true
+			}
+			chunks = append(chunks, ci)
+			return nil
+		})
+		if err != nil {
+			return res, err
+		}
+		res.docTokens = n
+		res.configs[i] = cfgResult{split: split, chunks: chunks}
 	}
-	est.Corpus.SkippedCount = len(stats.Skipped)
-	est.Corpus.SkippedFiles = stats.SkippedFiles
-	est.Corpus.Excluded, est.Corpus.DefaultExcluded = stats.Excluded, nonNil(stats.DefaultExcluded)
+	if res.empty {
+		res.docTokens = 0
+	}
+	return res, nil
+}
+
+// emit adds one document's result to the corpus totals and to each model's
+// accumulator, and writes its TSV line.
+func (sc *docScanner) emit(r docResult) error {
+	sc.est.Corpus.Tokens += int64(r.docTokens)
+	if r.empty {
+		sc.est.Corpus.EmptyDocuments++
+	}
+	for i, acc := range sc.accs {
+		docChunks, docTokens := acc.addDocument(r)
+		if i == 0 && sc.tsv != nil {
+			fmt.Fprintf(sc.tsv, "%s\t%d\t%d\t%d\n", escapeTSV(r.id), r.docTokens, docChunks, docTokens)
+		}
+	}
+	return nil
+}
+
+// addDocument adds one document's chunks to the model's figures (and its
+// shard's) and returns the chunks and tokens it will send.
+func (acc *modelAcc) addDocument(r docResult) (docChunks, docTokens int64) {
+	cr := r.configs[acc.cfg]
+	sh := acc.shardOf(r.id)
+	for _, c := range cr.chunks {
+		t := int64(c.tokens)
+		if !acc.model.Exact() {
+			t = int64(math.Ceil(float64(c.runes) / acc.model.CharsPerToken))
+		}
+		if c.reused {
+			acc.reused++
+			acc.reusedTokens += t
+			continue
+		}
+		acc.packer.Add(int(t))
+		if sh != nil {
+			sh.packer.Add(int(t))
+		}
+		docChunks++
+		docTokens += t
+	}
+	acc.chunks += docChunks
+	acc.tokens += docTokens
+	if sh != nil {
+		sh.docs++
+		sh.chunks += docChunks
+		sh.tokens += docTokens
+	}
+	b := float64(r.bytes)
+	acc.sumSqChunks += float64(docChunks) * float64(docChunks)
+	acc.sumSqTokens += float64(docTokens) * float64(docTokens)
+	acc.sumChunksBytes += float64(docChunks) * b
+	acc.sumTokensBytes += float64(docTokens) * b
+	acc.sumBytes += b
+	acc.sumSqBytes += b * b
+	if cr.split {
+		acc.split++
+	}
+	return docChunks, docTokens
+}
+
+// fillCorpusStats copies a scan's counts into the estimate's corpus summary,
+// with empty lists rather than null ones.
+func fillCorpusStats(c *CorpusSummary, stats *corpus.Stats) {
+	c.Files = stats.Files
+	c.Documents = stats.Documents
+	c.Bytes = stats.Bytes
+	c.InvalidUTF8Documents = stats.InvalidUTF8Documents
+	c.InvalidUTF8Examples = nonNil(stats.InvalidUTF8Examples)
+	c.Skipped = stats.Skipped
+	if c.Skipped == nil {
+		c.Skipped = []corpus.Skip{}
+	}
+	c.SkippedCount = len(stats.Skipped)
+	c.SkippedFiles = stats.SkippedFiles
+	c.Excluded, c.DefaultExcluded = stats.Excluded, nonNil(stats.DefaultExcluded)
+}
+
+// sampleExtrapolation returns how a scan's figures scale to the whole corpus:
+// by 1 without a sample (sample 0 or 1), else by the ratio of the whole
+// corpus's bytes to the bytes read. It marks the summary sampled.
+func sampleExtrapolation(c *CorpusSummary, sample float64, stats *corpus.Stats) extrapolation {
 	x := extrapolation{fraction: 1, g: 1}
-	if s := req.Corpus.Sample; s > 0 && s < 1 {
-		x.fraction = s
-		est.Corpus.Sampled = true
+	if sample > 0 && sample < 1 {
+		x.fraction = sample
+		c.Sampled = true
 		// A ratio estimate: the bytes of every document are known (the
 		// sample skips reading, not listing), so figures scale by the whole
 		// corpus's bytes over the bytes read. A few large documents that the
 		// sample misses then count by their size instead of being lost.
-		x.g = 1 / s
+		x.g = 1 / sample
 		if stats.Bytes > 0 {
 			x.g = float64(stats.Bytes+stats.UnsampledBytes) / float64(stats.Bytes)
 			x.unsampledBytes, x.unsampledSqBytes = float64(stats.UnsampledBytes), stats.UnsampledSqBytes
 		}
 	}
-	est.Corpus.SampleFraction = x.fraction
-	finish(est, req, accs, x)
-	return est, nil
+	c.SampleFraction = x.fraction
+	return x
 }
 
 // extrapolation is how a sample's figures are scaled to the whole corpus.
@@ -685,6 +752,9 @@ func finish(est *Estimate, req EstimateRequest, accs []*modelAcc, x extrapolatio
 		me.Terms, me.Bottleneck, me.DurationSeconds = Duration(me.Tokens, me.Requests, req.Limits)
 		me.Duration = formatDuration(me.DurationSeconds)
 		applyRestore(&me, req, m.DefaultDimensions)
+		if me.Restore != nil {
+			me.Restore.Basis = field.Text(me.Restore.Basis, req.FieldName)
+		}
 		if est.Corpus.Sampled {
 			me.Intervals = intervals(acc, x, me)
 		}
@@ -700,6 +770,9 @@ func finish(est *Estimate, req EstimateRequest, accs []*modelAcc, x extrapolatio
 		}
 		me.Sharded = shardedEstimate(acc, req, scale)
 		me.Recommendations = append(recommend(me, req), recommendRestore(me, req)...)
+		for i, r := range me.Recommendations {
+			me.Recommendations[i] = field.Text(r, req.FieldName) // no names in them: every brace is a placeholder
+		}
 		est.Estimates = append(est.Estimates, me)
 	}
 	recommendModels(est, req)
@@ -846,7 +919,7 @@ func recommend(me ModelEstimate, req EstimateRequest) []string {
 		}
 		if me.Terms.LatencySeconds > rto {
 			need := int(math.Ceil(float64(me.Requests) * l.Latency.Seconds() / rto))
-			out = append(out, fmt.Sprintf("raise --concurrency to at least %d (now %d)", need, max(l.Concurrency, 1)))
+			out = append(out, fmt.Sprintf("raise {concurrency} to at least %d (now %d)", need, max(l.Concurrency, 1)))
 		}
 		if me.BatchCostUSD != nil && me.BatchWindowSec != nil {
 			verdict := "but its window exceeds the RTO"

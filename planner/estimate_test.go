@@ -221,7 +221,7 @@ func TestRTO(t *testing.T) {
 	// 1,000 documents × 1,000 tokens = 1M tokens: 60 s at 1M TPM.
 	whatIf := &planner.WhatIf{Documents: 1000, TokensPerDocument: 1000}
 	req := func(rto time.Duration, l planner.Limits, ms ...pricing.Model) planner.EstimateRequest {
-		return planner.EstimateRequest{Models: ms, Limits: l, RTO: rto, WhatIf: whatIf}
+		return planner.EstimateRequest{Models: ms, Limits: l, RTO: rto, WhatIf: whatIf, FieldName: planner.CLIFlag}
 	}
 	t.Run("MetExactly", func(t *testing.T) {
 		me := run(t, req(time.Minute, tpmOnly(1_000_000), small)).Estimates[0]
@@ -268,6 +268,13 @@ func TestRTO(t *testing.T) {
 		}
 		if recs := strings.Join(me.Recommendations, "\n"); !strings.Contains(recs, "raise --concurrency to at least 20 (now 4)") {
 			t.Errorf("recommendations %q", me.Recommendations)
+		}
+		// Without FieldName (the API), settings are named by their JSON field.
+		r := req(100*time.Second, l, small)
+		r.FieldName = nil
+		me = run(t, r).Estimates[0]
+		if recs := strings.Join(me.Recommendations, "\n"); !strings.Contains(recs, "raise concurrency to at least 20 (now 4)") || strings.ContainsAny(recs, "{}") {
+			t.Errorf("API recommendations %q, want concurrency named as its field", me.Recommendations)
 		}
 	})
 	t.Run("MetWithBatchWindowInsideRTORecommendsBatch", func(t *testing.T) {

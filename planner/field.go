@@ -2,8 +2,9 @@ package planner
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
+
+	"github.com/reembed/reembed/field"
 )
 
 // FieldError is one invalid field of a request: an [EstimateRequest], a
@@ -23,9 +24,6 @@ type FieldError struct {
 	Err error
 }
 
-// placeholder matches the {field} names of a FieldError's message.
-var placeholder = regexp.MustCompile(`\{[a-z][a-z0-9_]*\}`)
-
 // Error returns the message with fields named in snake_case.
 func (e *FieldError) Error() string { return e.Render(func(f string) string { return f }) }
 
@@ -34,7 +32,7 @@ func (e *FieldError) Unwrap() error { return e.Err }
 
 // Render returns the message with each {field} replaced by name(field).
 func (e *FieldError) Render(name func(field string) string) string {
-	return placeholder.ReplaceAllStringFunc(e.Message, func(p string) string { return name(p[1 : len(p)-1]) })
+	return field.Text(e.Message, name)
 }
 
 // fieldErrorf returns a *FieldError about field; format may name fields as
@@ -79,24 +77,9 @@ func FieldErrors(err error) []*FieldError {
 	return out
 }
 
-// RenderErrors returns err's text with each field error rendered by name,
-// one per line; errors that are not field errors keep their text.
+// RenderErrors returns err's text with the fields of every error in it
+// named by name (see [field.Render]): field errors one per line, other
+// errors in their own words, those written with [field.Errorf] rendered too.
 func RenderErrors(err error, name func(field string) string) string {
-	var lines []string
-	var walk func(error)
-	walk = func(err error) {
-		if fe, ok := err.(*FieldError); ok {
-			lines = append(lines, fe.Render(name))
-			return
-		}
-		if u, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range u.Unwrap() {
-				walk(e)
-			}
-			return
-		}
-		lines = append(lines, err.Error())
-	}
-	walk(err)
-	return strings.Join(lines, "\n")
+	return field.Render(err, name)
 }

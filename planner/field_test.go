@@ -13,8 +13,12 @@ func cliText(err error) string {
 	if err == nil {
 		return "<nil>"
 	}
-	return RenderErrors(err, func(f string) string { return "--" + strings.ReplaceAll(f, "_", "-") })
+	return RenderErrors(err, cliFlag)
 }
+
+// cliFlag names a field as the CLI's flag does (cmd/reembed's flagName,
+// without its exceptions).
+func cliFlag(f string) string { return "--" + strings.ReplaceAll(f, "_", "-") }
 
 func TestFieldErrorRendering(t *testing.T) {
 	err := errors.Join(

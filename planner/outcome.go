@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/reembed/reembed/field"
 	"github.com/reembed/reembed/pricing"
 )
 
@@ -84,7 +85,7 @@ func (o Outcome) result(cause error, b budgetFacts) error {
 	case OutcomeInterrupted:
 		return fmt.Errorf("%w: the checkpoint is committed; run again to resume: %w", ErrInterrupted, cause)
 	case OutcomeBudgetExceeded:
-		return fmt.Errorf("%w: the next request would take this checkpoint's spend past its $%s cap (spent $%s over every run, requests cut off by a kill included); the checkpoint is committed: raise --budget-usd (budget_usd in the API) above $%s and run again to resume",
+		return field.Errorf("%w: the next request would take this checkpoint's spend past its $%s cap (spent $%s over every run, requests cut off by a kill included); the checkpoint is committed: raise {budget_usd} above $%s and run again to resume",
 			ErrBudgetExceeded, b.limit, b.spent, b.spent)
 	default:
 		if cause == nil {

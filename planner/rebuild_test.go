@@ -919,7 +919,7 @@ func TestRebuildBudgetBelowOneRequest(t *testing.T) {
 	if led := sim.Ledger(); led.Totals.Requests != 0 || sum.Cost != 0 || sum.EmbeddedChunks != 0 {
 		t.Errorf("%d requests, $%s spent, %d chunks; want none", led.Totals.Requests, sum.Cost, sum.EmbeddedChunks)
 	}
-	if !strings.Contains(err.Error(), "--budget-usd") {
+	if !strings.Contains(cliText(err), "--budget-usd") {
 		t.Errorf("error %q does not say how to resume", err)
 	}
 }

@@ -59,7 +59,7 @@ var DefaultRestoreModel = RestoreModel{
 	IndexB:              1.1,
 	IVFFlatFactor:       0.05,
 	VerifyRowsPerSecond: 200000,
-	Basis:               "uncalibrated: defaults measured on a 2-core machine (PostgreSQL 15, pgvector 0.8.6); run estimate --calibrate --restore-to DSN on the target",
+	Basis:               "uncalibrated: defaults measured on a 2-core machine (PostgreSQL 15, pgvector 0.8.6); run estimate {calibrate} {restore_to} DSN on the target",
 }
 
 // RestoreRowBytes is the bytes one row costs the load: its vector plus the
@@ -171,15 +171,15 @@ func recommendRestore(me ModelEstimate, req EstimateRequest) []string {
 		if workers <= 0 {
 			workers = 2
 		}
-		out = append(out, fmt.Sprintf("restore: more --parallel-workers (now %d; each adds a process to the build) and --max-index-memory large enough for the graph", workers))
+		out = append(out, fmt.Sprintf("restore: more {parallel_workers} (now %d; each adds a process to the build) and {max_index_memory} large enough for the graph", workers))
 	}
 	if r.Seconds() > rto {
-		out = append(out, fmt.Sprintf("restore: load, index and verify alone take %s, over the RTO: load only what changed (restore --append of a delta checkpoint) instead of the whole table", formatDuration(r.Seconds())))
+		out = append(out, fmt.Sprintf("restore: load, index and verify alone take %s, over the RTO: load only what changed (restore {append} of a delta checkpoint) instead of the whole table", formatDuration(r.Seconds())))
 	} else {
-		out = append(out, "restore: if the store kept most rows, load only what changed (restore --append of a delta checkpoint)")
+		out = append(out, "restore: if the store kept most rows, load only what changed (restore {append} of a delta checkpoint)")
 	}
 	if !r.Calibrated {
-		out = append(out, "restore: the load and index terms are uncalibrated: run estimate --calibrate --restore-to DSN against the target")
+		out = append(out, "restore: the load and index terms are uncalibrated: run estimate {calibrate} {restore_to} DSN against the target")
 	}
 	return out
 }

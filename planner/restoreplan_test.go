@@ -48,7 +48,7 @@ func TestRestoreCountsInTheRTO(t *testing.T) {
 		t.Fatalf("2M rows with HNSW met a 1 h RTO: %+v", me.Restore)
 	}
 	recs := strings.Join(recommendRestore(me, req), "\n")
-	for _, want := range []string{"IVFFlat instead of HNSW", "--parallel-workers", "--append", "uncalibrated"} {
+	for _, want := range []string{"IVFFlat instead of HNSW", "{parallel_workers}", "{append}", "uncalibrated"} {
 		if !strings.Contains(recs, want) {
 			t.Errorf("recommendations lack %q:\n%s", want, recs)
 		}

@@ -156,5 +156,5 @@ func shardsNeeded(t DurationTerms, rto float64) int {
 
 // shardAdvice is the recommendation's sentence naming the shard count.
 func shardAdvice(n int) string {
-	return fmt.Sprintf("run as %d shards, one key each: estimate --shards %d to check, then rebuild --shard i/%d", n, n, n)
+	return fmt.Sprintf("run as %d shards, one key each: estimate {shards} %d to check, then rebuild {shard} i/%d", n, n, n)
 }

@@ -86,7 +86,7 @@ func TestRTORecommendsShards(t *testing.T) {
 	// 1,000 documents of 1,000 tokens at 1M TPM: 60 s on one key; the RTO
 	// of 25 s needs ceil(60/25) = 3 keys.
 	req := planner.EstimateRequest{Models: []pricing.Model{m}, ChunkTokens: 1000, Limits: tpmOnly(1_000_000),
-		RTO: 25 * time.Second, WhatIf: &planner.WhatIf{Documents: 1000, TokensPerDocument: 1000}}
+		RTO: 25 * time.Second, WhatIf: &planner.WhatIf{Documents: 1000, TokensPerDocument: 1000}, FieldName: planner.CLIFlag}
 	me := run(t, req).Estimates[0]
 	recs := strings.Join(me.Recommendations, "\n")
 	if !strings.Contains(recs, "--shards 3") || !strings.Contains(recs, "--shard i/3") {

@@ -116,7 +116,7 @@ func TestRebuildBudgetIsOneCapOverRuns(t *testing.T) {
 		t.Errorf("billed $%s (rounded up per request) over two runs, budget $%s", billed, spec.Budget)
 	}
 	// The message names what to raise and the spend to raise it above.
-	if msg := err.Error(); !strings.Contains(msg, "raise --budget-usd") || !strings.Contains(msg, "$"+sum.CheckpointCost.String()) && !strings.Contains(msg, "above $") {
+	if msg := cliText(err); !strings.Contains(msg, "raise --budget-usd") || !strings.Contains(msg, "$"+sum.CheckpointCost.String()) && !strings.Contains(msg, "above $") {
 		t.Errorf("message %q", msg)
 	}
 	spec.Budget = full * 2

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reembed/reembed/checkpoint"
+	"github.com/reembed/reembed/field"
 )
 
 // Options tunes [Restore].
@@ -82,7 +83,7 @@ func Restore(ctx context.Context, src checkpoint.Store, m checkpoint.Manifest, s
 	}
 	rep.Keys, rep.Unreadable = ix.Len(), len(ix.Unreadable())
 	if rep.Unreadable > 0 {
-		return rep, fmt.Errorf("%w: %d (first: %s); run rebuild with the same --out to re-embed their chunks", ErrUnreadableParts, rep.Unreadable, ix.Unreadable()[0].Name)
+		return rep, field.Errorf("%w: %d (first: %s); run rebuild with the same {out_dir} to re-embed their chunks", ErrUnreadableParts, rep.Unreadable, ix.Unreadable()[0].Name)
 	}
 	parts := ix.Parts()
 	rep.Parts = len(parts)

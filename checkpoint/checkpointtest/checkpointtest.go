@@ -120,39 +120,7 @@ func (m *Mem) Put(name string, b []byte) {
 // newStore (each call must return an empty store).
 func TestStore(t *testing.T, newStore func(t *testing.T) checkpoint.Store) {
 	ctx := context.Background()
-	read := func(t *testing.T, s checkpoint.Store, name string) string {
-		t.Helper()
-		f, err := s.Open(ctx, name)
-		if err != nil {
-			t.Fatalf("Open(%q): %v", name, err)
-		}
-		defer f.Close()
-		b, err := io.ReadAll(io.NewSectionReader(f, 0, f.Size()))
-		if err != nil {
-			t.Fatalf("reading %q: %v", name, err)
-		}
-		return string(b)
-	}
-	names := func(t *testing.T, s checkpoint.Store) []string {
-		t.Helper()
-		files, err := s.List(ctx)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			t.Fatalf("List: %v", err)
-		}
-		var out []string
-		for _, f := range files {
-			out = append(out, f.Name)
-		}
-		slices.Sort(out)
-		return out
-	}
-	commit := func(s checkpoint.Store, name, content string) error {
-		return s.Commit(ctx, name, func(w io.Writer) error {
-			_, err := io.WriteString(w, content)
-			return err
-		})
-	}
-
+	read, names, commit := readFile, fileNames, commitString
 	t.Run("CommitThenRead", func(t *testing.T) {
 		s := newStore(t)
 		if err := commit(s, "shard-0001-of-0002/part-000001.parquet", "hello"); err != nil {
@@ -225,36 +193,78 @@ func TestStore(t *testing.T, newStore func(t *testing.T) checkpoint.Store) {
 			t.Errorf("renamed file holds %q", got)
 		}
 	})
-	t.Run("CheckpointRoundTrip", func(t *testing.T) {
-		s := newStore(t)
-		m := checkpoint.Manifest{Model: "m", Dimensions: 2, Shard: checkpoint.Shard{Index: 1, Count: 2}}
-		w, err := checkpoint.Open(ctx, s, checkpoint.Options{Manifest: m, PartRows: 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rows := []checkpoint.Row{
-			{DocID: "a", ChunkIndex: 0, ChunkSHA256: sha(1), Text: fmt.Sprintf("chunk %d", 1), Model: "m", Embedding: []float32{1, 2}, EmbeddedAt: epoch},
-			{DocID: "a", ChunkIndex: 1, ChunkSHA256: sha(2), Text: fmt.Sprintf("chunk %d", 2), Model: "m", Embedding: []float32{3, 4}, EmbeddedAt: epoch},
-			{DocID: "b", ChunkIndex: 0, ChunkSHA256: sha(3), Text: fmt.Sprintf("chunk %d", 3), Model: "m", Embedding: []float32{5, 6}, EmbeddedAt: epoch},
-		}
-		if err := w.Add(ctx, rows...); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
-		ix, err := checkpoint.Scan(ctx, s, checkpoint.ScanOptions{Deep: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ix.Len() != 3 || len(ix.Parts()) != 2 || !ix.Has(checkpoint.Key{DocID: "b"}, sha(3)) {
-			t.Errorf("index: %d keys, parts %+v", ix.Len(), ix.Parts())
-		}
-		want := []string{"shard-0001-of-0002/manifest.json", "shard-0001-of-0002/part-000001.parquet", "shard-0001-of-0002/part-000002.parquet"}
-		if got := names(t, s); !slices.Equal(got, want) {
-			t.Errorf("files %v, want %v", got, want)
-		}
+	t.Run("CheckpointRoundTrip", func(t *testing.T) { testCheckpointRoundTrip(t, newStore(t)) })
+}
+
+// readFile returns the content of name in s.
+func readFile(t *testing.T, s checkpoint.Store, name string) string {
+	t.Helper()
+	f, err := s.Open(context.Background(), name)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", name, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, f.Size()))
+	if err != nil {
+		t.Fatalf("reading %q: %v", name, err)
+	}
+	return string(b)
+}
+
+// fileNames lists s, sorted.
+func fileNames(t *testing.T, s checkpoint.Store) []string {
+	t.Helper()
+	files, err := s.List(context.Background())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("List: %v", err)
+	}
+	var out []string
+	for _, f := range files {
+		out = append(out, f.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// commitString commits content as name.
+func commitString(s checkpoint.Store, name, content string) error {
+	return s.Commit(context.Background(), name, func(w io.Writer) error {
+		_, err := io.WriteString(w, content)
+		return err
 	})
+}
+
+// testCheckpointRoundTrip writes a shard's checkpoint into s through the
+// checkpoint package and scans it back.
+func testCheckpointRoundTrip(t *testing.T, s checkpoint.Store) {
+	ctx := context.Background()
+	m := checkpoint.Manifest{Model: "m", Dimensions: 2, Shard: checkpoint.Shard{Index: 1, Count: 2}}
+	w, err := checkpoint.Open(ctx, s, checkpoint.Options{Manifest: m, PartRows: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := []checkpoint.Row{
+		{DocID: "a", ChunkIndex: 0, ChunkSHA256: sha(1), Text: fmt.Sprintf("chunk %d", 1), Model: "m", Embedding: []float32{1, 2}, EmbeddedAt: epoch},
+		{DocID: "a", ChunkIndex: 1, ChunkSHA256: sha(2), Text: fmt.Sprintf("chunk %d", 2), Model: "m", Embedding: []float32{3, 4}, EmbeddedAt: epoch},
+		{DocID: "b", ChunkIndex: 0, ChunkSHA256: sha(3), Text: fmt.Sprintf("chunk %d", 3), Model: "m", Embedding: []float32{5, 6}, EmbeddedAt: epoch},
+	}
+	if err := w.Add(ctx, rows...); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := checkpoint.Scan(ctx, s, checkpoint.ScanOptions{Deep: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ix.Len() != 3 || len(ix.Parts()) != 2 || !ix.Has(checkpoint.Key{DocID: "b"}, sha(3)) {
+		t.Errorf("index: %d keys, parts %+v", ix.Len(), ix.Parts())
+	}
+	want := []string{"shard-0001-of-0002/manifest.json", "shard-0001-of-0002/part-000001.parquet", "shard-0001-of-0002/part-000002.parquet"}
+	if got := fileNames(t, s); !slices.Equal(got, want) {
+		t.Errorf("files %v, want %v", got, want)
+	}
 }
 
 var epoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

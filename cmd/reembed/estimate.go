@@ -112,167 +112,254 @@ func corpusPaths(args []string) (paths []string, cleanup func(), err error) {
 	return []string{root}, func() { os.RemoveAll(dir) }, nil
 }
 
+// estimateFlags are estimate's flags.
+type estimateFlags struct {
+	cf            corpusFlags
+	models        stringList
+	pricingFile   string
+	perDoc        string
+	format        string
+	rpm, tpm      int
+	concurrency   int
+	batchSize     int
+	latency       time.Duration
+	rto           time.Duration
+	sampleF       float64
+	seed          int64
+	documents     int64
+	tokensPer     int64
+	ckpt          string
+	corpusChanged bool
+	shard         string
+	shards        int
+	failOnRTO     bool
+	batchPlan     planner.AutoOptions
+	batchTier     int
+	restore       restoreEstimateFlags // estimate_restore.go
+}
+
+func (f *estimateFlags) register(fs *flag.FlagSet) {
+	f.cf.register(fs)
+	f.restore.register(fs)
+	fs.Var(&f.models, "model", "embedding model; repeat or comma-separate for several, or 'all' (default text-embedding-3-small)")
+	fs.StringVar(&f.pricingFile, "pricing", "", "YAML or JSON file of models that add to or replace the built-in catalog")
+	fs.StringVar(&f.perDoc, "per-document", "", "write a TSV of doc_id, tokens, chunks, billed_tokens, model, token_count (exact or estimated) per document to FILE (- : stdout, and the report goes to stderr)")
+	fs.StringVar(&f.format, "format", "table", "output format: table, json or csv")
+	fs.IntVar(&f.rpm, "rpm", planner.DefaultRPM, "requests per minute allowed (0 = unlimited)")
+	fs.IntVar(&f.tpm, "tpm", planner.DefaultTPM, "tokens per minute allowed (0 = unlimited)")
+	fs.IntVar(&f.concurrency, "concurrency", planner.DefaultConcurrency, "requests in flight at once")
+	fs.DurationVar(&f.latency, "latency", planner.DefaultLatency, "expected latency of one request")
+	fs.DurationVar(&f.rto, "rto", 0, "recovery time objective, e.g. 4h (0 = none)")
+	fs.IntVar(&f.batchSize, "batch-size", 0, "inputs per request (default: the model's maximum)")
+	registerBatchPlanFlags(fs, &f.batchPlan, &f.batchTier)
+	fs.Float64Var(&f.sampleF, "sample", 0, "read only this fraction of documents, e.g. 0.05, and extrapolate with a 95% interval")
+	fs.Int64Var(&f.seed, "seed", 1, "seed choosing the --sample documents")
+	fs.Int64Var(&f.documents, "documents", 0, "what-if: number of documents (with --tokens-per-document; reads no corpus)")
+	fs.Int64Var(&f.tokensPer, "tokens-per-document", 0, "what-if: tokens per document")
+	fs.StringVar(&f.ckpt, "checkpoint", "", "price only the chunks this rebuild checkpoint (directory or s3://, gs://, azblob:// URL) lacks, and report the reused ones; its model, chunking and corpus are the defaults, and other ones are refused")
+	fs.BoolVar(&f.corpusChanged, "corpus-changed", false, "with --checkpoint: price PATH or filters that differ from the corpus the checkpoint records")
+	fs.StringVar(&f.shard, "shard", "", "estimate only shard i of N (i/N: the documents rebuild --shard i/N embeds)")
+	fs.IntVar(&f.shards, "shards", 0, "add per-shard figures for N shards, each on its own key with these limits, and their total")
+	fs.BoolVar(&f.failOnRTO, "fail-on-rto-miss", false, "exit 6 when a model's rebuild would not meet --rto (the report is printed first)")
+}
+
+// estimateRun is one estimate command between its flags and its report:
+// the request it builds and what it opened (closed by close, last first).
+type estimateRun struct {
+	e       *env
+	fs      *flag.FlagSet
+	f       *estimateFlags
+	given   map[string]bool // flags given on the command line
+	ck      *estimateCheckpoint
+	ms      []pricing.Model
+	req     planner.EstimateRequest
+	report  io.Writer // where the report goes (stderr when the TSV takes stdout)
+	closers []func()
+}
+
 func runEstimate(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "estimate", "estimate [flags] [PATH...]\n\nPrices and times a rebuild of the corpus at PATH (files or directories; default: the bundled\nsample corpus), or of a what-if corpus (--documents N --tokens-per-document T).")
-	var (
-		cf            corpusFlags
-		models        stringList
-		pricingFile   string
-		perDoc        string
-		format        string
-		rpm, tpm      int
-		concurrency   int
-		batchSize     int
-		latency       time.Duration
-		rto           time.Duration
-		sampleF       float64
-		seed          int64
-		documents     int64
-		tokensPer     int64
-		ckpt          string
-		corpusChanged bool
-		shard         string
-		shards        int
-		failOnRTO     bool
-		batchPlan     planner.AutoOptions
-		batchTier     int
-		restore       restoreEstimateFlags // estimate_restore.go
-	)
-	cf.register(fs)
-	restore.register(fs)
-	fs.Var(&models, "model", "embedding model; repeat or comma-separate for several, or 'all' (default text-embedding-3-small)")
-	fs.StringVar(&pricingFile, "pricing", "", "YAML or JSON file of models that add to or replace the built-in catalog")
-	fs.StringVar(&perDoc, "per-document", "", "write a TSV of doc_id, tokens, chunks, billed_tokens, model, token_count (exact or estimated) per document to FILE (- : stdout, and the report goes to stderr)")
-	fs.StringVar(&format, "format", "table", "output format: table, json or csv")
-	fs.IntVar(&rpm, "rpm", planner.DefaultRPM, "requests per minute allowed (0 = unlimited)")
-	fs.IntVar(&tpm, "tpm", planner.DefaultTPM, "tokens per minute allowed (0 = unlimited)")
-	fs.IntVar(&concurrency, "concurrency", planner.DefaultConcurrency, "requests in flight at once")
-	fs.DurationVar(&latency, "latency", planner.DefaultLatency, "expected latency of one request")
-	fs.DurationVar(&rto, "rto", 0, "recovery time objective, e.g. 4h (0 = none)")
-	fs.IntVar(&batchSize, "batch-size", 0, "inputs per request (default: the model's maximum)")
-	registerBatchPlanFlags(fs, &batchPlan, &batchTier)
-	fs.Float64Var(&sampleF, "sample", 0, "read only this fraction of documents, e.g. 0.05, and extrapolate with a 95% interval")
-	fs.Int64Var(&seed, "seed", 1, "seed choosing the --sample documents")
-	fs.Int64Var(&documents, "documents", 0, "what-if: number of documents (with --tokens-per-document; reads no corpus)")
-	fs.Int64Var(&tokensPer, "tokens-per-document", 0, "what-if: tokens per document")
-	fs.StringVar(&ckpt, "checkpoint", "", "price only the chunks this rebuild checkpoint (directory or s3://, gs://, azblob:// URL) lacks, and report the reused ones; its model, chunking and corpus are the defaults, and other ones are refused")
-	fs.BoolVar(&corpusChanged, "corpus-changed", false, "with --checkpoint: price PATH or filters that differ from the corpus the checkpoint records")
-	fs.StringVar(&shard, "shard", "", "estimate only shard i of N (i/N: the documents rebuild --shard i/N embeds)")
-	fs.IntVar(&shards, "shards", 0, "add per-shard figures for N shards, each on its own key with these limits, and their total")
-	fs.BoolVar(&failOnRTO, "fail-on-rto-miss", false, "exit 6 when a model's rebuild would not meet --rto (the report is printed first)")
+	var f estimateFlags
+	f.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cf.setOverlapDefault(fs)
-	if format != "table" && format != "json" && format != "csv" {
-		return usagef("--format %q: want table, json or csv", format)
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var ck *estimateCheckpoint
-	if ckpt != "" {
-		c, err := openEstimateCheckpoint(ctx, ckpt)
-		if err != nil {
+	r := &estimateRun{e: e, fs: fs, f: &f, given: map[string]bool{}, report: e.stdout}
+	defer r.close()
+	for _, step := range []func(context.Context) error{r.checkFlags, r.openCheckpoint, r.resolveModels, r.checkVerdictFlags, r.buildRequest, r.selectCorpus, r.openOutputs} {
+		if err := step(ctx); err != nil {
 			return err
 		}
-		defer c.close()
-		if err := c.adopt(&models, &cf, given); err != nil {
-			return err
-		}
-		ck = c
 	}
-	if len(models) == 0 {
-		models = stringList{pricing.DefaultModel}
-	}
-	cat, err := loadCatalog(pricingFile)
+	est, err := r.estimate(ctx)
 	if err != nil {
 		return err
 	}
-	ms, err := cat.Resolve(models)
-	if err != nil {
-		return usagef("--model: %v", err)
+	return r.write(est)
+}
+
+// close closes what the run opened, last first.
+func (r *estimateRun) close() {
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		r.closers[i]()
 	}
-	if err := checkBatchSize(batchSize, ms...); err != nil {
-		return err
+}
+
+// checkFlags checks --format and notes which flags were given.
+func (r *estimateRun) checkFlags(context.Context) error {
+	f := r.f
+	f.cf.setOverlapDefault(r.fs)
+	if f.format != "table" && f.format != "json" && f.format != "csv" {
+		return usagef("--format %q: want table, json or csv", f.format)
 	}
-	if failOnRTO && rto <= 0 {
+	r.fs.Visit(func(fl *flag.Flag) { r.given[fl.Name] = true })
+	return nil
+}
+
+// checkVerdictFlags checks --fail-on-rto-miss and --sample.
+func (r *estimateRun) checkVerdictFlags(context.Context) error {
+	f := r.f
+	if f.failOnRTO && f.rto <= 0 {
 		return usagef("--fail-on-rto-miss needs --rto, e.g. --rto 4h")
 	}
-	if given["sample"] && (sampleF <= 0 || sampleF > 1) {
-		return usagef("--sample %v: want a fraction in (0, 1], e.g. 0.05", sampleF)
+	if r.given["sample"] && (f.sampleF <= 0 || f.sampleF > 1) {
+		return usagef("--sample %v: want a fraction in (0, 1], e.g. 0.05", f.sampleF)
 	}
-	var alternatives []pricing.Model
+	return nil
+}
+
+// openCheckpoint opens --checkpoint, if given, and adopts its model and
+// chunking as defaults.
+func (r *estimateRun) openCheckpoint(ctx context.Context) error {
+	if r.f.ckpt == "" {
+		return nil
+	}
+	c, err := openEstimateCheckpoint(ctx, r.f.ckpt)
+	if err != nil {
+		return err
+	}
+	r.closers = append(r.closers, func() { c.close() })
+	if err := c.adopt(&r.f.models, &r.f.cf, r.given); err != nil {
+		return err
+	}
+	r.ck = c
+	return nil
+}
+
+// resolveModels looks the models up in the catalog (and --pricing).
+func (r *estimateRun) resolveModels(context.Context) error {
+	if len(r.f.models) == 0 {
+		r.f.models = stringList{pricing.DefaultModel}
+	}
+	cat, err := loadCatalog(r.f.pricingFile)
+	if err != nil {
+		return err
+	}
+	if r.ms, err = cat.Resolve(r.f.models); err != nil {
+		return usagef("--model: %v", err)
+	}
+	if err := checkBatchSize(r.f.batchSize, r.ms...); err != nil {
+		return err
+	}
 	for _, m := range cat.Models() {
 		if m.Exact() {
-			alternatives = append(alternatives, m)
+			r.req.Alternatives = append(r.req.Alternatives, m)
 		}
 	}
-	req := planner.EstimateRequest{
-		Corpus: cf.options(), Models: ms,
-		ChunkTokens: cf.chunkTokens, ChunkOverlap: cf.chunkOverlap,
-		Limits: planner.Limits{RPM: rpm, TPM: tpm, Concurrency: concurrency, Latency: latency, BatchSize: batchSize},
-		RTO:    rto, Jobs: cf.jobs, Alternatives: alternatives, Batch: batchPlan,
+	return nil
+}
+
+// buildRequest fills the request from the flags, but for its corpus.
+func (r *estimateRun) buildRequest(ctx context.Context) error {
+	f := r.f
+	r.req = planner.EstimateRequest{
+		Corpus: f.cf.options(), Models: r.ms,
+		ChunkTokens: f.cf.chunkTokens, ChunkOverlap: f.cf.chunkOverlap,
+		Limits: planner.Limits{RPM: f.rpm, TPM: f.tpm, Concurrency: f.concurrency, Latency: f.latency, BatchSize: f.batchSize},
+		RTO:    f.rto, Jobs: f.cf.jobs, Alternatives: r.req.Alternatives, Batch: f.batchPlan,
+		FieldName: flagName,
 	}
-	if err := checkBatchPlanFlags(&req.Batch, batchTier); err != nil {
+	if err := checkBatchPlanFlags(&r.req.Batch, f.batchTier); err != nil {
 		return err
 	}
-	req.Corpus.Sample, req.Corpus.Seed = sampleF, seed
-	if req.Restore, err = restore.target(ctx, e, ms[0].DefaultDimensions); err != nil {
+	r.req.Corpus.Sample, r.req.Corpus.Seed = f.sampleF, f.seed
+	var err error
+	if r.req.Restore, err = f.restore.target(ctx, r.e, r.ms[0].DefaultDimensions); err != nil {
 		return err
 	}
-	si, sn, err := parseShard(shard)
+	si, sn, err := parseShard(f.shard)
 	if err != nil {
 		return err
 	}
-	req.Shard, req.Shards = checkpoint.Shard{Index: si, Count: sn}, shards
-	if given["documents"] || given["tokens-per-document"] {
-		req.WhatIf = &planner.WhatIf{Documents: documents, TokensPerDocument: tokensPer}
-		req.Paths = fs.Args()
-	} else if ck != nil && ck.manifest != nil {
-		paths, filters, err := checkpointCorpus(e.stderr, fs.Args(), ck.manifest, cf.filter.filters(), cf.filter.given(fs), corpusChanged)
+	r.req.Shard, r.req.Shards = checkpoint.Shard{Index: si, Count: sn}, f.shards
+	return nil
+}
+
+// selectCorpus sets what is read: a what-if, the corpus the checkpoint
+// records, the PATHs, or the bundled sample; then validates the request.
+func (r *estimateRun) selectCorpus(context.Context) error {
+	args := r.fs.Args()
+	switch {
+	case r.given["documents"] || r.given["tokens-per-document"]:
+		r.req.WhatIf = &planner.WhatIf{Documents: r.f.documents, TokensPerDocument: r.f.tokensPer}
+		r.req.Paths = args
+	case r.ck != nil && r.ck.manifest != nil:
+		filter := r.f.cf.filter
+		paths, filters, err := checkpointCorpus(r.e.stderr, args, r.ck.manifest, filter.filters(), filter.given(r.fs), r.f.corpusChanged)
 		if err != nil {
 			return err
 		}
-		req.Paths, req.Corpus.Filters = paths, filters
-	} else {
-		paths, cleanup, err := corpusPaths(fs.Args())
+		r.req.Paths, r.req.Corpus.Filters = paths, filters
+	default:
+		paths, cleanup, err := corpusPaths(args)
 		if err != nil {
 			return err
 		}
-		defer cleanup()
-		if len(fs.Args()) == 0 {
-			fmt.Fprintln(e.stderr, "reembed: using the bundled sample corpus (give a PATH to estimate yours)")
+		r.closers = append(r.closers, cleanup)
+		if len(args) == 0 {
+			fmt.Fprintln(r.e.stderr, "reembed: using the bundled sample corpus (give a PATH to estimate yours)")
 		}
-		req.Paths = paths
+		r.req.Paths = paths
 	}
-	if err := req.Validate(); err != nil {
+	if err := r.req.Validate(); err != nil {
 		return usageOfInvalid(err)
 	}
-	report := e.stdout
-	if perDoc != "" {
-		w, err := perDocumentWriter(e, perDoc, ms[0])
+	return nil
+}
+
+// openOutputs opens the per-document TSV and hands the checkpoint's keys to
+// the request.
+func (r *estimateRun) openOutputs(context.Context) error {
+	if r.f.perDoc != "" {
+		w, err := perDocumentWriter(r.e, r.f.perDoc, r.ms[0])
 		if err != nil {
 			return err
 		}
-		defer w.Close()
-		req.PerDocument = w
-		if perDoc == "-" {
-			report = e.stderr
+		r.closers = append(r.closers, func() { w.Close() })
+		r.req.PerDocument = w
+		if r.f.perDoc == "-" {
+			r.report = r.e.stderr
 		}
 	}
-	if ck != nil {
-		if len(ms) != 1 {
+	if r.ck != nil {
+		if len(r.ms) != 1 {
 			return usagef("--checkpoint: give one --model, the checkpoint's")
 		}
-		req.Done = ck.done
+		r.req.Done = r.ck.done
 	}
+	return nil
+}
+
+// estimate runs the planner, with the read progress on a terminal.
+func (r *estimateRun) estimate(ctx context.Context) (*planner.Estimate, error) {
 	tok, err := tokenizer.Default()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	req := r.req
 	var progress *readProgress
 	if req.WhatIf == nil {
-		if progress = startReadProgress(e, req.Paths); progress != nil {
+		if progress = startReadProgress(r.e, req.Paths); progress != nil {
 			req.Corpus.Keep = progress.keep(req.Corpus.Keep)
 			req.PerDocument = progress.perDocument(req.PerDocument)
 		}
@@ -281,30 +368,36 @@ func runEstimate(ctx context.Context, e *env, args []string) error {
 	progress.End()
 	if err != nil {
 		if errors.Is(err, corpus.ErrSkipped) || errors.Is(err, corpus.ErrCorpusPath) {
-			return &usageError{err}
+			return nil, &usageError{err}
 		}
-		return fmt.Errorf("estimating: %w", err)
+		return nil, fmt.Errorf("estimating: %w", err)
 	}
-	if len(fs.Args()) == 0 && req.WhatIf == nil && (ck == nil || ck.manifest == nil) {
+	if len(r.fs.Args()) == 0 && req.WhatIf == nil && (r.ck == nil || r.ck.manifest == nil) {
 		est.Corpus.Roots = []string{sample.Name}
 	}
-	if ck != nil {
-		if warn := ck.match().Warning(); warn != "" {
-			fmt.Fprintf(e.stderr, "reembed: warning: %s\n", warn)
+	if r.ck != nil {
+		if warn := r.ck.match().Warning(); warn != "" {
+			fmt.Fprintf(r.e.stderr, "reembed: warning: %s\n", warn)
 			for i := range est.Estimates {
 				est.Estimates[i].Notes = append(est.Estimates[i].Notes, warn)
 			}
 		}
 	}
-	if err := writeEstimate(report, est, format); err != nil {
+	return est, nil
+}
+
+// write prints the report, then returns the verdicts a runbook gates on:
+// an empty corpus (exit 2) and, with --fail-on-rto-miss, a missed RTO.
+func (r *estimateRun) write(est *planner.Estimate) error {
+	if err := writeEstimate(r.report, est, r.f.format); err != nil {
 		return err
 	}
-	if !cf.allowEmpty {
-		if err := emptyCorpusError(est.Corpus, req.Shard.Count > 1); err != nil {
+	if !r.f.cf.allowEmpty {
+		if err := emptyCorpusError(est.Corpus, r.req.Shard.Count > 1); err != nil {
 			return err
 		}
 	}
-	if failOnRTO {
+	if r.f.failOnRTO {
 		return rtoVerdict(est)
 	}
 	return nil

@@ -9,7 +9,8 @@ import (
 // flagOfField maps the fields whose flag is not their kebab-case name.
 // Every other field is its flag: chunk_tokens is --chunk-tokens.
 var flagOfField = map[string]string{
-	"paths": "PATH",
+	"paths":   "PATH",
+	"out_dir": "--out",
 }
 
 // flagName returns the flag of a request field, as the CLI names it.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/reembed/reembed/checkpoint"
 	"github.com/reembed/reembed/corpus/tokenizer"
@@ -28,8 +30,42 @@ func preflight(ctx context.Context, e *env, f *rebuildFlags, spec planner.Rebuil
 		if err := checkWritable(f.out, !f.dryRun); err != nil {
 			return err
 		}
+	} else if err := checkStoreWritable(ctx, loc); err != nil {
+		return err
 	}
 	return checkManifest(ctx, loc, spec, f.force)
+}
+
+// storeProbeTimeout bounds the object-storage probe: an endpoint that does
+// not answer fails the preflight instead of hanging it.
+const storeProbeTimeout = 30 * time.Second
+
+// checkStoreWritable writes and deletes a small probe object, with a name
+// only reembed makes, under an object-storage --out (s3://, gs://, azblob://,
+// file://): credentials that may not write there, or may not delete (a
+// rebuild removes and renames objects), fail now, before anything is sent.
+// Dry runs probe too: the object is gone when it returns.
+func checkStoreWritable(ctx context.Context, loc storeLocation) error {
+	ctx, cancel := context.WithTimeout(ctx, storeProbeTimeout)
+	defer cancel()
+	store, closeStore, err := loc.open(ctx)
+	if err != nil {
+		return &usageError{fmt.Errorf("--out: %w", err)}
+	}
+	defer closeStore()
+	name := fmt.Sprintf(".reembed-preflight-%d-%d", os.Getpid(), time.Now().UnixNano())
+	err = store.Commit(ctx, name, func(w io.Writer) error {
+		_, err := io.WriteString(w, "reembed preflight\n")
+		return err
+	})
+	if err != nil {
+		return usagef("--out %s is not writable (%v): a rebuild would pay for chunks it cannot commit", loc, redactErr(err, loc.raw))
+	}
+	if err := store.Remove(ctx, name); err != nil {
+		return usagef("--out %s: the probe object %s was written but cannot be deleted (%v): a rebuild deletes and renames objects there",
+			loc, name, redactErr(err, loc.raw))
+	}
+	return nil
 }
 
 // checkAPIKey refuses a real provider without a key: the variable must be
@@ -131,9 +167,9 @@ func checkManifest(ctx context.Context, loc storeLocation, spec planner.RebuildS
 			if force {
 				return nil
 			}
-			return usagef("--out %q: %v (--force resumes across a chunking change)", loc, err)
+			return usagef("--out %q: %w (--force resumes across a chunking change)", loc, err)
 		}
-		return usagef("--out %q: %v", loc, err)
+		return usagef("--out %q: %w", loc, err)
 	}
 	return nil
 }
@@ -146,7 +182,7 @@ func dryRun(ctx context.Context, e *env, f *rebuildFlags, spec planner.RebuildSp
 		return err
 	}
 	req := planner.EstimateRequest{Paths: spec.Paths, Corpus: spec.Corpus, Models: []pricing.Model{spec.Model}, ChunkTokens: spec.ChunkTokens,
-		ChunkOverlap: spec.ChunkOverlap, Limits: spec.Limits, Jobs: spec.Jobs, Shard: spec.Shard}
+		ChunkOverlap: spec.ChunkOverlap, Limits: spec.Limits, Jobs: spec.Jobs, Shard: spec.Shard, FieldName: flagName}
 	req.Limits.Latency = planner.DefaultLatency
 	if err := loc.exists(); err == nil {
 		store, closeStore, err := loc.open(ctx)

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/reembed/reembed/embedder"
 	"github.com/reembed/reembed/planner"
 )
 
@@ -258,6 +259,8 @@ func waitFromRecord(r slog.Record) string {
 		return "429 rate limited: retrying in " + attrs["wait"]
 	case r.Message == "retrying embedding batch":
 		return "provider error " + attrs["status"] + ": retrying in " + attrs["wait"]
+	case r.Message == embedder.WaitingForTPM || r.Message == embedder.WaitingForRPM:
+		return r.Message + " (" + attrs["wait"] + ")"
 	case strings.HasPrefix(r.Message, "rate limited"):
 		return "429 rate limited: concurrency lowered to " + attrs["to"]
 	case strings.Contains(r.Message, "wait"):

@@ -8,9 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unicode/utf8"
 
+	"github.com/reembed/reembed/embedder"
+	"github.com/reembed/reembed/embedder/embeddertest"
 	"github.com/reembed/reembed/planner"
 )
 
@@ -58,38 +61,23 @@ func TestStatusWriterPrintsLogsAboveTheLine(t *testing.T) {
 // columns and reads the screen: one progress line, never wrapped, with the
 // log lines above it.
 func TestProgressInTmux(t *testing.T) {
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
+	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("tmux is not installed (apt-get install -y tmux)")
 	}
 	bin := buildReembed(t)
 	corpus := smallCorpus(t)
 	for _, width := range []int{80, 200} {
 		t.Run(fmt.Sprint(width), func(t *testing.T) {
-			session := fmt.Sprintf("reembed-test-%d-%d", width, time.Now().UnixNano())
 			out := filepath.Join(t.TempDir(), "c")
-			cmd := fmt.Sprintf("%s rebuild %s --out %s --latency 150ms --batch-size 8 --concurrency 1 --rpm 0 --tpm 0 --progress-interval 50ms; echo DONE; sleep 60",
+			cmd := fmt.Sprintf("%s rebuild %s --out %s --latency 150ms --batch-size 8 --concurrency 1 --rpm 0 --tpm 0 --progress-interval 50ms",
 				bin, corpus, out)
-			// A server of its own (-L): no race with another test's server
-			// exiting, and the user's sessions are not touched.
-			if b, err := exec.Command(tmux, "-L", session, "new-session", "-d", "-s", session, "-x", fmt.Sprint(width), "-y", "50", cmd).CombinedOutput(); err != nil {
-				t.Fatalf("tmux: %v %s", err, b)
-			}
-			defer exec.Command(tmux, "-L", session, "kill-server").Run()
-			var screen string
 			sawRunning := false
-			for i := 0; i < 600 && !strings.Contains(screen, "DONE"); i++ {
-				time.Sleep(100 * time.Millisecond)
-				b, _ := exec.Command(tmux, "-L", session, "capture-pane", "-p", "-t", session).Output()
-				screen = string(b)
+			screen := watchInTmux(t, width, cmd, 100*time.Millisecond, time.Minute, func(screen string) {
 				if strings.Contains(screen, "█") && !strings.Contains(screen, "Rebuild complete") {
 					sawRunning = true
 					checkScreen(t, screen, width, false)
 				}
-			}
-			if !strings.Contains(screen, "DONE") {
-				t.Fatalf("the rebuild did not finish:\n%s", screen)
-			}
+			})
 			if !sawRunning {
 				t.Errorf("never saw the progress line while the rebuild ran")
 			}
@@ -124,5 +112,70 @@ func checkScreen(t *testing.T, screen string, width int, done bool) {
 	}
 	if done && (lastLog < 0 || lastBar < lastLog) {
 		t.Errorf("the log lines are not above the progress line (log at %d, bar at %d):\n%s", lastLog, lastBar, screen)
+	}
+}
+
+// TestProgressShowsRateLimiterWait wires the real rate limiter to the CLI's
+// logger: while the limiter holds requests for the TPM (or RPM) budget, the
+// progress line says so, even at the info log level, and the debug line is
+// not printed.
+func TestProgressShowsRateLimiterWait(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		rpm, tpm int
+		want     string
+	}{
+		{"TPM", 0, 600, "waiting for TPM budget ("},
+		{"RPM", 60, 0, "waiting for RPM budget ("},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var buf bytes.Buffer
+				s := &statusWriter{w: &buf, tty: true, width: func() int { return 200 }}
+				logger := slog.New(waitWatcher{slog.NewTextHandler(s, &slog.HandlerOptions{Level: slog.LevelInfo}), s})
+				l, err := embedder.NewRateLimited(&embeddertest.Fake{}, embedder.RateLimitConfig{RPM: tc.rpm, TPM: tc.tpm, Logger: logger})
+				if err != nil {
+					t.Fatal(err)
+				}
+				req := &embedder.Request{Inputs: []embedder.Input{{Text: "x", Tokens: 10}}}
+				for range 3 {
+					if _, err := l.Embed(t.Context(), req); err != nil {
+						t.Fatal(err)
+					}
+				}
+				p := planner.Progress{State: "running", PlannedChunks: 100, EmbeddedChunks: 3, Requests: 3, ElapsedSeconds: 2}
+				if got := progressLine(p, s.lastWait(), 199); !strings.Contains(got, tc.want) {
+					t.Errorf("progress line %q does not say %q", got, tc.want)
+				}
+				if strings.Contains(buf.String(), "budget") {
+					t.Errorf("the debug line was printed at info level: %q", buf.String())
+				}
+			})
+		})
+	}
+}
+
+// TestRebuildShowsBudgetWaitInTmux runs a rebuild whose TPM budget holds
+// requests back, in a real terminal, and reads the screen: the progress
+// line says "waiting for TPM budget" while the limiter holds them.
+func TestRebuildShowsBudgetWaitInTmux(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux is not installed (apt-get install -y tmux)")
+	}
+	bin := buildReembed(t)
+	corpus := smallCorpus(t)
+	out := filepath.Join(t.TempDir(), "c")
+	// About 30,000 tokens at 10,000 a second: two seconds of waits.
+	cmd := fmt.Sprintf("%s rebuild %s --out %s --tpm 600000 --rpm 0 --batch-size 8 --concurrency 4 --progress-interval 50ms", bin, corpus, out)
+	saw := false
+	watchInTmux(t, 200, cmd, 50*time.Millisecond, time.Minute, func(screen string) {
+		for _, line := range strings.Split(screen, "\n") {
+			if strings.Contains(line, "chunks  $") && strings.Contains(line, "waiting for TPM budget (") {
+				saw = true
+			}
+		}
+	})
+	if !saw {
+		t.Errorf("the progress line never said it was waiting for the TPM budget")
 	}
 }

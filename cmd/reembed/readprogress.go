@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // readProgress draws the progress of an estimate's corpus read on a
@@ -81,30 +82,40 @@ func (p *readProgress) perDocument(w io.Writer) io.Writer {
 	return &tsvCounter{p: p, w: w}
 }
 
+// draw draws the line at once, then every 200 ms until End.
 func (p *readProgress) draw() {
 	defer close(p.ended)
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
+		p.status.SetStatus(p.line(p.status.width() - 1))
 		select {
 		case <-p.stop:
 			p.status.ClearStatus()
 			return
 		case <-t.C:
-			p.status.SetStatus(p.line())
 		}
 	}
 }
 
-func (p *readProgress) line() string {
+// line renders the read's progress in at most width columns: files, MB,
+// tokens and the ETA first; the documents only where they fit.
+func (p *readProgress) line(width int) string {
 	read := p.bytes.Load()
 	eta := "-"
 	if read > 0 && p.totalBytes > 0 {
 		el := time.Since(p.start)
 		eta = humanDuration(time.Duration(float64(el) * float64(p.totalBytes-read) / float64(read)).Round(time.Second))
 	}
-	return fmt.Sprintf("reading: %s/%s files  %.1f/%.1f MB  %s  %s  ETA %s", commas(p.files.Load()), commas(int64(p.totalFiles)),
-		float64(read)/1e6, float64(p.totalBytes)/1e6, plural(p.docs.Load(), "document", "documents"), plural(p.tokens.Load(), "token", "tokens"), eta)
+	files := fmt.Sprintf("%s/%s files", commas(p.files.Load()), commas(int64(p.totalFiles)))
+	mb := fmt.Sprintf("%.1f/%.1f MB", float64(read)/1e6, float64(p.totalBytes)/1e6)
+	docs := plural(p.docs.Load(), "document", "documents")
+	tokens := plural(p.tokens.Load(), "token", "tokens")
+	full := fmt.Sprintf("reading: %s  %s  %s  %s  ETA %s", files, mb, docs, tokens, eta)
+	if utf8.RuneCountInString(full) <= width {
+		return full
+	}
+	return fitWidth(fmt.Sprintf("reading: %s  %s  %s  ETA %s", files, mb, tokens, eta), width)
 }
 
 // End stops drawing and clears the line.

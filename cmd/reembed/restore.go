@@ -117,7 +117,7 @@ func (f *restoreFlags) run(ctx context.Context, e *env) error {
 	}
 	defer closeStore()
 	sink, err := pgvector.Open(ctx, pgvector.Config{DSN: f.to, Table: f.table, Mode: mode,
-		Notice: func(msg string) { e.logger.Warn("postgres: " + msg) }})
+		Notice: func(msg string) { e.logger.Warn("postgres: " + msg) }, FieldName: flagName})
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/reembed/reembed/field"
 )
 
 // Exit codes. They are documented in README.md ("Exit codes"); runbooks branch on them.
@@ -152,7 +154,7 @@ func exitCode(e *env, err error) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
-	fmt.Fprintf(e.stderr, "reembed: %v\n", err)
+	fmt.Fprintf(e.stderr, "reembed: %s\n", field.Render(err, flagName)) // settings named as flags
 	var u *usageError
 	var x *exitCodeError
 	switch {

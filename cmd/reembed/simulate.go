@@ -89,6 +89,24 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	e.logger.Info("simulator started", "addr", ln.Addr().String(), "rpm", *rpm, "tpm", *tpm, "latency", *latency,
 		"api_key_required", key != "", "seed", *seed)
 
+	if err := serveSimulator(ctx, srv, ln, sim); err != nil {
+		return err
+	}
+	l := sim.Ledger()
+	if *format == "json" {
+		json.NewEncoder(e.stdout).Encode(struct {
+			Event  string `json:"event"`
+			Totals any    `json:"totals"`
+		}{"stopped", l.Totals})
+	}
+	e.logger.Info("simulator stopped", "requests", l.Totals.Requests, "billed_tokens", l.Totals.PromptTokens,
+		"rate_limited", l.Totals.RateLimited)
+	return nil
+}
+
+// serveSimulator serves until ctx ends, then ends hanging requests and
+// shuts the server down (5 s at most).
+func serveSimulator(ctx context.Context, srv *http.Server, ln net.Listener, sim *embedder.Simulator) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
@@ -105,14 +123,5 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
 	}
-	l := sim.Ledger()
-	if *format == "json" {
-		json.NewEncoder(e.stdout).Encode(struct {
-			Event  string `json:"event"`
-			Totals any    `json:"totals"`
-		}{"stopped", l.Totals})
-	}
-	e.logger.Info("simulator stopped", "requests", l.Totals.Requests, "billed_tokens", l.Totals.PromptTokens,
-		"rate_limited", l.Totals.RateLimited)
 	return nil
 }

@@ -84,27 +84,38 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	if warn := match.Warning(); warn != "" {
 		fmt.Fprintf(e.stderr, "reembed: warning: %s\n", warn)
 	}
-	if *format == "json" {
+	if err := writeVerifyReport(e, rep, *deep, *format); err != nil {
+		return err
+	}
+	return verifyVerdict(rep)
+}
+
+// writeVerifyReport prints the coverage report as a table or JSON.
+func writeVerifyReport(e *env, rep *checkpoint.Report, deep bool, format string) error {
+	if format == "json" {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(struct {
+		return enc.Encode(struct {
 			Complete bool `json:"complete"`
 			Deep     bool `json:"deep"`
 			*checkpoint.Report
-		}{rep.Complete(), *deep, rep}); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintf(e.stdout, "Coverage of %d chunks: %d present, %d missing, %d stale, %d extra; %d duplicate and %d superseded rows; %d unreadable parts\n",
-			rep.Expected, rep.Present, rep.Missing, rep.Stale, rep.Extra, rep.Duplicates, rep.Superseded, rep.UnreadableParts)
-		for _, k := range rep.MissingKeys {
-			fmt.Fprintf(e.stdout, "  missing: %s\n", k)
-		}
-		for _, k := range rep.StaleKeys {
-			fmt.Fprintf(e.stdout, "  stale: %s\n", k)
-		}
-		printChecked(e, rep, *deep)
+		}{rep.Complete(), deep, rep})
 	}
+	fmt.Fprintf(e.stdout, "Coverage of %d chunks: %d present, %d missing, %d stale, %d extra; %d duplicate and %d superseded rows; %d unreadable parts\n",
+		rep.Expected, rep.Present, rep.Missing, rep.Stale, rep.Extra, rep.Duplicates, rep.Superseded, rep.UnreadableParts)
+	for _, k := range rep.MissingKeys {
+		fmt.Fprintf(e.stdout, "  missing: %s\n", k)
+	}
+	for _, k := range rep.StaleKeys {
+		fmt.Fprintf(e.stdout, "  stale: %s\n", k)
+	}
+	printChecked(e, rep, deep)
+	return nil
+}
+
+// verifyVerdict is verify's exit: nil when the coverage is complete, else
+// exit 4 saying how to fill it.
+func verifyVerdict(rep *checkpoint.Report) error {
 	if !rep.Complete() {
 		hint := "run rebuild with the same --out to fill it"
 		if rep.InvalidRows > 0 {

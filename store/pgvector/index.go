@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/reembed/reembed/field"
 	"github.com/reembed/reembed/store"
 )
 
@@ -128,7 +129,7 @@ func (s *Sink) buildIndex(ctx context.Context, opts store.IndexOptions, progress
 	plan := PlanIndex(rows, s.dims, s.half, serverMem, opts)
 	s.LastPlan = plan
 	if !plan.Fits && s.cfg.Notice != nil {
-		s.cfg.Notice(fmt.Sprintf("the HNSW graph of %d rows needs about %.1f MB but maintenance_work_mem is %.1f MB: pgvector will fall back to an on-disk build 10-50x slower; raise --max-index-memory (or --maintenance-work-mem), or use --index ivfflat",
+		s.cfg.Notice(field.Sprintf(s.cfg.FieldName, "the HNSW graph of %d rows needs about %.1f MB but maintenance_work_mem is %.1f MB: pgvector will fall back to an on-disk build 10-50x slower; raise {max_index_memory} (or {maintenance_work_mem}), or use {index} ivfflat",
 			rows, float64(plan.EstimatedBytes)/(1<<20), float64(plan.WorkMem)/(1<<20)))
 	}
 	if _, err := s.conn.Exec(ctx, fmt.Sprintf("SET maintenance_work_mem = '%dkB'", max(plan.WorkMem>>10, 1024))); err != nil {

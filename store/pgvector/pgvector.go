@@ -72,6 +72,10 @@ type Config struct {
 	// Notice receives the server's notices (e.g. pgvector's "hnsw graph no
 	// longer fits into maintenance_work_mem"); nil discards them.
 	Notice func(msg string)
+	// FieldName names settings in the notices and hints of this package
+	// (package field): the CLI passes its flag names; nil names them in
+	// snake_case.
+	FieldName func(field string) string
 }
 
 // Sink is a pgvector table to restore into. It implements store.Sink and store.Reader.

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/reembed/reembed/checkpoint"
+	"github.com/reembed/reembed/field"
 	"github.com/reembed/reembed/store"
 	"github.com/reembed/reembed/store/pgvector"
 	"github.com/reembed/reembed/store/pgvector/pgtest"
@@ -165,7 +166,7 @@ func TestRestoreRefusesMismatchedOrForeignTable(t *testing.T) {
 	}
 	exec(t, dsn, "CREATE TABLE foreign_ok (doc_id text, chunk_index int, chunk_sha256 text, text text, model text, embedded_at timestamptz, embedding vector(16), PRIMARY KEY (doc_id, chunk_index))")
 	_, err = restore(t, dsn, dir, "foreign_ok", pgvector.ModeAuto, store.Options{})
-	if !errors.Is(err, pgvector.ErrTableExists) || !strings.Contains(err.Error(), "--swap") {
+	if !errors.Is(err, pgvector.ErrTableExists) || !strings.Contains(field.Render(err, func(f string) string { return "--" + f }), "--swap") {
 		t.Errorf("default mode into an existing table: %v, want ErrTableExists naming --swap", err)
 	}
 	if n := query[int](t, dsn, "SELECT count(*) FROM foreign_ok"); n != 0 {
@@ -291,7 +292,8 @@ func TestIndexMemoryCheckedBeforeTheBuild(t *testing.T) {
 	m := mustManifest(t, dir)
 	run := func(table string, opts store.IndexOptions) ([]string, pgvector.IndexPlan) {
 		var notices []string
-		sink, err := pgvector.Open(t.Context(), pgvector.Config{DSN: dsn, Table: table, Notice: func(s string) { notices = append(notices, s) }})
+		sink, err := pgvector.Open(t.Context(), pgvector.Config{DSN: dsn, Table: table, Notice: func(s string) { notices = append(notices, s) },
+			FieldName: func(f string) string { return "--" + strings.ReplaceAll(f, "_", "-") }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -305,6 +307,9 @@ func TestIndexMemoryCheckedBeforeTheBuild(t *testing.T) {
 	joined := strings.Join(notices, "\n")
 	if plan.Fits || !strings.Contains(joined, "needs about 2.0 MB but maintenance_work_mem is 1.0 MB") || !strings.Contains(joined, "no longer fits") {
 		t.Errorf("1 MB for 300 rows × 1536: plan %+v, notices:\n%s", plan, joined)
+	}
+	if !strings.Contains(joined, "raise --max-index-memory (or --maintenance-work-mem), or use --index ivfflat") {
+		t.Errorf("the warning does not name the settings as Config.FieldName does:\n%s", joined)
 	}
 	if i, j := strings.Index(joined, "needs about"), strings.Index(joined, "no longer fits"); i > j {
 		t.Errorf("the warning came after pgvector's notice:\n%s", joined)

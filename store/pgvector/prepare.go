@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/reembed/reembed/field"
 	"github.com/reembed/reembed/store"
 )
 
@@ -115,7 +116,7 @@ func (s *Sink) autoMode(ctx context.Context, t store.Target, tableExists, loadEx
 			return ModeAppend, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: %s was not restored from this checkpoint: pass --swap to replace it atomically or --append to add and update rows in it", ErrTableExists, s.ident(s.table))
+	return 0, field.Errorf("%w: %s was not restored from this checkpoint: pass {swap} to replace it atomically or {append} to add and update rows in it", ErrTableExists, s.ident(s.table))
 }
 
 // exists reports whether a table of that name exists in the sink's schema.
@@ -190,7 +191,7 @@ func (s *Sink) checkColumns(ctx context.Context, name string) error {
 		}
 	}
 	if len(diffs) > 0 {
-		return fmt.Errorf("%w: %s: %s (drop it, or pass another --table)", ErrTableMismatch, s.ident(name), strings.Join(diffs, "; "))
+		return field.Errorf("%w: %s: %s (drop it, or pass another {table})", ErrTableMismatch, s.ident(name), strings.Join(diffs, "; "))
 	}
 	return nil
 }
