@@ -104,7 +104,7 @@ func (s *Spec) UnmarshalJSON(b []byte) error {
 	}
 	out.Concurrency = intOr(w.Concurrency, 0)
 	if w.FlushInterval != nil && w.FlushIntervalMS != nil {
-		return &planner.FieldError{Field: "flush_interval_ms", Message: "give {flush_interval} or {flush_interval_ms}, not both", Err: ErrConflict}
+		return &planner.FieldError{Field: "flush_interval_ms", Message: "give flush_interval or flush_interval_ms, not both (JSON fields of the API only)", Err: ErrConflict}
 	}
 	out.FlushIntervalMS = intOr(w.FlushIntervalMS, 0)
 	if w.FlushInterval != nil {
