@@ -62,6 +62,11 @@ var _ JobManager = (*jobs.Manager)(nil)
 type Config struct {
 	// Jobs runs the rebuilds. Required.
 	Jobs JobManager
+	// Restores runs restore jobs (POST /v1/restores); nil answers 404 there.
+	Restores RestoreManager
+	// CalibrateRestore measures a restore target for estimates that ask
+	// (restore.calibrate); nil refuses them.
+	CalibrateRestore RestoreCalibrator
 	// Catalog prices estimates; nil means pricing.Builtin().
 	Catalog *pricing.Catalog
 	// Tokenizer counts estimate corpora; nil means tokenizer.Default().
@@ -92,6 +97,9 @@ type Server struct {
 	metrics   *Metrics
 	tokenHash []byte
 	maxBody   int64
+
+	restoreMgr RestoreManager
+	calibrate  RestoreCalibrator
 }
 
 // New builds the server and its routes.
@@ -100,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("api: no job manager")
 	}
 	s := &Server{jobs: cfg.Jobs, cat: cfg.Catalog, tok: cfg.Tokenizer, roots: cfg.CorpusRoots, log: cfg.Logger,
-		metrics: cfg.Metrics, maxBody: cfg.MaxBodyBytes}
+		metrics: cfg.Metrics, maxBody: cfg.MaxBodyBytes, restoreMgr: cfg.Restores, calibrate: cfg.CalibrateRestore}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -146,6 +154,7 @@ func New(cfg Config) (*Server, error) {
 	e.GET("/v1/rebuilds/:id", s.getRebuild)
 	e.POST("/v1/rebuilds/:id/cancel", s.cancelRebuild)
 	e.POST("/v1/rebuilds/:id/resume", s.resumeRebuild)
+	s.restoreRoutes(e)
 	s.e = e
 	return s, nil
 }

@@ -38,6 +38,8 @@ type estimateBody struct {
 	Strict            bool            `json:"strict"`
 	Exclude           []string        `json:"exclude"`
 	Include           []string        `json:"include"`
+	// Restore counts the restore into a vector store (estimate_restore.go).
+	Restore *restoreTargetBody `json:"restore"`
 }
 
 // estimateRequest validates the body and builds the planner's request, with
@@ -173,6 +175,9 @@ func (s *Server) postEstimate(c echo.Context) error {
 	}
 	req, err := s.estimateRequest(&b)
 	if err != nil {
+		return err
+	}
+	if req.Restore, err = s.restoreTarget(c.Request().Context(), b.Restore, req.Models[0].DefaultDimensions); err != nil {
 		return err
 	}
 	est, err := planner.Run(c.Request().Context(), s.tok, req)

@@ -74,10 +74,15 @@ func (f *restoreEstimateFlags) target(ctx context.Context, e *env, dims int) (*p
 	if err != nil {
 		return nil, scrubSecret(fmt.Errorf("calibrating on --restore-to: %w", err), pgvector.Password(f.to))
 	}
-	t.Model = planner.RestoreModel{LoadBytesPerSecond: c.LoadBytesPerSecond, IndexA: c.IndexA, IndexB: c.IndexB, Calibrated: true,
+	t.Model = calibratedModel(c)
+	return t, nil
+}
+
+// calibratedModel is the restore model a calibration measured.
+func calibratedModel(c pgvector.Calibration) planner.RestoreModel {
+	return planner.RestoreModel{LoadBytesPerSecond: c.LoadBytesPerSecond, IndexA: c.IndexA, IndexB: c.IndexB, Calibrated: true,
 		Basis: fmt.Sprintf("calibrated on the target: COPY %.1f MB/s over %v rows; HNSW seconds = %.3g × rows^%.3f fitted on %v rows (%v s)",
 			c.LoadBytesPerSecond/1e6, c.Sizes, c.IndexA, c.IndexB, c.Sizes, roundSecs(c.Seconds))}
-	return t, nil
 }
 
 func roundSecs(v []float64) []string {

@@ -109,8 +109,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
+	rmgr, err := openRestores(e, f.data, mgr, log) // serve_restore.go
+	if err != nil {
+		mgr.Shutdown(context.WithoutCancel(ctx))
+		return usagef("%v", err)
+	}
+	defer rmgr.Shutdown(context.WithoutCancel(ctx)) // interrupted restores resume on the next start
 	srv, err := api.New(api.Config{Jobs: mgr, Catalog: cat, Tokenizer: tok, CorpusRoots: mgr.Roots(), AuthToken: token,
-		Metrics: metrics, Logger: log, MaxBodyBytes: f.maxBody})
+		Metrics: metrics, Logger: log, MaxBodyBytes: f.maxBody, Restores: rmgr, CalibrateRestore: restoreCalibrator(e)})
 	if err != nil {
 		mgr.Shutdown(context.WithoutCancel(ctx))
 		return err

@@ -69,6 +69,10 @@ type Config struct {
 	Table string
 	// Mode is how to write into it.
 	Mode Mode
+	// Password, when set, is the password to connect with, in place of one
+	// in the DSN, PGPASSWORD or ~/.pgpass (which pgx reads otherwise). It is
+	// scrubbed from every error, as a password read from those is.
+	Password string
 	// Notice receives the server's notices (e.g. pgvector's "hnsw graph no
 	// longer fits into maintenance_work_mem"); nil discards them.
 	Notice func(msg string)
@@ -120,6 +124,12 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	pc, err := pgx.ParseConfig(cfg.DSN)
 	if err != nil {
 		return nil, s.scrub(fmt.Errorf("parsing the PostgreSQL DSN: %w", err))
+	}
+	if cfg.Password != "" {
+		pc.Password = cfg.Password
+	}
+	if s.secret == "" {
+		s.secret = pc.Password // from PGPASSWORD, ~/.pgpass or cfg.Password
 	}
 	if cfg.Notice != nil {
 		pc.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
