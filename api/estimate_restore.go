@@ -7,7 +7,6 @@ import (
 	"net/http"
 
 	"github.com/reembed/reembed/planner"
-	"github.com/reembed/reembed/planner/jobs"
 )
 
 // RestoreCalibrator measures how fast a restore target loads and indexes
@@ -68,10 +67,10 @@ func (s *Server) restoreTarget(ctx context.Context, b *restoreTargetBody, dims i
 
 // calibrated measures the target and puts its model in t.
 func (s *Server) calibrated(ctx context.Context, b *restoreTargetBody, t *planner.RestoreTarget, dims int) (*planner.RestoreTarget, error) {
-	if s.calibrate == nil {
+	if s.calibrate == nil || s.restoreMgr == nil {
 		return nil, badRequest(CodeInvalidValue, "restore.calibrate", "this server does not calibrate restore targets")
 	}
-	if err := jobs.CheckRestoreTarget(b.DSN, b.PasswordEnv, nil); err != nil {
+	if err := s.restoreMgr.CheckTarget(b.DSN, b.PasswordEnv); err != nil {
 		if fe, ok := errors.AsType[*planner.FieldError](err); ok {
 			return nil, badRequest(CodeInvalidValue, "restore."+fe.Field, "restore.%s", planner.RenderErrors(err, jsonField))
 		}

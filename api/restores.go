@@ -21,6 +21,7 @@ type RestoreManager interface {
 	ListRestores() []jobs.RestoreJob
 	CancelRestore(ctx context.Context, id string) (jobs.RestoreJob, error)
 	ResumeRestore(ctx context.Context, id string) (jobs.RestoreJob, error)
+	CheckTarget(dsn, passwordEnv string) error
 }
 
 var _ RestoreManager = (*jobs.RestoreManager)(nil)

@@ -47,14 +47,14 @@ type RestoreJob struct {
 	// loaded and total, rows, and the index build's phase and tuples
 	// (pg_stat_progress_create_index).
 	Progress store.Progress `json:"progress"`
-	// Report is what the last finished run did (nil until one finished its load).
+	// Report is what the last run did (nil until a run ended): parts loaded
+	// by it and skipped as loaded by earlier runs, rows it loaded, and the
+	// checkpoint's keys.
 	Report *store.Report `json:"report,omitempty"`
 	// Verify compares the live table with the checkpoint after the restore
 	// (nil when not asked or not reached); VerifyPassed sums it up.
 	Verify       *store.VerifyReport `json:"verify,omitempty"`
 	VerifyPassed *bool               `json:"verify_passed,omitempty"`
-	// RowsLoaded adds up the rows loaded by every run (each row exactly once).
-	RowsLoaded int64 `json:"rows_loaded"`
 	// Warnings are the server's notices (e.g. the index graph not fitting in
 	// maintenance_work_mem), the last few.
 	Warnings []string `json:"warnings,omitempty"`

@@ -52,7 +52,7 @@ func (m *RestoreManager) startLocked(j *restoreJob) {
 	j.Runs++
 	j.StartedAt, j.UpdatedAt = &now, now
 	j.Progress = store.Progress{Phase: "starting"}
-	j.Verify, j.VerifyPassed = nil, nil
+	j.Report, j.Verify, j.VerifyPassed = nil, nil, nil
 	if err := m.persistLocked(j); err != nil {
 		m.log.Error("writing restore job file", logJobID, j.ID, logErr, err)
 	}
@@ -78,7 +78,7 @@ func (m *RestoreManager) run(ctx context.Context, j *restoreJob, spec RestoreSpe
 	if err := m.persistLocked(j); err != nil {
 		log.Error("writing restore job file", logErr, err)
 	}
-	log.Info("restore job run ended", logState, string(state), logCause, fmt.Sprint(context.Cause(ctx)), "rows_loaded", j.RowsLoaded)
+	log.Info("restore job run ended", logState, string(state), logCause, fmt.Sprint(context.Cause(ctx)))
 	m.scheduleLocked()
 }
 
@@ -138,7 +138,6 @@ func (m *RestoreManager) restore(ctx context.Context, log *slog.Logger, j *resto
 			MaintenanceWorkMem: spec.MaintenanceWorkMem, MaxIndexMemory: spec.MaxIndexMemory, ParallelWorkers: spec.ParallelWorkers}}
 	rep, err := store.Restore(ctx, src, man, sink, opts)
 	m.mu.Lock()
-	j.RowsLoaded += rep.Rows
 	j.Report = &rep
 	m.mu.Unlock()
 	if err != nil {

@@ -249,7 +249,7 @@ func (m *RestoreManager) checkpointStore(ctx context.Context, rel, field string)
 		return nil, fieldErr(field, "{%s} %q: %v", field, rel, corpus.ClientText(err.Error(), nil, nil, []string{m.cfg.DataDir}))
 	}
 	if r, err := filepath.Rel(m.cfg.DataDir, real); err != nil || !filepath.IsLocal(r) {
-		return nil, &planner.FieldError{Field: field, Err: corpus.ErrOutsideRoot, Message: fmt.Sprintf("{%s} %q: %v", field, rel, corpus.ErrOutsideRoot)}
+		return nil, fieldErr(field, "{%s} %q leaves the data directory (through a symlink)", field, rel)
 	}
 	if fi, err := os.Stat(real); err != nil || !fi.IsDir() {
 		return nil, fieldErr(field, "{%s} %q is not a directory", field, rel)
@@ -311,15 +311,12 @@ func ParseSize(s string) (int64, error) {
 	return 0, fmt.Errorf("%q: want a size such as 512MB or 4GB", s)
 }
 
-// CheckRestoreTarget checks a DSN and password_env as a restore job's are
-// checked (no password in the DSN; password_env named with
-// [PasswordEnvPrefix] and set), for other callers of the target (the
-// estimate's calibration). getenv nil means os.Getenv. Errors are
-// *planner.FieldError naming dsn or password_env.
-func CheckRestoreTarget(dsn, passwordEnv string, getenv func(string) string) error {
-	if getenv == nil {
-		getenv = os.Getenv
-	}
+// CheckTarget checks a DSN and password_env as a restore job's are checked
+// (no password in the DSN; password_env named with [PasswordEnvPrefix] and
+// set in the server's environment), for other users of a restore target
+// (the estimate's calibration). Errors are *planner.FieldError naming dsn
+// or password_env.
+func (m *RestoreManager) CheckTarget(dsn, passwordEnv string) error {
 	s := RestoreSpec{DSN: dsn, PasswordEnv: passwordEnv}.withDefaults()
-	return s.validate(getenv)
+	return s.validate(m.cfg.Getenv)
 }
