@@ -36,7 +36,7 @@ type serveFlags struct {
 }
 
 func runServe(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "serve", "serve [flags]\n\nServes the REST API (openapi.yaml): estimates, the model catalog and durable rebuild jobs.\nSIGTERM drains: requests finish, running jobs commit their checkpoints and resume on the next start.")
+	fs := newFlagSet(e, "serve", "serve [flags]\n\nServes the REST API (openapi.yaml): estimates, the model catalog, durable rebuild jobs and restore\njobs into pgvector (POST /v1/restores). A restore's password is never in a request: the server reads\nthe REEMBED_PGPASSWORD* variable the request names in password_env, else PGPASSWORD or ~/.pgpass.\nSIGTERM drains: requests finish, running jobs commit their checkpoints and resume on the next start.")
 	var f serveFlags
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "address to listen on; beyond loopback it needs --auth-token-env or --insecure-listen")
 	fs.StringVar(&f.data, "data", "reembed-data", "data directory: jobs/<id>/job.json and their checkpoints")
