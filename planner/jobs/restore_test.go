@@ -222,3 +222,43 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreOfActiveRebuildRefused: the checkpoint of a rebuild job that
+// still runs is refused (ErrActive on checkpoint_job); a finished one's is
+// taken, and a restore of the same table while one is active is refused.
+func TestRestoreOfActiveRebuildRefused(t *testing.T) {
+	dir := t.TempDir()
+	storetest.Checkpoint(t, filepath.Join(dir, "jobs", "rb_00000000000000000001", "checkpoint"), 10, 8, 10)
+	active := true
+	s := &memStore{rows: map[checkpoint.Key]checkpoint.Row{}, ledger: map[string]bool{}, block: make(chan struct{})}
+	defer close(s.block)
+	rm, err := jobs.OpenRestores(jobs.RestoreConfig{DataDir: dir,
+		OpenSink: func(context.Context, jobs.RestoreTarget) (jobs.RestoreSink, error) { return memSink{s}, nil },
+		RebuildCheckpoint: func(id string) (string, bool, error) {
+			if id != "rb_00000000000000000001" {
+				return "", false, jobs.ErrNotFound
+			}
+			return "jobs/" + id + "/checkpoint", active, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rm.Shutdown(context.Background())
+	spec := jobs.RestoreSpec{CheckpointJob: "rb_00000000000000000001", DSN: "postgres://u@h/db"}
+	_, _, err = rm.SubmitRestore(t.Context(), spec, "")
+	if fe, ok := errors.AsType[*planner.FieldError](err); !ok || fe.Field != "checkpoint_job" || !errors.Is(err, jobs.ErrActive) {
+		t.Fatalf("restore of a running rebuild: %v", err)
+	}
+	active = false
+	j, _, err := rm.SubmitRestore(t.Context(), spec, "")
+	if err != nil || j.CheckpointDir != "jobs/rb_00000000000000000001/checkpoint" {
+		t.Fatalf("restore of a finished rebuild: %+v %v", j, err)
+	}
+	if _, _, err := rm.SubmitRestore(t.Context(), spec, ""); !errors.Is(err, jobs.ErrRestoreActive) {
+		t.Errorf("second restore into the same table: %v, want ErrRestoreActive", err)
+	}
+	spec.Table = "other"
+	if _, _, err := rm.SubmitRestore(t.Context(), spec, ""); err != nil {
+		t.Errorf("restore into another table: %v", err)
+	}
+}
