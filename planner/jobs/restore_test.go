@@ -93,8 +93,8 @@ func (m memSink) Nearest(ctx context.Context, v []float32) (checkpoint.Key, erro
 	return checkpoint.Key{}, errors.New("not found")
 }
 func (m memSink) Attach(ctx context.Context, metric string) error { return nil }
-func (m memSink) VerifyRound() func([]float32) []float32       { return nil }
-func (m memSink) Close(ctx context.Context) error                { return nil }
+func (m memSink) VerifyRound() func([]float32) []float32          { return nil }
+func (m memSink) Close(ctx context.Context) error                 { return nil }
 
 func openMem(t *testing.T, dir string, s *memStore, getenv func(string) string) *jobs.RestoreManager {
 	t.Helper()
