@@ -7,11 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/reembed/reembed/checkpoint"
+	"github.com/reembed/reembed/planner/jobs"
 	"github.com/reembed/reembed/store"
 	"github.com/reembed/reembed/store/pgvector"
 )
@@ -192,25 +192,14 @@ func restoreProgress(w io.Writer, format string) func(store.Progress) {
 	}
 }
 
-// parseBytes parses a size such as 512MB, 4GB or 65536kB ("" is 0).
+// parseBytes parses a size such as 512MB, 4GB or 65536kB ("" is 0), as
+// the API's restore jobs do ([jobs.ParseSize]).
 func parseBytes(flagName, s string) (int64, error) {
-	if s == "" {
-		return 0, nil
+	n, err := jobs.ParseSize(s)
+	if err != nil {
+		return 0, usagef("%s %q: want a size such as 512MB or 4GB", flagName, s)
 	}
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}, {"KB", 1 << 10}, {"B", 1}}
-	for _, u := range units {
-		if num, ok := strings.CutSuffix(s, u.suffix); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
-			if err != nil || n <= 0 {
-				break
-			}
-			return n * u.mult, nil
-		}
-	}
-	return 0, usagef("%s %q: want a size such as 512MB or 4GB", flagName, s)
+	return n, nil
 }
 
 // scrubSecret removes secret from err's text (and so from what exitCode prints).
