@@ -156,6 +156,7 @@ type RestoreManager struct {
 	running int
 	closing bool
 	runs    sync.WaitGroup
+	writes  sync.WaitGroup // progress writes in flight
 	changed chan struct{}
 }
 
@@ -164,6 +165,17 @@ type restoreJob struct {
 	RestoreJob
 	cancel    context.CancelCauseFunc
 	lastWrite time.Time
+	seq       uint64 // of the latest encoded job file
+
+	wmu     sync.Mutex // serialises job file writes; never held while taking RestoreManager.mu
+	written uint64     // seq of the job file on disk; guarded by wmu
+}
+
+// restoreWrite is an encoded job file, written unless a newer one is on disk.
+type restoreWrite struct {
+	j    *restoreJob
+	seq  uint64
+	data []byte
 }
 
 func (j *restoreJob) view() RestoreJob {
@@ -475,6 +487,7 @@ func (m *RestoreManager) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		m.writes.Wait()
 		m.stopBase()
 		m.lock.Close()
 		return nil
@@ -483,23 +496,40 @@ func (m *RestoreManager) Shutdown(ctx context.Context) error {
 	}
 }
 
-// persistLocked writes restores/<id>/job.json atomically (the checkpoint
-// package's crash-safe commit) and wakes waiters.
+// persistLocked writes restores/<id>/job.json now, and wakes waiters.
 func (m *RestoreManager) persistLocked(j *restoreJob) error {
+	return m.write(m.encodeLocked(j))
+}
+
+// encodeLocked snapshots the job's file and wakes waiters on the job.
+func (m *RestoreManager) encodeLocked(j *restoreJob) restoreWrite {
 	close(m.changed)
 	m.changed = make(chan struct{})
-	b, err := json.MarshalIndent(restoreFile{Version: jobFileVersion, Job: j.RestoreJob}, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encoding restore %s: %w", j.ID, err)
+	b, _ := json.MarshalIndent(restoreFile{Version: jobFileVersion, Job: j.RestoreJob}, "", "  ") // plain data: cannot fail
+	j.seq++
+	j.lastWrite = m.now()
+	return restoreWrite{j: j, seq: j.seq, data: append(b, '\n')}
+}
+
+// write commits an encoded job file unless a newer one is on disk, through
+// the checkpoint package's crash-safe commit (temporary file, fsync,
+// rename, fsync of the directory): a crash leaves the old file or the new
+// one. Progress refreshes call it on their own goroutine, so that a slow
+// fsync never holds up the load.
+func (m *RestoreManager) write(w restoreWrite) error {
+	w.j.wmu.Lock()
+	defer w.j.wmu.Unlock()
+	if w.seq <= w.j.written {
+		return nil
 	}
-	err = m.files.Commit(context.Background(), path.Join(j.ID, jobFileName), func(w io.Writer) error {
-		_, err := w.Write(append(b, '\n'))
+	err := m.files.Commit(context.Background(), path.Join(w.j.ID, jobFileName), func(out io.Writer) error {
+		_, err := out.Write(w.data)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("writing restore %s: %w", j.ID, err)
+		return fmt.Errorf("writing restore %s: %w", w.j.ID, err)
 	}
-	j.lastWrite = m.now()
+	w.j.written = w.seq
 	return nil
 }
 

@@ -203,9 +203,14 @@ func (m *RestoreManager) progress(j *restoreJob, p store.Progress) {
 		m.changed = make(chan struct{})
 		return
 	}
-	if err := m.persistLocked(j); err != nil {
-		m.log.Error("writing restore job file", logJobID, j.ID, logErr, err)
-	}
+	w := m.encodeLocked(j)
+	m.writes.Add(1)
+	go func() {
+		defer m.writes.Done()
+		if err := m.write(w); err != nil {
+			m.log.Error("writing restore job file", logJobID, w.j.ID, logErr, err)
+		}
+	}()
 }
 
 // warn records a server notice, keeping the last maxWarnings.
