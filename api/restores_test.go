@@ -329,3 +329,23 @@ func checkpointRows(t *testing.T, dir string) map[checkpoint.Key]checkpoint.Row 
 	}
 	return out
 }
+
+// TestRestoreJobWarnsIndexMemory: an HNSW graph that will not fit in
+// maintenance_work_mem is said before the build, in the job's warnings.
+func TestRestoreJobWarnsIndexMemory(t *testing.T) {
+	re := newRestoreEnv(t, nil)
+	c := loadContract(t)
+	want := storetest.Checkpoint(t, filepath.Join(re.data, "ck"), 2000, 32, 1000)
+	body := fmt.Sprintf(`{"checkpoint":"ck","dsn":%q,"password_env":%q,"table":"tight","maintenance_work_mem":"1MB","parallel_workers":0}`, re.dsn, passwordEnv)
+	res := re.do(t, c, request{method: http.MethodPost, path: "/v1/restores", body: body})
+	mustCode(t, res, http.StatusAccepted)
+	j := re.wait(t, c, res.job(t).ID)
+	if j.State != jobs.Succeeded {
+		t.Fatalf("restore: %s %q", j.State, j.LastError)
+	}
+	if !strings.Contains(strings.Join(j.Warnings, "\n"), "maintenance_work_mem") {
+		t.Errorf("warnings %q: want the graph-does-not-fit warning", j.Warnings)
+	}
+	checkTable(t, re.full, "tight", want)
+	re.checkNoPassword(t)
+}
