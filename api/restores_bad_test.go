@@ -19,9 +19,10 @@ import (
 
 // TestRestoreBadRequests sends bad restore requests: each gets its status,
 // code and field, creates no job, changes nothing in the data directory,
-// and never echoes a password.
+// and never echoes a password. It needs no PostgreSQL: nothing connects.
 func TestRestoreBadRequests(t *testing.T) {
-	re := newRestoreEnv(t, nil)
+	// No request here connects: no PostgreSQL needed.
+	re := newRestoreEnvOn(t, "postgres://"+pgtest.User+":"+pgtest.Password+"@127.0.0.1:1/none?sslmode=disable", nil)
 	c := loadContract(t)
 	storetest.Checkpoint(t, filepath.Join(re.data, "ck"), 20, 8, 10)
 	os.MkdirAll(filepath.Join(re.data, "empty"), 0o755)

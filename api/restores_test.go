@@ -104,7 +104,12 @@ func stripPassword(t *testing.T, dsn string) string {
 
 func newRestoreEnv(t *testing.T, hook func(ctx context.Context, n int) error) *restoreEnv {
 	t.Helper()
-	full := pgtest.DSN(t)
+	return newRestoreEnvOn(t, pgtest.DSN(t), hook)
+}
+
+// newRestoreEnvOn is newRestoreEnv on a given database URL (with password).
+func newRestoreEnvOn(t *testing.T, full string, hook func(ctx context.Context, n int) error) *restoreEnv {
+	t.Helper()
 	re := &restoreEnv{testEnv: newEnv(t, envOptions{}), full: full, dsn: stripPassword(t, full), rlogs: &bytes.Buffer{}}
 	re.getenv = func(k string) string {
 		if k == passwordEnv {
