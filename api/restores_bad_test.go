@@ -36,6 +36,14 @@ func TestRestoreBadRequests(t *testing.T) {
 		t.Fatalf("setup rebuild: %s", j.State)
 	}
 	dsn := re.dsn
+	// One restore that fails (nothing listens on port 1), started with an Idempotency-Key.
+	setup := re.do(t, c, request{method: "POST", path: "/v1/restores", header: map[string]string{"Idempotency-Key": "setup-r"},
+		body: fmt.Sprintf(`{"checkpoint":"ck","dsn":%q,"password_env":%q}`, dsn, passwordEnv)})
+	mustCode(t, setup, http.StatusAccepted)
+	failed := re.wait(t, c, setup.job(t).ID)
+	if failed.State != jobs.Failed || failed.LastError == "" || strings.Contains(failed.LastError, pgtest.Password) {
+		t.Fatalf("setup restore: %s %q, want failed with a reason and no password", failed.State, failed.LastError)
+	}
 	ok := func(extra string) request {
 		return request{method: "POST", path: "/v1/restores", body: fmt.Sprintf(`{"checkpoint":"ck","dsn":%q%s}`, dsn, extra)}
 	}
@@ -76,7 +84,11 @@ func TestRestoreBadRequests(t *testing.T) {
 		{"workers below -1", ok(`,"parallel_workers":-2`), 400, api.CodeInvalidValue, "parallel_workers"},
 		{"recall above 1", ok(`,"min_recall":1.5`), 400, api.CodeInvalidValue, "min_recall"},
 		{"verify of wrong type", ok(`,"verify":"yes"`), 400, api.CodeInvalidType, "verify"},
-		{"unknown restore", request{method: "GET", path: "/v1/restores/rs_00000000000000000000"}, 404, api.CodeNotFound, "id"},
+		{"idempotency key reused", request{method: "POST", path: "/v1/restores", header: map[string]string{"Idempotency-Key": "setup-r"},
+			body: fmt.Sprintf(`{"checkpoint":"ck","dsn":%q,"table":"other"}`, dsn)}, 422, api.CodeIdempotencyKeyReused, "Idempotency-Key"},
+		{"cancel a finished restore", request{method: "POST", path: "/v1/restores/" + failed.ID + "/cancel"}, 409, api.CodeJobFinished, "id"},
+		{"cancel with a body", request{method: "POST", path: "/v1/restores/" + failed.ID + "/cancel", body: `{"now":true}`}, 400, api.CodeUnknownField, "now"},
+				{"unknown restore", request{method: "GET", path: "/v1/restores/rs_00000000000000000000"}, 404, api.CodeNotFound, "id"},
 		{"rebuild id as restore id", request{method: "GET", path: "/v1/restores/" + running.ID}, 404, api.CodeNotFound, "id"},
 		{"cancel unknown restore", request{method: "POST", path: "/v1/restores/rs_00000000000000000000/cancel"}, 404, api.CodeNotFound, "id"},
 		{"list with bad state", request{method: "GET", path: "/v1/restores?state=exploded"}, 400, api.CodeInvalidValue, "state"},
