@@ -88,7 +88,7 @@ func TestRestoreBadRequests(t *testing.T) {
 			body: fmt.Sprintf(`{"checkpoint":"ck","dsn":%q,"table":"other"}`, dsn)}, 422, api.CodeIdempotencyKeyReused, "Idempotency-Key"},
 		{"cancel a finished restore", request{method: "POST", path: "/v1/restores/" + failed.ID + "/cancel"}, 409, api.CodeJobFinished, "id"},
 		{"cancel with a body", request{method: "POST", path: "/v1/restores/" + failed.ID + "/cancel", body: `{"now":true}`}, 400, api.CodeUnknownField, "now"},
-				{"unknown restore", request{method: "GET", path: "/v1/restores/rs_00000000000000000000"}, 404, api.CodeNotFound, "id"},
+		{"unknown restore", request{method: "GET", path: "/v1/restores/rs_00000000000000000000"}, 404, api.CodeNotFound, "id"},
 		{"rebuild id as restore id", request{method: "GET", path: "/v1/restores/" + running.ID}, 404, api.CodeNotFound, "id"},
 		{"cancel unknown restore", request{method: "POST", path: "/v1/restores/rs_00000000000000000000/cancel"}, 404, api.CodeNotFound, "id"},
 		{"list with bad state", request{method: "GET", path: "/v1/restores?state=exploded"}, 400, api.CodeInvalidValue, "state"},
