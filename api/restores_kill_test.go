@@ -34,8 +34,9 @@ const (
 )
 
 // restoreChild is `reembed serve` with restores, in the test binary: it
-// prints "listening ADDR", then "loading part N" before each part load, and
-// blocks before part REEMBED_TEST_RESTORE_BLOCK until it is killed.
+// prints "listening ADDR", then "loading part N" before each part load and
+// "building the index" before the build, and blocks before part
+// REEMBED_TEST_RESTORE_BLOCK (before the build when it is -1) until killed.
 func restoreChild() int {
 	data := os.Getenv(childData)
 	block, _ := strconv.Atoi(os.Getenv(childBlock))
@@ -54,8 +55,12 @@ func restoreChild() int {
 	}
 	rm, err := jobs.OpenRestores(jobs.RestoreConfig{DataDir: data, RebuildCheckpoint: mgr.CheckpointOf, Logger: logger,
 		OpenSink: sinkOpener(func(ctx context.Context, n int) error {
-			fmt.Printf("loading part %d\n", n)
-			if n == block {
+			if n == 0 {
+				fmt.Println("building the index")
+			} else {
+				fmt.Printf("loading part %d\n", n)
+			}
+			if n == block || n == 0 && block < 0 {
 				<-ctx.Done()
 				return ctx.Err()
 			}
@@ -115,16 +120,29 @@ func waitLine(t *testing.T, ch <-chan string, prefix string) string {
 
 // TestRestoreResumesAfterServerKill starts a restore on a server process,
 // SIGKILLs the server after three parts are loaded (the fourth in flight),
-// then starts the server again on the same data directory: the restore
-// resumes by itself, skips the three parts, and the table holds every
-// checkpoint row exactly once; no output, log or file holds the password.
+// or once every part is loaded and the index build is next, then starts the
+// server again on the same data directory: the restore resumes by itself,
+// skips the parts loaded, and the table holds every checkpoint row exactly
+// once; no output, log or file holds the password.
 func TestRestoreResumesAfterServerKill(t *testing.T) {
+	for _, tc := range []struct {
+		name, block, line string
+		skipped           int // parts the resumed run finds loaded; -1: all
+	}{
+		{"part in flight", "4", "loading part 4", 3},
+		{"before the index build", "-1", "building the index", -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) { killAndResume(t, tc.block, tc.line, tc.skipped) })
+	}
+}
+
+func killAndResume(t *testing.T, block, line string, skipped int) {
 	re := newRestoreEnv(t, nil)
 	re.rm.Shutdown(t.Context()) // the child takes the restores directory
 	want := storetest.Checkpoint(t, filepath.Join(re.data, "ck"), 200, 16, 20)
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=1", childData+"="+re.data, childBlock+"=4", passwordEnv+"="+pgtest.Password)
+	cmd.Env = append(os.Environ(), childEnv+"=1", childData+"="+re.data, childBlock+"="+block, passwordEnv+"="+pgtest.Password)
 	var out, errOut bytes.Buffer
 	var mu sync.Mutex
 	stdout, err := cmd.StdoutPipe()
@@ -150,7 +168,7 @@ func TestRestoreResumesAfterServerKill(t *testing.T) {
 	}
 	re.bodies = append(re.bodies, string(posted))
 	id := (&httpResult{code: resp.StatusCode, body: posted}).job(t).ID
-	waitLine(t, ch, "loading part 4")
+	waitLine(t, ch, line)
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -169,8 +187,11 @@ func TestRestoreResumesAfterServerKill(t *testing.T) {
 	if j.State != jobs.Succeeded || j.Runs != 2 || j.VerifyPassed == nil || !*j.VerifyPassed {
 		t.Fatalf("after the restart: %s, %d runs, %q, verify %+v", j.State, j.Runs, j.LastError, j.Verify)
 	}
-	if j.Report.PartsSkipped != 3 || j.Report.PartsLoaded+j.Report.PartsSkipped != j.Report.Parts {
-		t.Errorf("report %+v: want the 3 parts loaded before the kill skipped, the rest loaded", j.Report)
+	if skipped < 0 {
+		skipped = j.Report.Parts
+	}
+	if j.Report.PartsSkipped != skipped || j.Report.PartsLoaded+j.Report.PartsSkipped != j.Report.Parts {
+		t.Errorf("report %+v: want the %d parts loaded before the kill skipped, the rest loaded", j.Report, skipped)
 	}
 	checkTable(t, re.full, "killed", want)
 	mu.Lock()

@@ -39,11 +39,21 @@ func TestMain(m *testing.M) {
 // passwordEnv is the variable restore tests name in password_env.
 const passwordEnv = "REEMBED_PGPASSWORD_TEST"
 
-// hookSink runs a hook before each part load: tests block or count there.
+// hookSink runs a hook before each part load (n counts from 1) and before
+// the index build (n = 0): tests block or count there.
 type hookSink struct {
 	jobs.RestoreSink
 	hook func(ctx context.Context, n int) error
 	n    int
+}
+
+func (h *hookSink) BuildIndex(ctx context.Context, o store.IndexOptions, progress func(store.Progress)) error {
+	if h.hook != nil {
+		if err := h.hook(ctx, 0); err != nil {
+			return err
+		}
+	}
+	return h.RestoreSink.BuildIndex(ctx, o, progress)
 }
 
 func (h *hookSink) LoadPart(ctx context.Context, p store.Part) error {
