@@ -98,17 +98,19 @@ func (s RestoreSpec) withDefaults() RestoreSpec {
 	return s
 }
 
-// validate checks the spec's own fields, naming the field at fault.
+// validate checks the spec's own fields, naming the field at fault. Fields
+// only the API has (dsn, password_env, checkpoint_job, min_recall) are
+// written plainly, not as {placeholders}: no CLI flag renders them.
 func (s RestoreSpec) validate(getenv func(string) string) error {
 	if err := checkDSN(s.DSN); err != nil {
 		return err
 	}
 	if s.PasswordEnv != "" {
 		if !strings.HasPrefix(s.PasswordEnv, PasswordEnvPrefix) {
-			return fieldErr("password_env", "{password_env} %q: the server reads passwords only from variables whose name starts with %s", s.PasswordEnv, PasswordEnvPrefix)
+			return fieldErr("password_env", "password_env %q: the server reads passwords only from variables whose name starts with %s", s.PasswordEnv, PasswordEnvPrefix)
 		}
 		if getenv(s.PasswordEnv) == "" {
-			return fieldErr("password_env", "{password_env} %q is not set in the server's environment", s.PasswordEnv)
+			return fieldErr("password_env", "password_env %q is not set in the server's environment", s.PasswordEnv)
 		}
 	}
 	if err := checkTable(s.Table); err != nil {
@@ -141,7 +143,7 @@ func (s RestoreSpec) validate(getenv func(string) string) error {
 		return fieldErr("parallel_workers", "{parallel_workers} %d: want 0 to 64, or -1 for the server's setting", s.ParallelWorkers)
 	}
 	if s.MinRecall < 0 || s.MinRecall > 1 {
-		return fieldErr("min_recall", "{min_recall} %v: want a fraction in [0, 1]", s.MinRecall)
+		return fieldErr("min_recall", "min_recall %v: want a fraction in [0, 1]", s.MinRecall)
 	}
 	return nil
 }
@@ -160,13 +162,13 @@ func contains(list []string, v string) bool {
 // never quote the DSN.
 func checkDSN(dsn string) error {
 	if dsn == "" {
-		return fieldErr("dsn", "{dsn} is required: postgres://USER@HOST:PORT/DB")
+		return fieldErr("dsn", "dsn is required: postgres://USER@HOST:PORT/DB")
 	}
-	const noPassword = "{dsn} must not hold a password (it would be stored and shown): give password_env naming a %s* variable of the server, or use the server's PGPASSWORD or ~/.pgpass"
+	const noPassword = "dsn must not hold a password (it would be stored and shown): give password_env naming a %s* variable of the server, or use the server's PGPASSWORD or ~/.pgpass"
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err != nil {
-			return fieldErr("dsn", "{dsn} is not a valid URL")
+			return fieldErr("dsn", "dsn is not a valid URL")
 		}
 		if _, ok := u.User.Password(); ok || u.Query().Has("password") {
 			return fieldErr("dsn", noPassword, PasswordEnvPrefix)
@@ -174,7 +176,7 @@ func checkDSN(dsn string) error {
 		return nil
 	}
 	if !strings.Contains(dsn, "=") {
-		return fieldErr("dsn", "{dsn}: want a postgres:// URL or a key=value DSN")
+		return fieldErr("dsn", "dsn: want a postgres:// URL or a key=value DSN")
 	}
 	for _, f := range strings.Fields(dsn) {
 		if k, _, _ := strings.Cut(f, "="); strings.TrimSpace(k) == "password" {
@@ -205,25 +207,25 @@ func (m *RestoreManager) prepare(ctx context.Context, s RestoreSpec) (string, er
 	var rel, field string
 	switch {
 	case s.CheckpointJob != "" && s.Checkpoint != "":
-		return "", fieldErr("checkpoint", "give {checkpoint} or {checkpoint_job}, not both")
+		return "", fieldErr("checkpoint", "give {checkpoint} or checkpoint_job, not both")
 	case s.CheckpointJob != "":
 		field = "checkpoint_job"
 		if m.cfg.RebuildCheckpoint == nil || !ValidID(s.CheckpointJob) {
-			return "", fieldErr(field, "{checkpoint_job} %q: no rebuild job has this id", s.CheckpointJob)
+			return "", fieldErr(field, "checkpoint_job %q: no rebuild job has this id", s.CheckpointJob)
 		}
 		dir, active, err := m.cfg.RebuildCheckpoint(s.CheckpointJob)
 		if err != nil {
-			return "", fieldErr(field, "{checkpoint_job} %q: no rebuild job has this id", s.CheckpointJob)
+			return "", fieldErr(field, "checkpoint_job %q: no rebuild job has this id", s.CheckpointJob)
 		}
 		if active {
 			return "", &planner.FieldError{Field: field, Err: ErrActive,
-				Message: fmt.Sprintf("{checkpoint_job} %s is still running: restore its checkpoint when it has ended", s.CheckpointJob)}
+				Message: fmt.Sprintf("checkpoint_job %s is still running: restore its checkpoint when it has ended", s.CheckpointJob)}
 		}
 		rel = dir
 	case s.Checkpoint != "":
 		field, rel = "checkpoint", s.Checkpoint
 	default:
-		return "", fieldErr("checkpoint", "{checkpoint} (a directory inside the data directory) or {checkpoint_job} (a rebuild job id) is required")
+		return "", fieldErr("checkpoint", "{checkpoint} (a directory inside the data directory) or checkpoint_job (a rebuild job id) is required")
 	}
 	if _, err := m.checkpointStore(ctx, rel, field); err != nil {
 		return "", err
