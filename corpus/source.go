@@ -39,6 +39,10 @@ type Options struct {
 	// MaxDecompressedBytes caps the decompressed size of one compressed
 	// file (decompress.go); 0 means [DefaultMaxDecompressedBytes].
 	MaxDecompressedBytes int64
+	// StreamAbove is the size in bytes above which an uncompressed
+	// plain-text file is streamed (streamdoc.go); 0 means
+	// [DefaultStreamAbove], a negative value never streams.
+	StreamAbove int64
 }
 
 func (o *Options) textField() string {
@@ -368,13 +372,16 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, out sink) (*Skip, er
 			return nil, out.unsampled(fi.Size())
 		}
 	}
-	rd, head, release, skip := s.openContent(ref, f)
+	rd, head, kind, release, skip := s.openContent(ref, f)
 	if skip != nil {
 		return skip, nil
 	}
 	defer release()
 	if bytes.IndexByte(head, 0) >= 0 {
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "binary file (a NUL byte in the first 8 KB)"}, nil
+	}
+	if s.streams(fmtKind, kind, fi.Size()) {
+		return nil, out.emit(s.streamedDocument(ref, rd, fi.Size()))
 	}
 	skip, err = s.readContent(ctx, ref, rd, fmtKind, fi.Size(), out)
 	if de, ok := errors.AsType[*decodeError](err); ok {
@@ -385,16 +392,17 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, out sink) (*Skip, er
 
 // openContent returns a reader of the file's content, decompressed when the
 // file is compressed (decompress.go), and the content's first bytes (up to
-// binarySniffLen), which the reader yields again. release frees a decoder.
-func (s *Source) openContent(ref fileRef, f io.Reader) (rd io.Reader, head []byte, release func(), skip *Skip) {
+// binarySniffLen), which the reader yields again, and the file's
+// compression. release frees a decoder.
+func (s *Source) openContent(ref fileRef, f io.Reader) (rd io.Reader, head []byte, kind compression, release func(), skip *Skip) {
 	head, err := readHead(f)
 	if err != nil {
-		return nil, nil, nil, &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read: " + errReason(err)}
+		return nil, nil, kind, nil, &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read: " + errReason(err)}
 	}
 	rd = io.MultiReader(bytes.NewReader(head), f)
-	kind := sniffCompression(head)
+	kind = sniffCompression(head)
 	if kind == compressNone {
-		return rd, head, func() {}, nil
+		return rd, head, kind, func() {}, nil
 	}
 	dec, release, err := decompress(kind, rd, s.opts.maxDecompressed())
 	if err == nil {
@@ -404,9 +412,9 @@ func (s *Source) openContent(ref fileRef, f io.Reader) (rd io.Reader, head []byt
 		if release != nil {
 			release()
 		}
-		return nil, nil, nil, &Skip{Path: displayPath(ref.root, ref.rel), Reason: decodeReason(kind, err)}
+		return nil, nil, kind, nil, &Skip{Path: displayPath(ref.root, ref.rel), Reason: decodeReason(kind, err)}
 	}
-	return io.MultiReader(bytes.NewReader(head), dec), head, release, nil
+	return io.MultiReader(bytes.NewReader(head), dec), head, kind, release, nil
 }
 
 func decodeReason(kind compression, err error) string {

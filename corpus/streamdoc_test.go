@@ -1,0 +1,182 @@
+package corpus
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// streamCorpus writes a corpus for the streaming tests into a new
+// directory: the token testdata's files, random text with invalid UTF-8,
+// an empty file, a one-line document, and files that are never streamed
+// (gzip, HTML, JSONL).
+func streamCorpus(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name string, b []byte) {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := filepath.Join("..", "testdata", "tokens", "corpus")
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		write("tokens/"+filepath.ToSlash(rel)+".txt", b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	for i := range 12 {
+		b := randomText(rng, 200+i*400)
+		for range i % 4 {
+			at := rng.IntN(len(b) + 1)
+			b = slices.Insert(b, at, []byte{0xE2, 0x82, 0xFF, 0xF0, 0x9F}[:1+rng.IntN(5)]...)
+		}
+		write(fmt.Sprintf("random/r%02d.txt", i), b)
+	}
+	write("empty.txt", nil)
+	write("line.txt", bytes.ReplaceAll(randomText(rng, 3000), []byte("\n"), []byte(" ")))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(randomText(rng, 500))
+	zw.Close()
+	write("packed.txt.gz", gz.Bytes())
+	write("page.html", []byte("<html><body><p>"+strings.Repeat("streaming html ", 300)+"</p></body></html>"))
+	write("recs.jsonl", []byte(`{"id":"a","text":"first record"}`+"\n"+`{"id":"b","text":"second \u00e9 record"}`+"\n"))
+	return dir
+}
+
+// streamScan reads root with the given threshold through ScanStream and two
+// chunkings (so a streamed document is read twice), and returns every chunk
+// in corpus order, the stats, and how many documents were streamed.
+func streamScan(t *testing.T, root string, above int64, chunkers []*Chunker) ([]string, *Stats, int64) {
+	t.Helper()
+	src, err := Open([]string{root}, Options{StreamAbove: above})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var streamed atomic.Int64
+	var got []string
+	work := func(doc Document, part func([]string) error) ([]string, error) {
+		if doc.Streamed() {
+			streamed.Add(1)
+			if doc.Text != nil {
+				t.Errorf("%s: streamed with its text in memory", doc.ID)
+			}
+		}
+		var out []string
+		for i, ch := range chunkers {
+			n, split, err := ch.ChunkDocument(&doc, func(index int, text []byte, tokens int) error {
+				out = append(out, fmt.Sprintf("%s|%d|%d|%q|%d", doc.ID, i, index, text, tokens))
+				if len(out) >= 3 { // parts, to prove their order
+					if err := part(out); err != nil {
+						return err
+					}
+					out = nil
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, fmt.Sprintf("%s|%d|end|%d|%v|%d|%d", doc.ID, i, n, split, doc.Bytes, doc.InvalidUTF8))
+		}
+		return out, nil
+	}
+	st, err := ScanStream(context.Background(), src, 2, work, func(r []string) error {
+		got = append(got, r...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, st, streamed.Load()
+}
+
+// TestStreamedDocumentsMatchInMemory is the differential test of the
+// streamed read: a corpus read with every plain-text file streamed
+// (StreamAbove 1) gives the same chunks, billed tokens, document tokens,
+// bytes, invalid UTF-8 counts and stats, in the same order, as read whole
+// (StreamAbove -1); compressed, HTML and JSONL files are never streamed.
+func TestStreamedDocumentsMatchInMemory(t *testing.T) {
+	pc := defaultPieceCounter(t)
+	var chunkers []*Chunker
+	for _, p := range [][3]int{{512, 64, 8191}, {0, 0, 300}} {
+		c, err := NewChunker(pc, p[0], p[1], p[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunkers = append(chunkers, c)
+	}
+	root := streamCorpus(t)
+	want, wantSt, n := streamScan(t, root, -1, chunkers)
+	if n != 0 {
+		t.Fatalf("StreamAbove -1 streamed %d documents", n)
+	}
+	got, gotSt, n := streamScan(t, root, 1, chunkers)
+	if w := plainTextFiles(t, root, 1); n != w {
+		t.Errorf("StreamAbove 1 streamed %d documents, want %d", n, w)
+	}
+	if !reflect.DeepEqual(gotSt, wantSt) {
+		t.Errorf("stats streamed %+v, whole %+v", gotSt, wantSt)
+	}
+	if wantSt.InvalidUTF8Documents == 0 {
+		t.Fatal("the corpus has no invalid UTF-8: the test proves less than it says")
+	}
+	if !slices.Equal(got, want) {
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				t.Fatalf("chunk %d: streamed %s, whole %s", i, got[i], want[i])
+			}
+		}
+		t.Fatalf("%d chunks streamed, %d whole", len(got), len(want))
+	}
+	_, _, n = streamScan(t, root, DefaultStreamAbove, chunkers)
+	if n != 0 {
+		t.Errorf("the default threshold streamed %d small documents", n)
+	}
+}
+
+// plainTextFiles counts the .txt files under root larger than above bytes
+// with no NUL byte: those that are streamed.
+func plainTextFiles(t *testing.T, root string, above int64) int64 {
+	var n int64
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(p) != ".txt" {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err == nil && int64(len(b)) > above && bytes.IndexByte(b[:min(len(b), binarySniffLen)], 0) < 0 {
+			n++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
