@@ -383,7 +383,7 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, out sink) (*Skip, er
 	if s.streams(fmtKind, kind, fi.Size()) {
 		return nil, out.emit(s.streamedDocument(ref, rd, fi.Size()))
 	}
-	skip, err = s.readContent(ctx, ref, rd, fmtKind, fi.Size(), out)
+	skip, err = s.readContent(ctx, ref, rd, fmtKind, kind, fi.Size(), out)
 	if de, ok := errors.AsType[*decodeError](err); ok {
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: de.Error()}, nil
 	}
@@ -437,10 +437,10 @@ func readHead(r io.Reader) ([]byte, error) {
 // readContent reads the documents of a file's content in its format.
 // size is the file's size, the expected size of its content (larger when
 // it is compressed).
-func (s *Source) readContent(ctx context.Context, ref fileRef, rd io.Reader, fmtKind format, size int64, out sink) (*Skip, error) {
+func (s *Source) readContent(ctx context.Context, ref fileRef, rd io.Reader, fmtKind format, kind compression, size int64, out sink) (*Skip, error) {
 	switch fmtKind {
 	case formatJSONL:
-		return nil, s.readJSONL(ctx, ref, rd, out)
+		return nil, s.readJSONL(ctx, ref, rd, kind == compressNone, out)
 	case formatCSV, formatTSV:
 		return s.readCSV(ctx, ref, rd, fmtKind == formatTSV, out)
 	}
