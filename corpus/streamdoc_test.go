@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -179,4 +181,62 @@ func plainTextFiles(t *testing.T, root string, above int64) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestStreamedDocumentsAllocateLittle reads an 8 MiB one-line text file and
+// an 8 MiB JSONL record (with escapes, its id after its text) with a
+// threshold of 256 KiB (a JSONL record's first bytes up to the threshold are
+// read before it is known to be long) and checks the scan allocated far
+// less than the documents' size in all: they were streamed, not read whole, while their
+// tokens equal the in-memory count.
+func TestStreamedDocumentsAllocateLittle(t *testing.T) {
+	pc := defaultPieceCounter(t)
+	ch, err := NewChunker(pc, 512, 64, 8191)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(41, 42))
+	unit := bytes.ReplaceAll(randomText(rng, 1<<16), []byte("\n"), []byte(" "))
+	text := bytes.Repeat(unit, (8<<20)/len(unit))
+	quoted, err := json.Marshal(string(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, content string }{
+		{"one-line.txt", string(text)},
+		{"record.jsonl", `{"text":` + string(quoted) + `,"id":"big"}` + "\n"},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, c.name), []byte(c.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		wantN, _, _ := ch.Chunk(bytes.ToValidUTF8(text, []byte("\uFFFD")), func(int, []byte, int) error { return nil })
+		src, err := Open([]string{dir}, Options{StreamAbove: 256 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		var n int
+		streamed := false
+		_, err = Scan(context.Background(), src, 1, func(doc Document) (int, error) {
+			streamed = doc.Streamed()
+			n, _, err = ch.ChunkDocument(&doc, func(int, []byte, int) error { return nil })
+			return n, err
+		}, func(int) error { return nil })
+		runtime.ReadMemStats(&after)
+		src.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%s: %d bytes, %d tokens, %d bytes allocated", c.name, len(c.content), n, alloc)
+		if !streamed || n != wantN {
+			t.Errorf("%s: streamed %v, %d tokens; want streamed, %d tokens", c.name, streamed, n, wantN)
+		}
+		if alloc > uint64(len(c.content))/4 {
+			t.Errorf("%s: reading a %d-byte document allocated %d bytes", c.name, len(c.content), alloc)
+		}
+	}
 }
