@@ -444,8 +444,19 @@ func (s *Source) readContent(ctx context.Context, ref fileRef, rd io.Reader, fmt
 	case formatCSV, formatTSV:
 		return s.readCSV(ctx, ref, rd, fmtKind == formatTSV, out)
 	}
-	raw, release, err := readPooled(rd, size) // reused: work never keeps doc.Text
+	limit := int64(-1) // a compressed text larger than limit is streamed
+	if fmtKind == formatText && kind != compressNone {
+		limit = s.opts.streamAbove()
+	}
+	whole := rd
+	if limit >= 0 {
+		whole = io.LimitReader(rd, limit+1)
+	}
+	raw, release, err := readPooled(whole, size) // reused: work never keeps doc.Text
 	defer release()
+	if err == nil && limit >= 0 && int64(len(raw)) > limit {
+		return s.streamCompressed(ref, rd, int64(len(raw)), out)
+	}
 	if err != nil {
 		if _, ok := errors.AsType[*decodeError](err); ok {
 			return nil, err

@@ -101,3 +101,32 @@ func (s *Source) streamedDocument(ref fileRef, rd io.Reader, size int64) Documen
 	}
 	return Document{ID: ref.id(), Bytes: size, stream: &docStream{first: rd, reopen: reopen}}
 }
+
+// streamCompressed handles a compressed plain-text file whose content is
+// longer than the streaming threshold (read bytes of it so far, the rest in
+// rd): the rest is decompressed once to check the stream and learn its size
+// (a corrupt stream, or one past the decompression cap, is skipped as when
+// read whole), then the file is passed on as a streamed document that
+// decompresses it again when chunked.
+func (s *Source) streamCompressed(ref fileRef, rd io.Reader, read int64, out sink) (*Skip, error) {
+	n, err := io.Copy(io.Discard, rd)
+	if err != nil {
+		if _, ok := errors.AsType[*decodeError](err); ok {
+			return nil, err
+		}
+		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read: " + errReason(err)}, nil
+	}
+	reopen := func() (io.Reader, func(), error) {
+		f, err := ref.root.dir.Open(ref.rel)
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening %q again: %w", displayPath(ref.root, ref.rel), err)
+		}
+		r, _, _, release, skip := s.openContent(ref, f)
+		if skip != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("reading %q again: %s", displayPath(ref.root, ref.rel), skip.Reason)
+		}
+		return r, func() { release(); f.Close() }, nil
+	}
+	return nil, out.emit(Document{ID: ref.id(), Bytes: read + n, stream: &docStream{reopen: reopen}})
+}
