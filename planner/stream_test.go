@@ -13,6 +13,7 @@ import (
 	"github.com/reembed/reembed/checkpoint"
 	"github.com/reembed/reembed/corpus"
 	"github.com/reembed/reembed/corpus/sample"
+	"github.com/reembed/reembed/embedder"
 	"github.com/reembed/reembed/pricing"
 )
 
@@ -113,22 +114,63 @@ func TestRebuildStreamedMatchesInMemory(t *testing.T) {
 		if rep := rbVerify(t, out, spec); !rep.Complete() || rep.Duplicates != 0 || rep.Extra != 0 {
 			t.Errorf("StreamAbove %d: Verify = %+v, want complete", above, rep)
 		}
-		rs := rbAllRows(t, out)
-		for i := range rs {
-			rs[i].Embedding = nil
-		}
-		slices.SortFunc(rs, func(a, b checkpoint.Row) int {
-			if c := strings.Compare(a.DocID, b.DocID); c != 0 {
-				return c
-			}
-			return int(a.ChunkIndex - b.ChunkIndex)
-		})
-		return rs
+		return sortedRows(t, out)
 	}
 	want, got := rows(-1), rows(1)
 	if len(want) < 200 {
 		t.Fatalf("%d rows: the large document made too few chunks to test parts", len(want))
 	}
+	sameRows(t, got, want)
+}
+
+// TestBatchRebuildStreamedMatchesInMemory: the batch mode's scan streams
+// too, and checkpoints the rows of a sync rebuild that reads each document
+// whole.
+func TestBatchRebuildStreamedMatchesInMemory(t *testing.T) {
+	t.Parallel()
+	root := rbCorpus(t, 4, 9)
+	rng := rand.New(rand.NewPCG(35, 36))
+	line := strings.ReplaceAll(rbText(rng, 20_000), "\n", " ")
+	if err := os.WriteFile(filepath.Join(root, "one-line.txt"), []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := rbSpec(t, root)
+	spec.Limits.BatchSize, spec.PartRows = 64, 256
+	spec.Corpus.StreamAbove = -1
+	whole := t.TempDir()
+	if sum, err := rbRun(t, t.Context(), rbSimulator(t), whole, spec); err != nil || sum.Stopped != "complete" {
+		t.Fatalf("sync Run = %+v, %v", sum, err)
+	}
+	spec.Corpus.StreamAbove = 1
+	e := newBatchEnv(t, embedder.BatchSimConfig{})
+	out := t.TempDir()
+	if _, err := e.runner(t, out, BatchOptions{}).Run(t.Context(), spec); err != nil {
+		t.Fatal(err)
+	}
+	checkOnce(t, e, out, spec)
+	sameRows(t, sortedRows(t, out), sortedRows(t, whole))
+}
+
+// sortedRows returns the rows of the checkpoint in out without their
+// vectors, by doc_id and chunk_index.
+func sortedRows(t *testing.T, out string) []checkpoint.Row {
+	rs := rbAllRows(t, out)
+	for i := range rs {
+		rs[i].Embedding = nil
+	}
+	slices.SortFunc(rs, func(a, b checkpoint.Row) int {
+		if c := strings.Compare(a.DocID, b.DocID); c != 0 {
+			return c
+		}
+		return int(a.ChunkIndex - b.ChunkIndex)
+	})
+	return rs
+}
+
+// sameRows fails unless got and want hold the same keys, texts, sha256 and
+// billed tokens.
+func sameRows(t *testing.T, got, want []checkpoint.Row) {
+	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%d rows streamed, %d whole", len(got), len(want))
 	}
