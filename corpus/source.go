@@ -450,7 +450,7 @@ func (s *Source) readContent(ctx context.Context, ref fileRef, rd io.Reader, fmt
 	}
 	whole := rd
 	if limit >= 0 {
-		whole = io.LimitReader(rd, limit+1)
+		whole, size = io.LimitReader(rd, limit+1), min(size, limit+1)
 	}
 	raw, release, err := readPooled(whole, size) // reused: work never keeps doc.Text
 	defer release()
