@@ -83,8 +83,10 @@ func (p *producer) run(ctx context.Context, out chan<- *batch) error {
 
 // partBytes is how much chunk text a document's results hold before they
 // are handed on as a part (corpus.ScanStream): a large document's chunks
-// flow to the packer while it is read instead of piling up.
-const partBytes = 256 << 10
+// flow to the packer while it is read instead of piling up. A file's parts
+// wait in a channel of 64 items for the packer, so a worker holds at most
+// about 4 MiB of chunk text ahead of it.
+const partBytes = 64 << 10
 
 // chunk cuts a document into the chunks not yet checkpointed. It runs on the
 // scan's workers.
