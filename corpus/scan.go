@@ -146,41 +146,9 @@ func ScanStream[R any](ctx context.Context, s *Source, jobs int, work func(doc D
 				// A failed worker leaves queued files unread: stop waiting.
 				return ctx.Err()
 			}
-			read := false
-			for it := range recv(ctx, out) {
-				if it.part {
-					if err := emit(it.r); err != nil {
-						return err
-					}
-					continue
-				}
-				if it.doc == nil && it.skip == nil {
-					st.UnsampledBytes += it.unsampled
-					st.UnsampledSqBytes += float64(it.unsampled) * float64(it.unsampled)
-					continue
-				}
-				if it.skip != nil {
-					if s.opts.Strict {
-						return fmt.Errorf("%w: %s: %s (strict mode)", ErrSkipped, it.skip.Path, it.skip.Reason)
-					}
-					st.Skipped = append(st.Skipped, *it.skip)
-					if it.fileSkip {
-						st.SkippedFiles++
-					}
-					continue
-				}
-				read = true
-				st.Documents++
-				st.Bytes += it.doc.bytes
-				if it.doc.invalid > 0 {
-					st.InvalidUTF8Documents++
-					if len(st.InvalidUTF8Examples) < MaxInvalidExamples {
-						st.InvalidUTF8Examples = append(st.InvalidUTF8Examples, it.doc.id)
-					}
-				}
-				if err := emit(it.r); err != nil {
-					return err
-				}
+			read, err := collectFile(ctx, st, s.opts.Strict, out, emit)
+			if err != nil {
+				return err
 			}
 			if err := ctx.Err(); err != nil {
 				return err
@@ -194,6 +162,44 @@ func ScanStream[R any](ctx context.Context, s *Source, jobs int, work func(doc D
 	st.Excluded, st.DefaultExcluded = ws.excluded, ws.defaultExcluded
 	st.Skipped = append(st.Skipped, ws.badIgnoreLines...)
 	return st, err
+}
+
+// collectFile passes the items of one file's output to emit, in order, and
+// counts them in st; read reports whether the file had a document.
+func collectFile[R any](ctx context.Context, st *Stats, strict bool, out <-chan item[R], emit func(R) error) (read bool, err error) {
+	for it := range recv(ctx, out) {
+		switch {
+		case it.part:
+			if err := emit(it.r); err != nil {
+				return read, err
+			}
+		case it.doc == nil && it.skip == nil:
+			st.UnsampledBytes += it.unsampled
+			st.UnsampledSqBytes += float64(it.unsampled) * float64(it.unsampled)
+		case it.skip != nil:
+			if strict {
+				return read, fmt.Errorf("%w: %s: %s (strict mode)", ErrSkipped, it.skip.Path, it.skip.Reason)
+			}
+			st.Skipped = append(st.Skipped, *it.skip)
+			if it.fileSkip {
+				st.SkippedFiles++
+			}
+		default:
+			read = true
+			st.Documents++
+			st.Bytes += it.doc.bytes
+			if it.doc.invalid > 0 {
+				st.InvalidUTF8Documents++
+				if len(st.InvalidUTF8Examples) < MaxInvalidExamples {
+					st.InvalidUTF8Examples = append(st.InvalidUTF8Examples, it.doc.id)
+				}
+			}
+			if err := emit(it.r); err != nil {
+				return read, err
+			}
+		}
+	}
+	return read, nil
 }
 
 // recv yields the items of out until it is closed or ctx ends.
