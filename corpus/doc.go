@@ -31,6 +31,10 @@ type Document struct {
 	Bytes int64
 	// InvalidUTF8 is the number of invalid sequences replaced by U+FFFD.
 	InvalidUTF8 int
+
+	// stream, when not nil, is a large document's text, read by
+	// Chunker.ChunkDocument instead of Text (streamdoc.go).
+	stream *docStream
 }
 
 // Skip records a file that was not read, and why.

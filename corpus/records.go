@@ -41,14 +41,32 @@ func (s *Source) emitRecord(rel, id, where string, text []byte, size int64, inva
 
 // readJSONL reads one document per non-empty line: a JSON object whose text
 // field is a string. A line that is not such an object is skipped and listed.
-func (s *Source) readJSONL(ctx context.Context, ref fileRef, r io.Reader, out sink) error {
+//
+// When seekable (an uncompressed file), a line longer than
+// Options.StreamAbove is read in two passes, its text streamed
+// (streamRecord); otherwise a line is read whole.
+func (s *Source) readJSONL(ctx context.Context, ref fileRef, r io.Reader, seekable bool, out sink) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	textField, idField := s.opts.textField(), s.opts.idField()
+	limit := int64(-1)
+	if seekable {
+		limit = s.opts.streamAbove()
+	}
+	var off int64 // the line's offset in the file
 	for line := 1; ; line++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		raw, err := br.ReadBytes('\n')
+		raw, long, err := readLine(br, limit)
+		if long {
+			n, err := s.streamRecord(ref, br, raw, off, line, out)
+			if err != nil {
+				return err
+			}
+			off += n
+			continue
+		}
+		off += int64(len(raw))
 		if len(bytes.TrimSpace(raw)) > 0 {
 			valid, invalid := ToValidUTF8(raw)
 			var rec map[string]json.RawMessage

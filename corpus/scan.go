@@ -51,6 +51,7 @@ type item[R any] struct {
 	skip      *Skip
 	fileSkip  bool // skip is a whole file
 	unsampled int64
+	part      bool // r is a part of a document's results (ScanStream)
 }
 
 type docMeta struct {
@@ -69,6 +70,16 @@ type docMeta struct {
 // In strict mode the first skip ends the scan with an error wrapping
 // [ErrSkipped]. The first error from work or emit ends it too.
 func Scan[R any](ctx context.Context, s *Source, jobs int, work func(doc Document) (R, error), emit func(R) error) (*Stats, error) {
+	return ScanStream(ctx, s, jobs, func(doc Document, _ func(R) error) (R, error) { return work(doc) }, emit)
+}
+
+// ScanStream is [Scan] where work may hand over a document's results in
+// parts: it calls part with each result but the last (on its worker, in
+// order) and returns the last. emit receives them all, in corpus order, the
+// last one after the others. A streamed document ([Document.Streamed]) can
+// so pass its chunks on while it is read, instead of collecting them: the
+// parts wait in a bounded channel for emit, which bounds the memory.
+func ScanStream[R any](ctx context.Context, s *Source, jobs int, work func(doc Document, part func(R) error) (R, error), emit func(R) error) (*Stats, error) {
 	if jobs <= 0 {
 		jobs = runtime.GOMAXPROCS(0)
 	}
@@ -135,35 +146,9 @@ func Scan[R any](ctx context.Context, s *Source, jobs int, work func(doc Documen
 				// A failed worker leaves queued files unread: stop waiting.
 				return ctx.Err()
 			}
-			read := false
-			for it := range recv(ctx, out) {
-				if it.doc == nil && it.skip == nil {
-					st.UnsampledBytes += it.unsampled
-					st.UnsampledSqBytes += float64(it.unsampled) * float64(it.unsampled)
-					continue
-				}
-				if it.skip != nil {
-					if s.opts.Strict {
-						return fmt.Errorf("%w: %s: %s (strict mode)", ErrSkipped, it.skip.Path, it.skip.Reason)
-					}
-					st.Skipped = append(st.Skipped, *it.skip)
-					if it.fileSkip {
-						st.SkippedFiles++
-					}
-					continue
-				}
-				read = true
-				st.Documents++
-				st.Bytes += it.doc.bytes
-				if it.doc.invalid > 0 {
-					st.InvalidUTF8Documents++
-					if len(st.InvalidUTF8Examples) < MaxInvalidExamples {
-						st.InvalidUTF8Examples = append(st.InvalidUTF8Examples, it.doc.id)
-					}
-				}
-				if err := emit(it.r); err != nil {
-					return err
-				}
+			read, err := collectFile(ctx, st, s.opts.Strict, out, emit)
+			if err != nil {
+				return err
 			}
 			if err := ctx.Err(); err != nil {
 				return err
@@ -177,6 +162,44 @@ func Scan[R any](ctx context.Context, s *Source, jobs int, work func(doc Documen
 	st.Excluded, st.DefaultExcluded = ws.excluded, ws.defaultExcluded
 	st.Skipped = append(st.Skipped, ws.badIgnoreLines...)
 	return st, err
+}
+
+// collectFile passes the items of one file's output to emit, in order, and
+// counts them in st; read reports whether the file had a document.
+func collectFile[R any](ctx context.Context, st *Stats, strict bool, out <-chan item[R], emit func(R) error) (read bool, err error) {
+	for it := range recv(ctx, out) {
+		switch {
+		case it.part:
+			if err := emit(it.r); err != nil {
+				return read, err
+			}
+		case it.doc == nil && it.skip == nil:
+			st.UnsampledBytes += it.unsampled
+			st.UnsampledSqBytes += float64(it.unsampled) * float64(it.unsampled)
+		case it.skip != nil:
+			if strict {
+				return read, fmt.Errorf("%w: %s: %s (strict mode)", ErrSkipped, it.skip.Path, it.skip.Reason)
+			}
+			st.Skipped = append(st.Skipped, *it.skip)
+			if it.fileSkip {
+				st.SkippedFiles++
+			}
+		default:
+			read = true
+			st.Documents++
+			st.Bytes += it.doc.bytes
+			if it.doc.invalid > 0 {
+				st.InvalidUTF8Documents++
+				if len(st.InvalidUTF8Examples) < MaxInvalidExamples {
+					st.InvalidUTF8Examples = append(st.InvalidUTF8Examples, it.doc.id)
+				}
+			}
+			if err := emit(it.r); err != nil {
+				return read, err
+			}
+		}
+	}
+	return read, nil
 }
 
 // recv yields the items of out until it is closed or ctx ends.
@@ -197,7 +220,7 @@ func recv[R any](ctx context.Context, out <-chan item[R]) func(yield func(item[R
 
 // runJob reads one file, sends each document's result (or skip) to out in
 // order, and closes out.
-func runJob[R any](ctx context.Context, s *Source, ref fileRef, out chan<- item[R], work func(Document) (R, error)) error {
+func runJob[R any](ctx context.Context, s *Source, ref fileRef, out chan<- item[R], work func(Document, func(R) error) (R, error)) error {
 	defer close(out)
 	send := func(it item[R]) error {
 		select {
@@ -209,11 +232,15 @@ func runJob[R any](ctx context.Context, s *Source, ref fileRef, out chan<- item[
 	}
 	fileSkip, err := s.readFile(ctx, ref, sink{
 		emit: func(d Document) error {
-			r, err := work(d)
+			r, err := work(d, func(r R) error { return send(item[R]{r: r, part: true}) })
 			if err != nil {
 				return fmt.Errorf("processing document %q: %w", d.ID, err)
 			}
-			return send(item[R]{r: r, doc: &docMeta{id: d.ID, bytes: d.Bytes, invalid: d.InvalidUTF8}})
+			meta := &docMeta{id: d.ID, bytes: d.Bytes, invalid: d.InvalidUTF8}
+			if st := d.stream; st != nil && st.read { // what reading it found
+				meta.bytes, meta.invalid = st.bytes, st.invalid
+			}
+			return send(item[R]{r: r, doc: meta})
 		},
 		skip:      func(sk Skip) error { return send(item[R]{skip: &sk}) },
 		unsampled: func(n int64) error { return send(item[R]{unsampled: n}) },

@@ -39,6 +39,10 @@ type Options struct {
 	// MaxDecompressedBytes caps the decompressed size of one compressed
 	// file (decompress.go); 0 means [DefaultMaxDecompressedBytes].
 	MaxDecompressedBytes int64
+	// StreamAbove is the size in bytes above which an uncompressed
+	// plain-text file is streamed (streamdoc.go); 0 means
+	// [DefaultStreamAbove], a negative value never streams.
+	StreamAbove int64
 }
 
 func (o *Options) textField() string {
@@ -368,7 +372,7 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, out sink) (*Skip, er
 			return nil, out.unsampled(fi.Size())
 		}
 	}
-	rd, head, release, skip := s.openContent(ref, f)
+	rd, head, kind, release, skip := s.openContent(ref, f)
 	if skip != nil {
 		return skip, nil
 	}
@@ -376,7 +380,10 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, out sink) (*Skip, er
 	if bytes.IndexByte(head, 0) >= 0 {
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "binary file (a NUL byte in the first 8 KB)"}, nil
 	}
-	skip, err = s.readContent(ctx, ref, rd, fmtKind, fi.Size(), out)
+	if s.streams(fmtKind, kind, fi.Size()) {
+		return nil, out.emit(s.streamedDocument(ref, rd, fi.Size()))
+	}
+	skip, err = s.readContent(ctx, ref, rd, fmtKind, kind, fi.Size(), out)
 	if de, ok := errors.AsType[*decodeError](err); ok {
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: de.Error()}, nil
 	}
@@ -385,16 +392,17 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, out sink) (*Skip, er
 
 // openContent returns a reader of the file's content, decompressed when the
 // file is compressed (decompress.go), and the content's first bytes (up to
-// binarySniffLen), which the reader yields again. release frees a decoder.
-func (s *Source) openContent(ref fileRef, f io.Reader) (rd io.Reader, head []byte, release func(), skip *Skip) {
+// binarySniffLen), which the reader yields again, and the file's
+// compression. release frees a decoder.
+func (s *Source) openContent(ref fileRef, f io.Reader) (rd io.Reader, head []byte, kind compression, release func(), skip *Skip) {
 	head, err := readHead(f)
 	if err != nil {
-		return nil, nil, nil, &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read: " + errReason(err)}
+		return nil, nil, kind, nil, &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read: " + errReason(err)}
 	}
 	rd = io.MultiReader(bytes.NewReader(head), f)
-	kind := sniffCompression(head)
+	kind = sniffCompression(head)
 	if kind == compressNone {
-		return rd, head, func() {}, nil
+		return rd, head, kind, func() {}, nil
 	}
 	dec, release, err := decompress(kind, rd, s.opts.maxDecompressed())
 	if err == nil {
@@ -404,9 +412,9 @@ func (s *Source) openContent(ref fileRef, f io.Reader) (rd io.Reader, head []byt
 		if release != nil {
 			release()
 		}
-		return nil, nil, nil, &Skip{Path: displayPath(ref.root, ref.rel), Reason: decodeReason(kind, err)}
+		return nil, nil, kind, nil, &Skip{Path: displayPath(ref.root, ref.rel), Reason: decodeReason(kind, err)}
 	}
-	return io.MultiReader(bytes.NewReader(head), dec), head, release, nil
+	return io.MultiReader(bytes.NewReader(head), dec), head, kind, release, nil
 }
 
 func decodeReason(kind compression, err error) string {
@@ -429,15 +437,26 @@ func readHead(r io.Reader) ([]byte, error) {
 // readContent reads the documents of a file's content in its format.
 // size is the file's size, the expected size of its content (larger when
 // it is compressed).
-func (s *Source) readContent(ctx context.Context, ref fileRef, rd io.Reader, fmtKind format, size int64, out sink) (*Skip, error) {
+func (s *Source) readContent(ctx context.Context, ref fileRef, rd io.Reader, fmtKind format, kind compression, size int64, out sink) (*Skip, error) {
 	switch fmtKind {
 	case formatJSONL:
-		return nil, s.readJSONL(ctx, ref, rd, out)
+		return nil, s.readJSONL(ctx, ref, rd, kind == compressNone, out)
 	case formatCSV, formatTSV:
 		return s.readCSV(ctx, ref, rd, fmtKind == formatTSV, out)
 	}
-	raw, release, err := readPooled(rd, size) // reused: work never keeps doc.Text
+	limit := int64(-1) // a compressed text larger than limit is streamed
+	if fmtKind == formatText && kind != compressNone {
+		limit = s.opts.streamAbove()
+	}
+	whole := rd
+	if limit >= 0 {
+		whole, size = io.LimitReader(rd, limit+1), min(size, limit+1)
+	}
+	raw, release, err := readPooled(whole, size) // reused: work never keeps doc.Text
 	defer release()
+	if err == nil && limit >= 0 && int64(len(raw)) > limit {
+		return s.streamCompressed(ref, rd, int64(len(raw)), out)
+	}
 	if err != nil {
 		if _, ok := errors.AsType[*decodeError](err); ok {
 			return nil, err

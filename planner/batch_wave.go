@@ -31,17 +31,8 @@ func scanPending(ctx context.Context, spec RebuildSpec, r *Rebuilder, skip func(
 		return err
 	}
 	defer src.Close()
-	_, err = corpus.Scan(context.WithoutCancel(ctx), src, spec.Jobs, func(doc corpus.Document) ([]chunkOut, error) {
-		var out []chunkOut
-		_, _, err := chunker.Chunk(doc.Text, func(index int, text []byte, tokens int) error {
-			sha := shaHex(text)
-			if skip(checkpoint.Key{DocID: doc.ID, ChunkIndex: int32(index)}, sha) {
-				return nil
-			}
-			out = append(out, chunkOut{docID: doc.ID, index: index, text: string(text), tokens: tokens, sha: sha})
-			return nil
-		})
-		return out, err
+	_, err = corpus.ScanStream(context.WithoutCancel(ctx), src, spec.Jobs, func(doc corpus.Document, part func([]chunkOut) error) ([]chunkOut, error) {
+		return chunkPending(chunker, doc, skip, part)
 	}, func(chunks []chunkOut) error {
 		if err := ctx.Err(); err != nil {
 			return err

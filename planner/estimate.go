@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/reembed/reembed/checkpoint"
 	"github.com/reembed/reembed/corpus"
@@ -351,11 +350,15 @@ type modelAcc struct {
 	sumSqChunks, sumChunksBytes float64
 	sumBytes, sumSqBytes        float64
 	notes                       []string
+	// docChunks and docTokens are the running totals of the document
+	// being added (addChunks).
+	docChunks, docTokens int64
 }
 
 // docResult is what a worker computes for one document.
 type docResult struct {
 	id        string
+	part      bool // a part of the document's chunks (docScanner.work)
 	docTokens int
 	bytes     int64 // source bytes
 	empty     bool
@@ -478,7 +481,7 @@ func scanCorpus(ctx context.Context, tok tokenizer.Tokenizer, est *Estimate, req
 		sc.tsv.WriteString("doc_id\ttokens\tchunks\tbilled_tokens\n")
 	}
 	started := time.Now()
-	stats, err := corpus.Scan(ctx, src, req.Jobs, sc.work, sc.emit)
+	stats, err := corpus.ScanStream(ctx, src, req.Jobs, sc.work, sc.emit)
 	if err != nil {
 		return x, err
 	}
@@ -505,90 +508,28 @@ type docScanner struct {
 	tsv      *bufio.Writer                                   // the per-document TSV, or nil
 }
 
-// work chunks one document with every configuration.
-func (sc *docScanner) work(doc corpus.Document) (docResult, error) {
-	res := docResult{id: doc.ID, bytes: doc.Bytes, configs: make([]cfgResult, len(sc.chunkers)), empty: len(doc.Text) == 0}
-	for i, ch := range sc.chunkers {
-		var chunks []chunkInfo
-		n, split, err := ch.Chunk(doc.Text, func(index int, text []byte, tokens int) error {
-			ci := chunkInfo{tokens: tokens}
-			if !sc.exact {
-				ci.runes = utf8.RuneCount(text)
-			}
-			if sc.done != nil && sc.done(doc.ID, index, text) {
-				ci.reused = true
-			}
-			chunks = append(chunks, ci)
-			return nil
-		})
-		if err != nil {
-			return res, err
-		}
-		res.docTokens = n
-		res.configs[i] = cfgResult{split: split, chunks: chunks}
-	}
-	if res.empty {
-		res.docTokens = 0
-	}
-	return res, nil
-}
-
-// emit adds one document's result to the corpus totals and to each model's
-// accumulator, and writes its TSV line.
+// emit adds one document's result, or a part of its chunks, to each
+// model's accumulator and, once the document is complete, to the corpus
+// totals and the TSV.
 func (sc *docScanner) emit(r docResult) error {
-	sc.est.Corpus.Tokens += int64(r.docTokens)
-	if r.empty {
-		sc.est.Corpus.EmptyDocuments++
-	}
 	for i, acc := range sc.accs {
-		docChunks, docTokens := acc.addDocument(r)
+		acc.addChunks(r.id, r.configs[acc.cfg].chunks)
+		if r.part {
+			continue
+		}
+		docChunks, docTokens := acc.endDocument(r)
 		if i == 0 && sc.tsv != nil {
 			fmt.Fprintf(sc.tsv, "%s\t%d\t%d\t%d\n", escapeTSV(r.id), r.docTokens, docChunks, docTokens)
 		}
 	}
+	if r.part {
+		return nil
+	}
+	sc.est.Corpus.Tokens += int64(r.docTokens)
+	if r.empty {
+		sc.est.Corpus.EmptyDocuments++
+	}
 	return nil
-}
-
-// addDocument adds one document's chunks to the model's figures (and its
-// shard's) and returns the chunks and tokens it will send.
-func (acc *modelAcc) addDocument(r docResult) (docChunks, docTokens int64) {
-	cr := r.configs[acc.cfg]
-	sh := acc.shardOf(r.id)
-	for _, c := range cr.chunks {
-		t := int64(c.tokens)
-		if !acc.model.Exact() {
-			t = int64(math.Ceil(float64(c.runes) / acc.model.CharsPerToken))
-		}
-		if c.reused {
-			acc.reused++
-			acc.reusedTokens += t
-			continue
-		}
-		acc.packer.Add(int(t))
-		if sh != nil {
-			sh.packer.Add(int(t))
-		}
-		docChunks++
-		docTokens += t
-	}
-	acc.chunks += docChunks
-	acc.tokens += docTokens
-	if sh != nil {
-		sh.docs++
-		sh.chunks += docChunks
-		sh.tokens += docTokens
-	}
-	b := float64(r.bytes)
-	acc.sumSqChunks += float64(docChunks) * float64(docChunks)
-	acc.sumSqTokens += float64(docTokens) * float64(docTokens)
-	acc.sumChunksBytes += float64(docChunks) * b
-	acc.sumTokensBytes += float64(docTokens) * b
-	acc.sumBytes += b
-	acc.sumSqBytes += b * b
-	if cr.split {
-		acc.split++
-	}
-	return docChunks, docTokens
 }
 
 // fillCorpusStats copies a scan's counts into the estimate's corpus summary,

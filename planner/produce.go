@@ -58,7 +58,7 @@ func (p *producer) run(ctx context.Context, out chan<- *batch) error {
 		cur = &batch{}
 		return nil
 	}
-	_, err := corpus.Scan(ctx, p.src, p.jobs, p.chunk, func(chunks []chunkOut) error {
+	_, err := corpus.ScanStream(ctx, p.src, p.jobs, p.chunk, func(chunks []chunkOut) error {
 		for _, c := range chunks {
 			if p.packer.Add(c.tokens) {
 				if err := send(); err != nil {
@@ -81,16 +81,36 @@ func (p *producer) run(ctx context.Context, out chan<- *batch) error {
 	return err
 }
 
+// partBytes is how much chunk text a document's results hold before they
+// are handed on as a part (corpus.ScanStream): a large document's chunks
+// flow to the packer while it is read instead of piling up. A file's parts
+// wait in a channel of 64 items for the packer, so a worker holds at most
+// about 4 MiB of chunk text ahead of it.
+const partBytes = 64 << 10
+
 // chunk cuts a document into the chunks not yet checkpointed. It runs on the
 // scan's workers.
-func (p *producer) chunk(doc corpus.Document) ([]chunkOut, error) {
+func (p *producer) chunk(doc corpus.Document, part func([]chunkOut) error) ([]chunkOut, error) {
+	return chunkPending(p.chunker, doc, p.index.Has, part)
+}
+
+// chunkPending cuts a document into the chunks skip does not report, handing
+// them to part every partBytes of text and returning the rest.
+func chunkPending(ch *corpus.Chunker, doc corpus.Document, skip func(checkpoint.Key, string) bool, part func([]chunkOut) error) ([]chunkOut, error) {
 	var out []chunkOut
-	_, _, err := p.chunker.Chunk(doc.Text, func(index int, text []byte, tokens int) error {
+	held := 0
+	_, _, err := ch.ChunkDocument(&doc, func(index int, text []byte, tokens int) error {
 		sha := shaHex(text)
-		if p.index.Has(checkpoint.Key{DocID: doc.ID, ChunkIndex: int32(index)}, sha) {
+		if skip(checkpoint.Key{DocID: doc.ID, ChunkIndex: int32(index)}, sha) {
 			return nil
 		}
 		out = append(out, chunkOut{docID: doc.ID, index: index, text: string(text), tokens: tokens, sha: sha})
+		if held += len(text); held >= partBytes {
+			if err := part(out); err != nil {
+				return err
+			}
+			out, held = nil, 0
+		}
 		return nil
 	})
 	return out, err

@@ -48,7 +48,7 @@ func VerifyMatch(ctx context.Context, tok tokenizer.Tokenizer, store checkpoint.
 	_, err = corpus.Scan(context.WithoutCancel(ctx), src, spec.Jobs, func(doc corpus.Document) ([]keySha, error) {
 		var out []keySha
 		match.see(doc.ID)
-		_, _, err := chunker.Chunk(doc.Text, func(index int, text []byte, _ int) error {
+		_, _, err := chunker.ChunkDocument(&doc, func(index int, text []byte, _ int) error {
 			out = append(out, keySha{checkpoint.Key{DocID: doc.ID, ChunkIndex: int32(index)}, shaHex(text)})
 			return nil
 		})
