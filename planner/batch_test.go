@@ -127,7 +127,7 @@ func TestBatchRebuildEndToEnd(t *testing.T) {
 // and chunks two batches could not embed go to sync; each chunk paid once.
 func TestBatchRebuildFailuresRetryThenSync(t *testing.T) {
 	t.Parallel()
-	e := newBatchEnv(t, embedder.BatchSimConfig{FailRate: 0.4, Seed: 3})
+	e := newBatchEnv(t, embedder.BatchSimConfig{FailRate: 0.7, Seed: 3})
 	root, out := rbCorpus(t, 20, 8), t.TempDir()
 	spec := rbSpec(t, root)
 	sum, err := e.runner(t, out, BatchOptions{MaxRequests: 3}).Run(t.Context(), spec)
