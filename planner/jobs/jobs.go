@@ -1,26 +1,19 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/reembed/reembed/planner"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/reembed/reembed/checkpoint"
 	"github.com/reembed/reembed/corpus"
 	"github.com/reembed/reembed/corpus/tokenizer"
 	"github.com/reembed/reembed/embedder"
@@ -239,17 +232,7 @@ type job struct {
 	// finalSeen is set once the run returned: progress snapshots after it
 	// are dropped.
 	finalSeen bool
-	seq       uint64 // of the latest encoded job file
-
-	wmu     sync.Mutex // serialises job file writes; never held while taking Manager.mu
-	written uint64     // seq of the job file on disk; guarded by wmu
-}
-
-// jobWrite is an encoded job file, to be written in seq order.
-type jobWrite struct {
-	j    *job
-	seq  uint64
-	data []byte
+	fileSlot  // orders the writes of its job file
 }
 
 // view returns the client's copy, with totals over every run.
@@ -311,14 +294,13 @@ type BatchAPIFactory func(Spec) (planner.BatchAPI, error)
 // server killed outright resumes its running jobs at the next [Open].
 // It is safe for concurrent use.
 type Manager struct {
-	cfg    Config
-	log    *slog.Logger
-	now    func() time.Time
-	tok    tokenizer.Tokenizer
-	cat    *pricing.Catalog
-	roots  []string // absolute, symlinks resolved
-	jobDir string
-	files  *checkpoint.Dir // commits jobs/<id>/job.json
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	tok   tokenizer.Tokenizer
+	cat   *pricing.Catalog
+	roots []string  // absolute, symlinks resolved
+	files *jobFiles // jobs/<id>/job.json
 
 	base     context.Context
 	stopBase context.CancelFunc
@@ -389,8 +371,7 @@ func Open(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("jobs: data directory: %w", err)
 	}
 	m.cfg.DataDir = data
-	m.jobDir = filepath.Join(data, "jobs")
-	m.files = checkpoint.NewDir(m.jobDir)
+	m.files = newJobFiles(filepath.Join(data, "jobs"), "job")
 	if m.lock, err = lockDataDir(data); err != nil {
 		return nil, err
 	}
@@ -419,38 +400,7 @@ func Open(cfg Config) (*Manager, error) {
 
 // load reads every jobs/<id>/job.json.
 func (m *Manager) load() error {
-	ents, err := os.ReadDir(m.jobDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("jobs: listing %s: %w", m.jobDir, err)
-	}
-	for _, e := range ents {
-		if !e.IsDir() || !validJobID(e.Name()) {
-			continue
-		}
-		// Temp files of job file writes a crash interrupted.
-		if tmps, _ := filepath.Glob(filepath.Join(m.jobDir, e.Name(), jobFileName+".tmp-*")); len(tmps) > 0 {
-			for _, tmp := range tmps {
-				os.Remove(tmp)
-			}
-		}
-		path := filepath.Join(m.jobDir, e.Name(), jobFileName)
-		b, err := os.ReadFile(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // created but never committed
-		}
-		if err != nil {
-			return fmt.Errorf("jobs: reading %s: %w", path, err)
-		}
-		var f jobFile
-		if err := json.Unmarshal(b, &f); err != nil {
-			return fmt.Errorf("jobs: decoding %s: %w", path, err)
-		}
-		if f.Version != jobFileVersion || f.Job.ID != e.Name() {
-			return fmt.Errorf("jobs: %s: unsupported version %d or id %q", path, f.Version, f.Job.ID)
-		}
+	return loadJobFiles(m.files.dir, validJobID, func(f *jobFile) (int, string) { return f.Version, f.Job.ID }, func(f *jobFile) {
 		// A job killed mid-run keeps its last snapshot, all we know of that
 		// run; the next run start adds it to the prior runs' totals.
 		if f.Job.Spec.Mode == "" {
@@ -461,8 +411,7 @@ func (m *Manager) load() error {
 		if j.IdempotencyKey != "" {
 			m.idem[j.IdempotencyKey] = j.ID
 		}
-	}
-	return nil
+	})
 }
 
 // totals returns the job's figures over every run, the current one included.
@@ -643,12 +592,6 @@ func (m *Manager) Submit(ctx context.Context, spec Spec, key string) (j Job, cre
 	return nj.view(), true, nil
 }
 
-func sameSpec(a, b Spec) bool {
-	x, _ := json.Marshal(a)
-	y, _ := json.Marshal(b)
-	return bytes.Equal(x, y)
-}
-
 // activeOnDirLocked returns the id of an active job (other than except)
 // writing ckdir.
 func (m *Manager) activeOnDirLocked(ckdir, except string) string {
@@ -679,12 +622,7 @@ func (m *Manager) List() []Job {
 		out = append(out, j.view())
 	}
 	m.mu.Unlock()
-	slices.SortFunc(out, func(a, b Job) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	sortOldestFirst(out, func(j Job) (time.Time, string) { return j.CreatedAt, j.ID })
 	return out
 }
 
@@ -799,12 +737,7 @@ func (m *Manager) scheduleLocked() {
 			queued = append(queued, j)
 		}
 	}
-	slices.SortFunc(queued, func(a, b *job) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	sortOldestFirst(queued, func(j *job) (time.Time, string) { return j.CreatedAt, j.ID })
 	for _, j := range queued {
 		if m.running >= m.cfg.MaxRunning {
 			return
@@ -962,64 +895,21 @@ func (m *Manager) persistLocked(j *job) error {
 	if err != nil {
 		return err
 	}
-	return m.write(w)
+	return m.files.write(w)
 }
 
 // encodeLocked snapshots the job's file and wakes waiters on the job.
-func (m *Manager) encodeLocked(j *job) (jobWrite, error) {
+func (m *Manager) encodeLocked(j *job) (fileWrite, error) {
 	close(m.changed)
 	m.changed = make(chan struct{})
-	b, err := json.MarshalIndent(jobFile{Version: jobFileVersion, Job: j.Job, Prior: j.prior}, "", "  ")
-	if err != nil {
-		return jobWrite{}, fmt.Errorf("encoding job %s: %w", j.ID, err)
-	}
-	j.seq++
-	return jobWrite{j: j, seq: j.seq, data: append(b, '\n')}, nil
-}
-
-// write puts an encoded job file on disk unless a newer one is there
-// already, through the checkpoint package's crash-safe commit (temporary
-// file, fsync, rename, fsync of the directory): a crash leaves the old file
-// or the new one, never a torn one. Progress refreshes call it without
-// holding Manager.mu, so that readers of the job never wait for an fsync.
-func (m *Manager) write(w jobWrite) error {
-	w.j.wmu.Lock()
-	defer w.j.wmu.Unlock()
-	if w.seq <= w.j.written {
-		return nil
-	}
-	err := m.files.Commit(context.Background(), path.Join(w.j.ID, jobFileName), func(out io.Writer) error {
-		_, err := out.Write(w.data)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("writing job %s: %w", w.j.ID, err)
-	}
-	w.j.written = w.seq
-	return nil
+	return m.files.encode(&j.fileSlot, j.ID, jobFile{Version: jobFileVersion, Job: j.Job, Prior: j.prior})
 }
 
 // newJobID returns a random job id: "rb_" and 20 hex digits.
-func newJobID() (string, error) {
-	var b [10]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("drawing a job id: %w", err)
-	}
-	return "rb_" + hex.EncodeToString(b[:]), nil
-}
+func newJobID() (string, error) { return newID(rebuildIDPrefix, "job") }
 
 // validJobID reports whether id has the shape newJobID makes.
-func validJobID(id string) bool {
-	if len(id) != 23 || !strings.HasPrefix(id, "rb_") {
-		return false
-	}
-	for _, c := range id[3:] {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+func validJobID(id string) bool { return validID(rebuildIDPrefix, id) }
 
 // ValidID reports whether id is shaped like a job id ("rb_" and 20 hex digits).
 func ValidID(id string) bool { return validJobID(id) }

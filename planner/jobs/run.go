@@ -150,7 +150,7 @@ func (m *Manager) progressSink(log *slog.Logger, j *job) func(planner.Progress) 
 		w, err := m.encodeLocked(j)
 		m.mu.Unlock()
 		if err == nil {
-			err = m.write(w)
+			err = m.files.write(w)
 		}
 		if err != nil {
 			log.Error("writing job file", logErr, err)
