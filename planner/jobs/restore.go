@@ -2,23 +2,15 @@ package jobs
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/reembed/reembed/checkpoint"
 	"github.com/reembed/reembed/corpus"
 	"github.com/reembed/reembed/store"
 )
@@ -143,8 +135,7 @@ type RestoreManager struct {
 	cfg   RestoreConfig
 	log   *slog.Logger
 	now   func() time.Time
-	dir   string // DataDir/restores
-	files *checkpoint.Dir
+	files *jobFiles // DataDir/restores/<id>/job.json
 	lock  *os.File
 
 	base     context.Context
@@ -165,17 +156,7 @@ type restoreJob struct {
 	RestoreJob
 	cancel    context.CancelCauseFunc
 	lastWrite time.Time
-	seq       uint64 // of the latest encoded job file
-
-	wmu     sync.Mutex // serialises job file writes; never held while taking RestoreManager.mu
-	written uint64     // seq of the job file on disk; guarded by wmu
-}
-
-// restoreWrite is an encoded job file, written unless a newer one is on disk.
-type restoreWrite struct {
-	j    *restoreJob
-	seq  uint64
-	data []byte
+	fileSlot  // orders the writes of its job file
 }
 
 func (j *restoreJob) view() RestoreJob {
@@ -216,9 +197,8 @@ func OpenRestores(cfg RestoreConfig) (*RestoreManager, error) {
 		return nil, fmt.Errorf("jobs: data directory: %w", err)
 	}
 	m.cfg.DataDir = data
-	m.dir = filepath.Join(data, "restores")
-	m.files = checkpoint.NewDir(m.dir)
-	if m.lock, err = lockDataDir(m.dir); err != nil {
+	m.files = newJobFiles(filepath.Join(data, "restores"), "restore")
+	if m.lock, err = lockDataDir(m.files.dir); err != nil {
 		return nil, err
 	}
 	if err := m.load(); err != nil {
@@ -244,39 +224,12 @@ func OpenRestores(cfg RestoreConfig) (*RestoreManager, error) {
 
 // load reads every restores/<id>/job.json.
 func (m *RestoreManager) load() error {
-	ents, err := os.ReadDir(m.dir)
-	if err != nil {
-		return fmt.Errorf("jobs: listing %s: %w", m.dir, err)
-	}
-	for _, e := range ents {
-		if !e.IsDir() || !ValidRestoreID(e.Name()) {
-			continue
-		}
-		tmps, _ := filepath.Glob(filepath.Join(m.dir, e.Name(), jobFileName+".tmp-*"))
-		for _, tmp := range tmps {
-			os.Remove(tmp)
-		}
-		p := filepath.Join(m.dir, e.Name(), jobFileName)
-		b, err := os.ReadFile(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("jobs: reading %s: %w", p, err)
-		}
-		var f restoreFile
-		if err := json.Unmarshal(b, &f); err != nil {
-			return fmt.Errorf("jobs: decoding %s: %w", p, err)
-		}
-		if f.Version != jobFileVersion || f.Job.ID != e.Name() {
-			return fmt.Errorf("jobs: %s: unsupported version %d or id %q", p, f.Version, f.Job.ID)
-		}
+	return loadJobFiles(m.files.dir, ValidRestoreID, func(f *restoreFile) (int, string) { return f.Version, f.Job.ID }, func(f *restoreFile) {
 		m.jobs[f.Job.ID] = &restoreJob{RestoreJob: f.Job}
 		if f.Job.IdempotencyKey != "" {
 			m.idem[f.Job.IdempotencyKey] = f.Job.ID
 		}
-	}
-	return nil
+	})
 }
 
 // SubmitRestore validates spec and queues a new restore, or, when key names
@@ -291,9 +244,7 @@ func (m *RestoreManager) SubmitRestore(ctx context.Context, spec RestoreSpec, ke
 	if key != "" {
 		if id, ok := m.idem[key]; ok {
 			old := m.jobs[id]
-			a, _ := json.Marshal(old.Spec)
-			b, _ := json.Marshal(spec)
-			if string(a) != string(b) {
+			if !sameSpec(old.Spec, spec) {
 				return RestoreJob{}, false, ErrIdempotencyKeyReused
 			}
 			return old.view(), false, nil
@@ -309,7 +260,7 @@ func (m *RestoreManager) SubmitRestore(ctx context.Context, spec RestoreSpec, ke
 	if other := m.activeOnTableLocked(spec, ""); other != "" {
 		return RestoreJob{}, false, fmt.Errorf("%w: restore %s writes table %s of that database", ErrRestoreActive, other, spec.Table)
 	}
-	id, err := newRestoreID()
+	id, err := newID(restoreIDPrefix, "restore")
 	if err != nil {
 		return RestoreJob{}, false, err
 	}
@@ -358,12 +309,7 @@ func (m *RestoreManager) ListRestores() []RestoreJob {
 		out = append(out, j.view())
 	}
 	m.mu.Unlock()
-	slices.SortFunc(out, func(a, b RestoreJob) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	sortOldestFirst(out, func(j RestoreJob) (time.Time, string) { return j.CreatedAt, j.ID })
 	return out
 }
 
@@ -498,60 +444,22 @@ func (m *RestoreManager) Shutdown(ctx context.Context) error {
 
 // persistLocked writes restores/<id>/job.json now, and wakes waiters.
 func (m *RestoreManager) persistLocked(j *restoreJob) error {
-	return m.write(m.encodeLocked(j))
+	w, err := m.encodeLocked(j)
+	if err != nil {
+		return err
+	}
+	return m.files.write(w)
 }
 
 // encodeLocked snapshots the job's file and wakes waiters on the job.
-func (m *RestoreManager) encodeLocked(j *restoreJob) restoreWrite {
+func (m *RestoreManager) encodeLocked(j *restoreJob) (fileWrite, error) {
 	close(m.changed)
 	m.changed = make(chan struct{})
-	b, _ := json.MarshalIndent(restoreFile{Version: jobFileVersion, Job: j.RestoreJob}, "", "  ") // plain data: cannot fail
-	j.seq++
+	w, err := m.files.encode(&j.fileSlot, j.ID, restoreFile{Version: jobFileVersion, Job: j.RestoreJob})
 	j.lastWrite = m.now()
-	return restoreWrite{j: j, seq: j.seq, data: append(b, '\n')}
-}
-
-// write commits an encoded job file unless a newer one is on disk, through
-// the checkpoint package's crash-safe commit (temporary file, fsync,
-// rename, fsync of the directory): a crash leaves the old file or the new
-// one. Progress refreshes call it on their own goroutine, so that a slow
-// fsync never holds up the load.
-func (m *RestoreManager) write(w restoreWrite) error {
-	w.j.wmu.Lock()
-	defer w.j.wmu.Unlock()
-	if w.seq <= w.j.written {
-		return nil
-	}
-	err := m.files.Commit(context.Background(), path.Join(w.j.ID, jobFileName), func(out io.Writer) error {
-		_, err := out.Write(w.data)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("writing restore %s: %w", w.j.ID, err)
-	}
-	w.j.written = w.seq
-	return nil
-}
-
-// newRestoreID returns a random restore id: "rs_" and 20 hex digits.
-func newRestoreID() (string, error) {
-	var b [10]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("drawing a restore id: %w", err)
-	}
-	return "rs_" + hex.EncodeToString(b[:]), nil
+	return w, err
 }
 
 // ValidRestoreID reports whether id is shaped like a restore id ("rs_" and
 // 20 hex digits).
-func ValidRestoreID(id string) bool {
-	if len(id) != 23 || !strings.HasPrefix(id, "rs_") {
-		return false
-	}
-	for _, c := range id[3:] {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+func ValidRestoreID(id string) bool { return validID(restoreIDPrefix, id) }

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
+	"time"
 
 	"github.com/reembed/reembed/checkpoint"
 	"github.com/reembed/reembed/store"
@@ -24,12 +24,7 @@ func (m *RestoreManager) scheduleLocked() {
 			queued = append(queued, j)
 		}
 	}
-	slices.SortFunc(queued, func(a, b *restoreJob) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	sortOldestFirst(queued, func(j *restoreJob) (time.Time, string) { return j.CreatedAt, j.ID })
 	for _, j := range queued {
 		if m.running >= m.cfg.MaxRunning {
 			return
@@ -203,12 +198,16 @@ func (m *RestoreManager) progress(j *restoreJob, p store.Progress) {
 		m.changed = make(chan struct{})
 		return
 	}
-	w := m.encodeLocked(j)
+	w, err := m.encodeLocked(j)
+	if err != nil {
+		m.log.Error("writing restore job file", logJobID, j.ID, logErr, err)
+		return
+	}
 	m.writes.Add(1)
 	go func() {
 		defer m.writes.Done()
-		if err := m.write(w); err != nil {
-			m.log.Error("writing restore job file", logJobID, w.j.ID, logErr, err)
+		if err := m.files.write(w); err != nil {
+			m.log.Error("writing restore job file", logJobID, w.id, logErr, err)
 		}
 	}()
 }
