@@ -306,13 +306,10 @@ type Manager struct {
 	stopBase context.CancelFunc
 	lock     *os.File // holds the data directory's flock until Shutdown
 
-	mu      sync.Mutex
-	jobs    map[string]*job
-	idem    map[string]string // idempotency key -> job id
-	running int
-	closing bool
-	runs    sync.WaitGroup
-	changed chan struct{} // closed and replaced at every job change
+	table[job, Job] // its mu guards the table and what follows
+	running         int
+	closing         bool
+	runs            sync.WaitGroup
 }
 
 // Open loads the jobs of cfg.DataDir and starts the ones that were
@@ -334,8 +331,8 @@ func Open(cfg Config) (*Manager, error) {
 	if len(cfg.Providers) == 0 {
 		cfg.Providers = []string{ProviderSimulated}
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, now: cfg.Now, tok: cfg.Tokenizer, cat: cfg.Catalog,
-		jobs: map[string]*job{}, idem: map[string]string{}, changed: make(chan struct{})}
+	m := &Manager{cfg: cfg, log: cfg.Logger, now: cfg.Now, tok: cfg.Tokenizer, cat: cfg.Catalog}
+	m.setup((*job).view, ErrNotFound)
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -406,11 +403,7 @@ func (m *Manager) load() error {
 		if f.Job.Spec.Mode == "" {
 			f.Job.Spec.Mode = planner.ModeSync // written before modes existed
 		}
-		j := &job{Job: f.Job, prior: f.Prior}
-		m.jobs[j.ID] = j
-		if j.IdempotencyKey != "" {
-			m.idem[j.IdempotencyKey] = j.ID
-		}
+		m.addLocked(f.Job.ID, f.Job.IdempotencyKey, &job{Job: f.Job, prior: f.Prior})
 	})
 }
 
@@ -555,14 +548,8 @@ func (m *Manager) Submit(ctx context.Context, spec Spec, key string) (j Job, cre
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if key != "" {
-		if id, ok := m.idem[key]; ok {
-			old := m.jobs[id]
-			if !sameSpec(old.Spec, spec) {
-				return Job{}, false, ErrIdempotencyKeyReused
-			}
-			return old.view(), false, nil
-		}
+	if old, found, err := m.byKeyLocked(key, spec, func(j *job) any { return j.Spec }); found || err != nil {
+		return old, false, err
 	}
 	if m.closing {
 		return Job{}, false, ErrShuttingDown
@@ -583,10 +570,7 @@ func (m *Manager) Submit(ctx context.Context, spec Spec, key string) (j Job, cre
 	if err := m.persistLocked(nj); err != nil {
 		return Job{}, false, err
 	}
-	m.jobs[id] = nj
-	if key != "" {
-		m.idem[key] = id
-	}
+	m.addLocked(id, key, nj)
 	m.log.Info("rebuild job queued", logJobID, id, logModel, spec.Model, logProvider, spec.Provider)
 	m.scheduleLocked()
 	return nj.view(), true, nil
@@ -605,25 +589,12 @@ func (m *Manager) activeOnDirLocked(ckdir, except string) string {
 
 // Get returns the job, or ErrNotFound.
 func (m *Manager) Get(id string) (Job, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	j, ok := m.jobs[id]
-	if !ok {
-		return Job{}, fmt.Errorf("%w: %q", ErrNotFound, id)
-	}
-	return j.view(), nil
+	return m.get(id)
 }
 
 // List returns every job, oldest first.
 func (m *Manager) List() []Job {
-	m.mu.Lock()
-	out := make([]Job, 0, len(m.jobs))
-	for _, j := range m.jobs {
-		out = append(out, j.view())
-	}
-	m.mu.Unlock()
-	sortOldestFirst(out, func(j Job) (time.Time, string) { return j.CreatedAt, j.ID })
-	return out
+	return m.list(func(j Job) (time.Time, string) { return j.CreatedAt, j.ID })
 }
 
 // Counts returns how many jobs are in each state.
@@ -647,9 +618,9 @@ func (m *Manager) Counts() map[State]int {
 func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	j, ok := m.jobs[id]
-	if !ok {
-		return Job{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	j, err := m.lookupLocked(id)
+	if err != nil {
+		return Job{}, err
 	}
 	switch j.State {
 	case Running:
@@ -689,9 +660,9 @@ type ResumeOptions struct {
 func (m *Manager) Resume(ctx context.Context, id string, opts ResumeOptions) (Job, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	j, ok := m.jobs[id]
-	if !ok {
-		return Job{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	j, err := m.lookupLocked(id)
+	if err != nil {
+		return Job{}, err
 	}
 	if j.State.Active() {
 		return Job{}, fmt.Errorf("%w: job %s is %s", ErrActive, id, j.State)
@@ -868,25 +839,7 @@ func (m *Manager) Wait(ctx context.Context, id string) (Job, error) {
 // WaitUntil blocks until cond holds for the job (checked at every change of
 // the job) or ctx ends, and returns the job. Errors: ErrNotFound, ctx's cause.
 func (m *Manager) WaitUntil(ctx context.Context, id string, cond func(Job) bool) (Job, error) {
-	for {
-		m.mu.Lock()
-		j, ok := m.jobs[id]
-		if !ok {
-			m.mu.Unlock()
-			return Job{}, fmt.Errorf("%w: %q", ErrNotFound, id)
-		}
-		v := j.view()
-		ch := m.changed
-		m.mu.Unlock()
-		if cond(v) {
-			return v, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return v, context.Cause(ctx)
-		}
-	}
+	return m.waitUntil(ctx, id, cond)
 }
 
 // persistLocked writes jobs/<id>/job.json atomically, and wakes waiters.
@@ -900,8 +853,7 @@ func (m *Manager) persistLocked(j *job) error {
 
 // encodeLocked snapshots the job's file and wakes waiters on the job.
 func (m *Manager) encodeLocked(j *job) (fileWrite, error) {
-	close(m.changed)
-	m.changed = make(chan struct{})
+	m.notifyLocked()
 	return m.files.encode(&j.fileSlot, j.ID, jobFile{Version: jobFileVersion, Job: j.Job, Prior: j.prior})
 }
 

@@ -141,14 +141,11 @@ type RestoreManager struct {
 	base     context.Context
 	stopBase context.CancelFunc
 
-	mu      sync.Mutex // guards everything below, and job file writes
-	jobs    map[string]*restoreJob
-	idem    map[string]string
-	running int
-	closing bool
-	runs    sync.WaitGroup
-	writes  sync.WaitGroup // progress writes in flight
-	changed chan struct{}
+	table[restoreJob, RestoreJob] // its mu guards the table and what follows
+	running                       int
+	closing                       bool
+	runs                          sync.WaitGroup
+	writes                        sync.WaitGroup // progress writes in flight
 }
 
 // restoreJob is the manager's record of one job; guarded by RestoreManager.mu.
@@ -181,8 +178,8 @@ func OpenRestores(cfg RestoreConfig) (*RestoreManager, error) {
 	if cfg.Getenv == nil {
 		cfg.Getenv = os.Getenv
 	}
-	m := &RestoreManager{cfg: cfg, log: cfg.Logger, now: cfg.Now, jobs: map[string]*restoreJob{}, idem: map[string]string{},
-		changed: make(chan struct{})}
+	m := &RestoreManager{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	m.setup((*restoreJob).view, ErrRestoreNotFound)
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -225,10 +222,7 @@ func OpenRestores(cfg RestoreConfig) (*RestoreManager, error) {
 // load reads every restores/<id>/job.json.
 func (m *RestoreManager) load() error {
 	return loadJobFiles(m.files.dir, ValidRestoreID, func(f *restoreFile) (int, string) { return f.Version, f.Job.ID }, func(f *restoreFile) {
-		m.jobs[f.Job.ID] = &restoreJob{RestoreJob: f.Job}
-		if f.Job.IdempotencyKey != "" {
-			m.idem[f.Job.IdempotencyKey] = f.Job.ID
-		}
+		m.addLocked(f.Job.ID, f.Job.IdempotencyKey, &restoreJob{RestoreJob: f.Job})
 	})
 }
 
@@ -241,14 +235,8 @@ func (m *RestoreManager) SubmitRestore(ctx context.Context, spec RestoreSpec, ke
 	spec = spec.withDefaults()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if key != "" {
-		if id, ok := m.idem[key]; ok {
-			old := m.jobs[id]
-			if !sameSpec(old.Spec, spec) {
-				return RestoreJob{}, false, ErrIdempotencyKeyReused
-			}
-			return old.view(), false, nil
-		}
+	if old, found, err := m.byKeyLocked(key, spec, func(j *restoreJob) any { return j.Spec }); found || err != nil {
+		return old, false, err
 	}
 	if m.closing {
 		return RestoreJob{}, false, ErrShuttingDown
@@ -270,10 +258,7 @@ func (m *RestoreManager) SubmitRestore(ctx context.Context, spec RestoreSpec, ke
 	if err := m.persistLocked(j); err != nil {
 		return RestoreJob{}, false, err
 	}
-	m.jobs[id] = j
-	if key != "" {
-		m.idem[key] = id
-	}
+	m.addLocked(id, key, j)
 	m.log.Info("restore job queued", logJobID, id, logCheckpointDir, ckdir)
 	m.scheduleLocked()
 	return j.view(), true, nil
@@ -292,25 +277,12 @@ func (m *RestoreManager) activeOnTableLocked(spec RestoreSpec, except string) st
 
 // GetRestore returns the job, or ErrRestoreNotFound.
 func (m *RestoreManager) GetRestore(id string) (RestoreJob, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	j, ok := m.jobs[id]
-	if !ok {
-		return RestoreJob{}, fmt.Errorf("%w: %q", ErrRestoreNotFound, id)
-	}
-	return j.view(), nil
+	return m.get(id)
 }
 
 // ListRestores returns every restore job, oldest first.
 func (m *RestoreManager) ListRestores() []RestoreJob {
-	m.mu.Lock()
-	out := make([]RestoreJob, 0, len(m.jobs))
-	for _, j := range m.jobs {
-		out = append(out, j.view())
-	}
-	m.mu.Unlock()
-	sortOldestFirst(out, func(j RestoreJob) (time.Time, string) { return j.CreatedAt, j.ID })
-	return out
+	return m.list(func(j RestoreJob) (time.Time, string) { return j.CreatedAt, j.ID })
 }
 
 // CancelRestore stops a job: a queued or interrupted one at once, a running
@@ -321,9 +293,9 @@ func (m *RestoreManager) ListRestores() []RestoreJob {
 func (m *RestoreManager) CancelRestore(ctx context.Context, id string) (RestoreJob, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	j, ok := m.jobs[id]
-	if !ok {
-		return RestoreJob{}, fmt.Errorf("%w: %q", ErrRestoreNotFound, id)
+	j, err := m.lookupLocked(id)
+	if err != nil {
+		return RestoreJob{}, err
 	}
 	switch j.State {
 	case Running:
@@ -355,9 +327,9 @@ func (m *RestoreManager) CancelRestore(ctx context.Context, id string) (RestoreJ
 func (m *RestoreManager) ResumeRestore(ctx context.Context, id string) (RestoreJob, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	j, ok := m.jobs[id]
-	if !ok {
-		return RestoreJob{}, fmt.Errorf("%w: %q", ErrRestoreNotFound, id)
+	j, err := m.lookupLocked(id)
+	if err != nil {
+		return RestoreJob{}, err
 	}
 	if j.State.Active() {
 		return RestoreJob{}, fmt.Errorf("%w: restore %s is %s", ErrRestoreActive, id, j.State)
@@ -394,24 +366,7 @@ func (m *RestoreManager) RestoreCounts() map[State]int {
 // WaitRestore blocks until cond holds for the job (checked at every change)
 // or ctx ends. Errors: ErrRestoreNotFound, ctx's cause.
 func (m *RestoreManager) WaitRestore(ctx context.Context, id string, cond func(RestoreJob) bool) (RestoreJob, error) {
-	for {
-		m.mu.Lock()
-		j, ok := m.jobs[id]
-		if !ok {
-			m.mu.Unlock()
-			return RestoreJob{}, fmt.Errorf("%w: %q", ErrRestoreNotFound, id)
-		}
-		v, ch := j.view(), m.changed
-		m.mu.Unlock()
-		if cond(v) {
-			return v, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return v, context.Cause(ctx)
-		}
-	}
+	return m.waitUntil(ctx, id, cond)
 }
 
 // Shutdown stops every running restore (the part in flight is rolled back)
@@ -453,8 +408,7 @@ func (m *RestoreManager) persistLocked(j *restoreJob) error {
 
 // encodeLocked snapshots the job's file and wakes waiters on the job.
 func (m *RestoreManager) encodeLocked(j *restoreJob) (fileWrite, error) {
-	close(m.changed)
-	m.changed = make(chan struct{})
+	m.notifyLocked()
 	w, err := m.files.encode(&j.fileSlot, j.ID, restoreFile{Version: jobFileVersion, Job: j.RestoreJob})
 	j.lastWrite = m.now()
 	return w, err

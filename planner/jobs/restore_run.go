@@ -194,8 +194,7 @@ func (m *RestoreManager) progress(j *restoreJob, p store.Progress) {
 	now := m.now()
 	j.UpdatedAt = now.UTC()
 	if !phaseChanged && now.Sub(j.lastWrite) < m.cfg.ProgressInterval {
-		close(m.changed)
-		m.changed = make(chan struct{})
+		m.notifyLocked()
 		return
 	}
 	w, err := m.encodeLocked(j)

@@ -178,3 +178,108 @@ func sortOldestFirst[J any](jobs []J, key func(J) (time.Time, string)) {
 		return strings.Compare(ia, ib)
 	})
 }
+
+// table is a manager's jobs, by id and by idempotency key, under the
+// manager's mutex, with the channel that wakes waiters at every change. R
+// is the manager's record of a job, V the client's copy of it.
+type table[R, V any] struct {
+	mu       sync.Mutex
+	jobs     map[string]*R
+	idem     map[string]string // idempotency key -> job id
+	changed  chan struct{}     // closed and replaced at every job change
+	view     func(*R) V
+	notFound error
+}
+
+// setup makes the table empty; view copies a record for clients, notFound
+// is the sentinel of an unknown id.
+func (t *table[R, V]) setup(view func(*R) V, notFound error) {
+	t.jobs, t.idem, t.changed = map[string]*R{}, map[string]string{}, make(chan struct{})
+	t.view, t.notFound = view, notFound
+}
+
+// notifyLocked wakes the waiters on any job.
+func (t *table[R, V]) notifyLocked() {
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// addLocked records a new job and its idempotency key (if any).
+func (t *table[R, V]) addLocked(id, key string, r *R) {
+	t.jobs[id] = r
+	if key != "" {
+		t.idem[key] = id
+	}
+}
+
+// lookupLocked returns the job id names, or notFound.
+func (t *table[R, V]) lookupLocked(id string) (*R, error) {
+	r, ok := t.jobs[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", t.notFound, id)
+	}
+	return r, nil
+}
+
+// byKeyLocked returns the job the idempotency key names (found), or
+// ErrIdempotencyKeyReused when specOf it differs from spec.
+func (t *table[R, V]) byKeyLocked(key string, spec any, specOf func(*R) any) (v V, found bool, err error) {
+	id, ok := t.idem[key]
+	if key == "" || !ok {
+		return v, false, nil
+	}
+	old := t.jobs[id]
+	if !sameSpec(specOf(old), spec) {
+		return v, true, ErrIdempotencyKeyReused
+	}
+	return t.view(old), true, nil
+}
+
+// get returns the client's copy of the job, or notFound.
+func (t *table[R, V]) get(id string) (V, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, err := t.lookupLocked(id)
+	if err != nil {
+		var zero V
+		return zero, err
+	}
+	return t.view(r), nil
+}
+
+// list returns every job, oldest first (key returns a job's creation time
+// and id).
+func (t *table[R, V]) list(key func(V) (time.Time, string)) []V {
+	t.mu.Lock()
+	out := make([]V, 0, len(t.jobs))
+	for _, r := range t.jobs {
+		out = append(out, t.view(r))
+	}
+	t.mu.Unlock()
+	sortOldestFirst(out, key)
+	return out
+}
+
+// waitUntil blocks until cond holds for the job (checked at every change)
+// or ctx ends, and returns the job. Errors: notFound, ctx's cause.
+func (t *table[R, V]) waitUntil(ctx context.Context, id string, cond func(V) bool) (V, error) {
+	for {
+		t.mu.Lock()
+		r, err := t.lookupLocked(id)
+		if err != nil {
+			t.mu.Unlock()
+			var zero V
+			return zero, err
+		}
+		v, ch := t.view(r), t.changed
+		t.mu.Unlock()
+		if cond(v) {
+			return v, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return v, context.Cause(ctx)
+		}
+	}
+}
