@@ -808,19 +808,12 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		}
 	}
 	m.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		m.runs.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		m.stopBase()
-		m.lock.Close() // releases the flock: another server may take the directory
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for rebuild jobs to commit: %w", context.Cause(ctx))
+	if err := waitCtx(ctx, &m.runs); err != nil {
+		return fmt.Errorf("waiting for rebuild jobs to commit: %w", err)
 	}
+	m.stopBase()
+	m.lock.Close() // releases the flock: another server may take the directory
+	return nil
 }
 
 // Closing reports whether Shutdown was called.

@@ -381,20 +381,13 @@ func (m *RestoreManager) Shutdown(ctx context.Context) error {
 		}
 	}
 	m.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		m.runs.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		m.writes.Wait()
-		m.stopBase()
-		m.lock.Close()
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for restore jobs to stop: %w", context.Cause(ctx))
+	if err := waitCtx(ctx, &m.runs); err != nil {
+		return fmt.Errorf("waiting for restore jobs to stop: %w", err)
 	}
+	m.writes.Wait()
+	m.stopBase()
+	m.lock.Close()
+	return nil
 }
 
 // persistLocked writes restores/<id>/job.json now, and wakes waiters.

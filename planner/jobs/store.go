@@ -283,3 +283,18 @@ func (t *table[R, V]) waitUntil(ctx context.Context, id string, cond func(V) boo
 		}
 	}
 }
+
+// waitCtx waits for wg, or until ctx ends (its cause).
+func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
