@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -21,130 +22,237 @@ import (
 	"github.com/reembed/reembed/embedder"
 	"github.com/reembed/reembed/planner"
 	"github.com/reembed/reembed/pricing"
+	"github.com/reembed/reembed/store/pgvector"
 )
 
 // drillKeyEnv carries the drill simulator's one-off API key to the child.
 const drillKeyEnv = "REEMBED_DRILL_API_KEY"
 
-func runDrill(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "drill", "drill [flags] [PATH...]\n\nProves a rebuild end to end on PATH (default: the bundled sample corpus) with the simulated provider, in a\ntemporary directory: estimate, rebuild in a child process, SIGKILL it part way, resume, verify, and\ncompare predicted against actual tokens, requests, cost and duration. Exit 0 pass, 5 fail.")
-	var cf corpusFlags
-	cf.register(fs)
-	model := fs.String("model", pricing.DefaultModel, "embedding model")
-	batch := fs.Int("batch-size", 64, "inputs per request (small, so that the kill lands part way)")
-	latency := fs.Duration("latency", 50*time.Millisecond, "simulated provider latency per request")
-	concurrency := fs.Int("concurrency", 2, "requests in flight")
-	keep := fs.Bool("keep", false, "keep the temporary directory (its path is printed)")
-	format := fs.String("format", "table", "output format: table, or json (the result on stdout, the steps on stderr)")
-	mode := fs.String("mode", planner.ModeSync, "rebuild mode to drill: sync, batch (the simulator's Batch API, killed during the batch wait) or auto")
-	rto := fs.Duration("rto", 48*time.Hour, "--mode auto: the RTO passed to the rebuild")
+// drillFlags are drill's flags.
+type drillFlags struct {
+	cf          corpusFlags
+	model       string
+	batch       int
+	latency     time.Duration
+	concurrency int
+	keep        bool
+	format      string
+	mode        string
+	rto         time.Duration
+	restore     drillRestoreFlags // drill_restore.go
+}
+
+func parseDrillFlags(e *env, args []string) (*drillFlags, []string, error) {
+	fs := newFlagSet(e, "drill", "drill [flags] [PATH...]\n\nProves a rebuild end to end on PATH (default: the bundled sample corpus) with the simulated provider, in a\ntemporary directory: estimate, rebuild in a child process, SIGKILL it part way, resume, verify, and\ncompare predicted against actual tokens, requests, cost and duration. With --restore-to, also restore the\ncheckpoint into pgvector and verify the table, comparing predicted against actual embed, load, index and\nverify seconds. Exit 0 pass, 5 fail.")
+	f := &drillFlags{}
+	f.cf.register(fs)
+	fs.StringVar(&f.model, "model", pricing.DefaultModel, "embedding model")
+	fs.IntVar(&f.batch, "batch-size", 64, "inputs per request (small, so that the kill lands part way)")
+	fs.DurationVar(&f.latency, "latency", 50*time.Millisecond, "simulated provider latency per request")
+	fs.IntVar(&f.concurrency, "concurrency", 2, "requests in flight")
+	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directory (its path is printed) and the --restore-to table")
+	fs.StringVar(&f.format, "format", "table", "output format: table, or json (the result on stdout, the steps on stderr)")
+	fs.StringVar(&f.mode, "mode", planner.ModeSync, "rebuild mode to drill: sync, batch (the simulator's Batch API, killed during the batch wait) or auto")
+	fs.DurationVar(&f.rto, "rto", 48*time.Hour, "--mode auto: the RTO passed to the rebuild")
+	f.restore.register(fs)
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return nil, nil, err
 	}
-	if *format != "table" && *format != "json" {
-		return usagef("--format %q: want table or json", *format)
+	if f.format != "table" && f.format != "json" {
+		return nil, nil, usagef("--format %q: want table or json", f.format)
 	}
-	stdout := e.stdout
-	if *format == "json" {
-		stdout = e.stderr
+	switch f.mode {
+	case planner.ModeSync, planner.ModeBatch, planner.ModeAuto:
+	default:
+		return nil, nil, usagef("--mode %q: want sync, batch or auto", f.mode)
 	}
-	cf.setOverlapDefault(fs)
-	cat, err := loadCatalog("")
+	if err := f.restore.check(f.mode); err != nil {
+		return nil, nil, err
+	}
+	f.cf.setOverlapDefault(fs)
+	return f, fs.Args(), nil
+}
+
+func runDrill(ctx context.Context, e *env, args []string) error {
+	f, args, err := parseDrillFlags(e, args)
 	if err != nil {
 		return err
 	}
-	m, err := cat.Lookup(*model)
-	if err != nil {
-		return usagef("--model: %v", err)
+	d := &syncDrill{e: e, f: f, stdout: e.stdout}
+	if f.format == "json" {
+		d.stdout = e.stderr
 	}
-	paths, cleanup, err := corpusPaths(fs.Args())
+	cleanup, err := d.setup(args)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	if len(fs.Args()) == 0 {
-		fmt.Fprintln(stdout, "Drill: using the bundled sample corpus (give a PATH to drill yours)")
-	}
-	dir, err := os.MkdirTemp("", "reembed-drill-")
-	if err != nil {
-		return fmt.Errorf("creating the drill directory: %w", err)
-	}
-	if *keep {
-		fmt.Fprintf(stdout, "Drill directory: %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	out := filepath.Join(dir, "checkpoint")
-	switch *mode {
-	case planner.ModeSync:
-	case planner.ModeBatch, planner.ModeAuto:
-		if m.BatchPricePer1M == nil {
-			return usagef("--mode %s: %s has no batch price", *mode, m.Name)
+	if f.mode != planner.ModeSync {
+		if d.m.BatchPricePer1M == nil {
+			return usagef("--mode %s: %s has no batch price", f.mode, d.m.Name)
 		}
-		d := &batchDrill{mode: *mode, rto: *rto, m: m, cf: cf, paths: paths, out: out, batch: *batch}
-		return d.run(ctx, e)
-	default:
-		return usagef("--mode %q: want sync, batch or auto", *mode)
+		bd := &batchDrill{mode: f.mode, rto: f.rto, m: d.m, cf: f.cf, paths: d.paths, out: d.out, batch: f.batch}
+		return bd.run(ctx, e)
 	}
+	return scrubSecret(d.run(ctx), pgvector.Password(f.restore.est.to))
+}
 
-	// The provider: a simulator on loopback with a one-off key.
+// syncDrill is the drill of --mode sync. Its steps, in the order run calls them:
+//
+//  1. setup: the model, the corpus (the bundled sample by default) and the temporary directory;
+//  2. startSimulator: the simulated provider on loopback, with a one-off key;
+//  3. predict: the estimate (counting the restore when --restore-to);
+//  4. killRebuild: a rebuild in a child process, SIGKILLed once a part is committed;
+//  5. resume: the same rebuild again, to completion;
+//  6. verify: the checkpoint against the corpus, and its totals and the ledger's;
+//  7. restore (--restore-to, drill_restore.go): restore into pgvector, then verify --store;
+//  8. report: predicted against actual, the problems, the verdict.
+type syncDrill struct {
+	e      *env
+	f      *drillFlags
+	stdout io.Writer // the steps: stdout, or stderr with --format json
+
+	m     pricing.Model
+	paths []string
+	dir   string // the temporary directory
+	out   string // the checkpoint
+
+	sim     *embedder.Simulator
+	key     string
+	baseURL string
+	tok     tokenizer.Tokenizer
+
+	est  *planner.Estimate
+	pred planner.ModelEstimate
+
+	started      time.Time
+	ledgerAtKill embedder.LedgerTotals
+	partsAtKill  int
+	actualDur    time.Duration
+
+	verified *checkpoint.Report
+	rows     int
+	tokens   int64
+
+	restore *drillRestoreResult
+}
+
+func (d *syncDrill) run(ctx context.Context) error {
+	stop, err := d.startSimulator()
+	if err != nil {
+		return err
+	}
+	defer stop()
+	steps := []func(context.Context) error{d.predict, d.killRebuild, d.resume, d.verify, d.restoreStep}
+	for _, step := range steps {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	return d.report()
+}
+
+// setup looks the model up, finds the corpus and makes the temporary
+// directory; cleanup removes what it made.
+func (d *syncDrill) setup(args []string) (cleanup func(), err error) {
+	cat, err := loadCatalog("")
+	if err != nil {
+		return nil, err
+	}
+	if d.m, err = cat.Lookup(d.f.model); err != nil {
+		return nil, usagef("--model: %v", err)
+	}
+	paths, removeSample, err := corpusPaths(args)
+	if err != nil {
+		return nil, err
+	}
+	d.paths = paths
+	if len(args) == 0 {
+		fmt.Fprintln(d.stdout, "Drill: using the bundled sample corpus (give a PATH to drill yours)")
+	}
+	if d.dir, err = os.MkdirTemp("", "reembed-drill-"); err != nil {
+		removeSample()
+		return nil, fmt.Errorf("creating the drill directory: %w", err)
+	}
+	d.out = filepath.Join(d.dir, "checkpoint")
+	if d.f.keep {
+		fmt.Fprintf(d.stdout, "Drill directory: %s\n", d.dir)
+		return removeSample, nil
+	}
+	return func() { os.RemoveAll(d.dir); removeSample() }, nil
+}
+
+// startSimulator serves the simulated provider on loopback with a one-off key.
+func (d *syncDrill) startSimulator() (stop func(), err error) {
 	keyBytes := make([]byte, 16)
 	rand.Read(keyBytes)
-	key := hex.EncodeToString(keyBytes)
-	sim, err := newModelSimulator(m, *latency, embedder.APIKey(key), nil)
-	if err != nil {
-		return err
+	d.key = hex.EncodeToString(keyBytes)
+	if d.sim, err = newModelSimulator(d.m, d.f.latency, embedder.APIKey(d.key), nil); err != nil {
+		return nil, err
 	}
-	defer sim.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("starting the drill simulator: %w", err)
+		d.sim.Close()
+		return nil, fmt.Errorf("starting the drill simulator: %w", err)
 	}
-	srv := &http.Server{Handler: sim}
+	srv := &http.Server{Handler: d.sim}
 	go srv.Serve(ln)
-	defer srv.Close()
-	baseURL := "http://" + ln.Addr().String() + "/v1"
+	d.baseURL = "http://" + ln.Addr().String() + "/v1"
+	return func() { srv.Close(); d.sim.Close() }, nil
+}
 
-	// 1. Predict.
-	tok, err := tokenizer.Default()
+// predict estimates the rebuild (and the restore, with --restore-to).
+func (d *syncDrill) predict(ctx context.Context) error {
+	var err error
+	if d.tok, err = tokenizer.Default(); err != nil {
+		return err
+	}
+	target, err := d.f.restore.target(ctx, d.e, d.m.DefaultDimensions)
 	if err != nil {
 		return err
 	}
-	limits := planner.Limits{Concurrency: *concurrency, Latency: *latency, BatchSize: *batch}
-	est, err := planner.Run(ctx, tok, planner.EstimateRequest{Paths: paths, Corpus: cf.options(), Models: []pricing.Model{m},
-		ChunkTokens: cf.chunkTokens, ChunkOverlap: cf.chunkOverlap, Limits: limits, Jobs: cf.jobs})
+	cf := d.f.cf
+	limits := planner.Limits{Concurrency: d.f.concurrency, Latency: d.f.latency, BatchSize: d.f.batch}
+	d.est, err = planner.Run(ctx, d.tok, planner.EstimateRequest{Paths: d.paths, Corpus: cf.options(), Models: []pricing.Model{d.m},
+		ChunkTokens: cf.chunkTokens, ChunkOverlap: cf.chunkOverlap, Limits: limits, Jobs: cf.jobs, Restore: target})
 	if err != nil {
 		return fmt.Errorf("drill estimate: %w", err)
 	}
-	if err := drillCorpusCheck(est.Corpus, cf.allowEmpty); err != nil {
+	if err := drillCorpusCheck(d.est.Corpus, cf.allowEmpty); err != nil {
 		return err
 	}
-	pred := est.Estimates[0]
-	fmt.Fprintf(stdout, "Drill: %d documents, %s, simulated provider at %s\n", est.Corpus.Documents, m.Name, baseURL)
+	d.pred = d.est.Estimates[0]
+	fmt.Fprintf(d.stdout, "Drill: %d documents, %s, simulated provider at %s\n", d.est.Corpus.Documents, d.m.Name, d.baseURL)
+	return nil
+}
 
-	// 2. Rebuild in a child process, and SIGKILL it once a part is committed.
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("finding the reembed binary: %w", err)
-	}
-	childArgs := []string{"rebuild", "--provider", "openai", "--base-url", baseURL, "--api-key-env", drillKeyEnv,
-		"--model", m.Name, "--out", out, "--batch-size", strconv.Itoa(*batch), "--part-rows", strconv.Itoa(*batch),
-		"--concurrency", strconv.Itoa(*concurrency), "--rpm", "0", "--tpm", "0", "--encoding-format", "base64",
+// rebuildCmd is the child rebuild, the same for the killed run and the resume.
+func (d *syncDrill) rebuildCmd(ctx context.Context) *exec.Cmd {
+	exe, _ := os.Executable() // checked by killRebuild
+	cf := d.f.cf
+	args := []string{"rebuild", "--provider", "openai", "--base-url", d.baseURL, "--api-key-env", drillKeyEnv,
+		"--model", d.m.Name, "--out", d.out, "--batch-size", strconv.Itoa(d.f.batch), "--part-rows", strconv.Itoa(d.f.batch),
+		"--concurrency", strconv.Itoa(d.f.concurrency), "--rpm", "0", "--tpm", "0", "--encoding-format", "base64",
 		"--chunk-tokens", strconv.Itoa(cf.chunkTokens), "--chunk-overlap", strconv.Itoa(cf.chunkOverlap),
 		"--text-field", cf.textField, "--id-field", cf.idField, "--progress-interval", "1h", "--format", "json"}
 	if cf.plainText {
-		childArgs = append(childArgs, "--plain-text")
+		args = append(args, "--plain-text")
 	}
-	childArgs = append(childArgs, cf.filter.args()...)
-	childArgs = append(childArgs, "--allow-empty") // checked above, on the same corpus
-	childArgs = append(childArgs, paths...)
-	child := func() *exec.Cmd {
-		cmd := exec.CommandContext(ctx, exe, childArgs...)
-		cmd.Env = append(os.Environ(), drillKeyEnv+"="+key)
-		return cmd
+	args = append(args, cf.filter.args()...)
+	args = append(args, "--allow-empty") // checked by predict, on the same corpus
+	args = append(args, d.paths...)
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Env = append(os.Environ(), drillKeyEnv+"="+d.key)
+	return cmd
+}
+
+// killRebuild starts the rebuild in a child and SIGKILLs it once a part is committed.
+func (d *syncDrill) killRebuild(ctx context.Context) error {
+	if _, err := os.Executable(); err != nil {
+		return fmt.Errorf("finding the reembed binary: %w", err)
 	}
-	started := time.Now()
-	first := child()
+	d.started = time.Now()
+	first := d.rebuildCmd(ctx)
 	var firstErr strings.Builder
 	first.Stderr = &firstErr
 	if err := first.Start(); err != nil {
@@ -152,101 +260,150 @@ func runDrill(ctx context.Context, e *env, args []string) error {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- first.Wait() }()
-	killed := false
 	tick := time.NewTicker(5 * time.Millisecond)
-	for !killed {
+	defer tick.Stop()
+	for {
 		select {
 		case err := <-exited:
 			return &exitCodeError{exitDrill, fmt.Errorf("drill: the rebuild ended before it could be killed (%v): use a larger corpus or --latency\n%s", err, firstErr.String())}
 		case <-tick.C:
-			if parts, _ := filepath.Glob(filepath.Join(out, "part-*.parquet")); len(parts) > 0 {
+			if parts, _ := filepath.Glob(filepath.Join(d.out, "part-*.parquet")); len(parts) > 0 {
 				first.Process.Signal(syscall.SIGKILL)
 				<-exited
-				killed = true
+				d.ledgerAtKill = d.sim.Ledger().Totals
+				partsAtKill, _ := filepath.Glob(filepath.Join(d.out, "part-*.parquet"))
+				d.partsAtKill = len(partsAtKill)
+				fmt.Fprintf(d.stdout, "Killed the rebuild (SIGKILL) after %d committed parts and %d billed requests\n", d.partsAtKill, d.ledgerAtKill.Billed)
+				return nil
 			}
 		case <-ctx.Done():
 			first.Process.Kill()
 			return ctx.Err()
 		}
 	}
-	tick.Stop()
-	ledgerAtKill := sim.Ledger().Totals
-	partsAtKill, _ := filepath.Glob(filepath.Join(out, "part-*.parquet"))
-	fmt.Fprintf(stdout, "Killed the rebuild (SIGKILL) after %d committed parts and %d billed requests\n", len(partsAtKill), ledgerAtKill.Billed)
+}
 
-	// 3. Resume to completion.
-	second := child()
+// resume runs the rebuild again, to completion.
+func (d *syncDrill) resume(ctx context.Context) error {
+	second := d.rebuildCmd(ctx)
 	var secondErr strings.Builder
 	second.Stderr = &secondErr
 	if err := second.Run(); err != nil {
 		return &exitCodeError{exitDrill, fmt.Errorf("drill: the resumed rebuild failed: %v\n%s", err, secondErr.String())}
 	}
-	actualDur := time.Since(started)
+	d.actualDur = time.Since(d.started)
+	return nil
+}
 
-	// 4. Verify, and add up what was checkpointed.
-	store := checkpoint.NewDir(out)
-	rep, err := planner.Verify(ctx, tok, store, planner.RebuildSpec{Paths: paths, Corpus: cf.options(), Model: m,
+// verify checks the checkpoint against the corpus and adds up what was checkpointed.
+func (d *syncDrill) verify(ctx context.Context) error {
+	store := checkpoint.NewDir(d.out)
+	cf := d.f.cf
+	var err error
+	d.verified, err = planner.Verify(ctx, d.tok, store, planner.RebuildSpec{Paths: d.paths, Corpus: cf.options(), Model: d.m,
 		ChunkTokens: cf.chunkTokens, ChunkOverlap: cf.chunkOverlap, Jobs: cf.jobs})
 	if err != nil {
 		return fmt.Errorf("drill verify: %w", err)
 	}
-	rows, tokens, err := checkpointTotals(ctx, store)
-	if err != nil {
-		return err
-	}
-	led := sim.Ledger()
+	d.rows, d.tokens, err = checkpointTotals(ctx, store)
+	return err
+}
+
+// paidTwice counts the chunks the ledger billed more than once.
+func (d *syncDrill) paidTwice() int {
 	twice := 0
-	for _, n := range led.Inputs {
+	for _, n := range d.sim.Ledger().Inputs {
 		if n > 1 {
 			twice += n - 1
 		}
 	}
-	predCost := pred.CostUSD
-	actualCost := pricing.Cost(tokens, m.PricePer1M)
-	ledgerCost := pricing.Cost(led.Totals.PromptTokens, m.PricePer1M)
-	fmt.Fprintf(stdout, "\n%-10s %14s %14s\n", "", "predicted", "actual")
-	fmt.Fprintf(stdout, "%-10s %14d %14d  (checkpointed chunks)\n", "chunks", pred.Chunks, rows)
-	fmt.Fprintf(stdout, "%-10s %14d %14d  (checkpointed; the ledger billed %d, of which %d for %d chunks in flight at the kill)\n",
-		"tokens", pred.Tokens, tokens, led.Totals.PromptTokens, led.Totals.PromptTokens-tokens, twice)
-	fmt.Fprintf(stdout, "%-10s %14d %14d  (billed requests, both runs)\n", "requests", pred.Requests, led.Totals.Billed)
-	fmt.Fprintf(stdout, "%-10s %14s %14s  (ledger: $%s)\n", "cost", "$"+predCost.String(), "$"+actualCost.String(), ledgerCost)
-	fmt.Fprintf(stdout, "%-10s %14s %14s  (wall time, both runs and the restart)\n", "duration", pred.Duration, actualDur.Round(10*time.Millisecond))
-	fmt.Fprintf(stdout, "\nVerify: %d of %d chunks present, %d missing, %d stale, %d duplicate rows\n", rep.Present, rep.Expected, rep.Missing, rep.Stale, rep.Duplicates)
+	return twice
+}
 
+// embedDuration is the predicted embedding time, without the restore's terms.
+func (d *syncDrill) embedDuration() (string, float64) {
+	if r := d.pred.Restore; r != nil {
+		return fmtSecs(r.EmbedSeconds), r.EmbedSeconds
+	}
+	return d.pred.Duration, d.pred.DurationSeconds
+}
+
+// printTable prints predicted against actual, and the verify step.
+func (d *syncDrill) printTable(w io.Writer, led embedder.Ledger, twice int) {
+	pred, rep := d.pred, d.verified
+	predDur, _ := d.embedDuration()
+	fmt.Fprintf(w, "\n%-10s %14s %14s\n", "", "predicted", "actual")
+	fmt.Fprintf(w, "%-10s %14d %14d  (checkpointed chunks)\n", "chunks", pred.Chunks, d.rows)
+	fmt.Fprintf(w, "%-10s %14d %14d  (checkpointed; the ledger billed %d, of which %d for %d chunks in flight at the kill)\n",
+		"tokens", pred.Tokens, d.tokens, led.Totals.PromptTokens, led.Totals.PromptTokens-d.tokens, twice)
+	fmt.Fprintf(w, "%-10s %14d %14d  (billed requests, both runs)\n", "requests", pred.Requests, led.Totals.Billed)
+	fmt.Fprintf(w, "%-10s %14s %14s  (ledger: $%s)\n", "cost", "$"+pred.CostUSD.String(), "$"+pricing.Cost(d.tokens, d.m.PricePer1M).String(),
+		pricing.Cost(led.Totals.PromptTokens, d.m.PricePer1M))
+	fmt.Fprintf(w, "%-10s %14s %14s  (wall time, both runs and the restart)\n", "duration", predDur, d.actualDur.Round(10*time.Millisecond))
+	fmt.Fprintf(w, "\nVerify: %d of %d chunks present, %d missing, %d stale, %d duplicate rows\n", rep.Present, rep.Expected, rep.Missing, rep.Stale, rep.Duplicates)
+	d.printRestore(w)
+}
+
+// problems lists what the drill found wrong.
+func (d *syncDrill) problems(led embedder.Ledger, twice int) []string {
+	pred, rep := d.pred, d.verified
+	actualCost := pricing.Cost(d.tokens, d.m.PricePer1M)
 	var problems []string
-	if !rep.Complete() || rep.Duplicates > 0 || int64(rows) != pred.Chunks {
-		problems = append(problems, fmt.Sprintf("coverage: %d missing, %d stale, %d duplicates, %d rows for %d predicted chunks", rep.Missing, rep.Stale, rep.Duplicates, rows, pred.Chunks))
+	if !rep.Complete() || rep.Duplicates > 0 || int64(d.rows) != pred.Chunks {
+		problems = append(problems, fmt.Sprintf("coverage: %d missing, %d stale, %d duplicates, %d rows for %d predicted chunks", rep.Missing, rep.Stale, rep.Duplicates, d.rows, pred.Chunks))
 	}
-	if tokens != pred.Tokens {
-		problems = append(problems, fmt.Sprintf("predicted %d tokens, checkpointed %d", pred.Tokens, tokens))
+	if d.tokens != pred.Tokens {
+		problems = append(problems, fmt.Sprintf("predicted %d tokens, checkpointed %d", pred.Tokens, d.tokens))
 	}
-	if actualCost != predCost {
-		problems = append(problems, fmt.Sprintf("predicted $%s, checkpointed chunks cost $%s", predCost, actualCost))
+	if actualCost != pred.CostUSD {
+		problems = append(problems, fmt.Sprintf("predicted $%s, checkpointed chunks cost $%s", pred.CostUSD, actualCost))
 	}
-	if led.Totals.PromptTokens < tokens {
-		problems = append(problems, fmt.Sprintf("the ledger billed %d tokens, fewer than the %d checkpointed", led.Totals.PromptTokens, tokens))
+	if led.Totals.PromptTokens < d.tokens {
+		problems = append(problems, fmt.Sprintf("the ledger billed %d tokens, fewer than the %d checkpointed", led.Totals.PromptTokens, d.tokens))
 	}
 	// Embedded but not committed at the kill: the writer's buffer (< part rows,
 	// here one batch), the part committing in the background (one batch), the
 	// batches queued for the writer and those in flight.
-	if bound := 2**batch + (planner.RowsQueue(*concurrency)+*concurrency)**batch; twice > bound {
+	batch, conc := d.f.batch, d.f.concurrency
+	if bound := 2*batch + (planner.RowsQueue(conc)+conc)*batch; twice > bound {
 		problems = append(problems, fmt.Sprintf("%d chunks were paid twice, more than the %d that can be embedded but uncommitted at a kill", twice, bound))
 	}
-	if *format == "json" {
-		res := drillResult{Passed: len(problems) == 0, Problems: append([]string{}, problems...), Documents: est.Corpus.Documents,
-			Model: m.Name, PartsAtKill: len(partsAtKill), RequestsAtKill: ledgerAtKill.Billed,
-			Predicted:    drillFigures{Chunks: pred.Chunks, Tokens: pred.Tokens, Requests: pred.Requests, CostUSD: predCost, DurationSeconds: pred.DurationSeconds},
-			Actual:       drillFigures{Chunks: int64(rows), Tokens: tokens, Requests: int64(led.Totals.Billed), CostUSD: actualCost, DurationSeconds: actualDur.Seconds()},
-			LedgerTokens: led.Totals.PromptTokens, LedgerCostUSD: ledgerCost, ChunksPaidTwice: twice,
-			Verify: drillVerify{Expected: rep.Expected, Present: rep.Present, Missing: rep.Missing, Stale: rep.Stale, Duplicates: rep.Duplicates}}
-		if err := writeJSON(e.stdout, res); err != nil {
+	return append(problems, d.restoreProblems()...)
+}
+
+// result is the drill's JSON result.
+func (d *syncDrill) result(led embedder.Ledger, twice int, problems []string) drillResult {
+	pred, rep := d.pred, d.verified
+	_, predSecs := d.embedDuration()
+	return drillResult{Passed: len(problems) == 0, Problems: append([]string{}, problems...), Documents: d.est.Corpus.Documents,
+		Model: d.m.Name, PartsAtKill: d.partsAtKill, RequestsAtKill: d.ledgerAtKill.Billed,
+		Predicted: drillFigures{Chunks: pred.Chunks, Tokens: pred.Tokens, Requests: pred.Requests, CostUSD: pred.CostUSD, DurationSeconds: predSecs},
+		Actual: drillFigures{Chunks: int64(d.rows), Tokens: d.tokens, Requests: int64(led.Totals.Billed),
+			CostUSD: pricing.Cost(d.tokens, d.m.PricePer1M), DurationSeconds: d.actualDur.Seconds()},
+		LedgerTokens: led.Totals.PromptTokens, LedgerCostUSD: pricing.Cost(led.Totals.PromptTokens, d.m.PricePer1M), ChunksPaidTwice: twice,
+		Verify:  drillVerify{Expected: rep.Expected, Present: rep.Present, Missing: rep.Missing, Stale: rep.Stale, Duplicates: rep.Duplicates},
+		Restore: d.restore}
+}
+
+// report prints predicted against actual and the verdict: exit 5 on a problem.
+func (d *syncDrill) report() error {
+	led := d.sim.Ledger()
+	twice := d.paidTwice()
+	d.printTable(d.stdout, led, twice)
+	problems := d.problems(led, twice)
+	if d.f.format == "json" {
+		if err := writeJSON(d.e.stdout, d.result(led, twice, problems)); err != nil {
 			return err
 		}
 	}
 	if len(problems) > 0 {
 		return &exitCodeError{exitDrill, errors.New("drill FAILED: " + strings.Join(problems, "; "))}
 	}
-	fmt.Fprintln(stdout, "Drill PASSED: nothing lost, nothing duplicated, prediction exact.")
+	if d.restore != nil {
+		fmt.Fprintf(d.stdout, "Drill PASSED: nothing lost, nothing duplicated, prediction exact; table %s holds exactly the checkpoint.\n", d.restore.Table)
+		return nil
+	}
+	fmt.Fprintln(d.stdout, "Drill PASSED: nothing lost, nothing duplicated, prediction exact.")
 	return nil
 }
 

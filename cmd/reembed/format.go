@@ -167,6 +167,8 @@ type drillResult struct {
 	LedgerCostUSD   pricing.Micros `json:"ledger_cost_usd"`
 	ChunksPaidTwice int            `json:"chunks_paid_twice"`
 	Verify          drillVerify    `json:"verify"`
+	// Restore is the restore step of drill --restore-to (drill_restore.go).
+	Restore *drillRestoreResult `json:"restore,omitempty"`
 }
 
 // drillFigures are the predicted or actual figures of a drill.

@@ -111,23 +111,8 @@ func (f *restoreFlags) run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	src, m, closeStore, err := openCheckpoint(ctx, f.checkpoint)
+	rep, plan, err := f.restore(ctx, e, mode, iopts, restoreProgress(e.stderr, f.format))
 	if err != nil {
-		return err
-	}
-	defer closeStore()
-	sink, err := pgvector.Open(ctx, pgvector.Config{DSN: f.to, Table: f.table, Mode: mode,
-		Notice: func(msg string) { e.logger.Warn("postgres: " + msg) }, FieldName: flagName})
-	if err != nil {
-		return err
-	}
-	defer sink.Close(context.Background())
-	progress := restoreProgress(e.stderr, f.format)
-	rep, err := store.Restore(ctx, src, m, sink, store.Options{Metric: f.metric, Index: iopts, Progress: progress, Logger: e.logger})
-	if err != nil {
-		if errors.Is(err, pgvector.ErrTableExists) || errors.Is(err, pgvector.ErrTableMismatch) {
-			return &usageError{err}
-		}
 		return err
 	}
 	if f.format == "json" {
@@ -137,11 +122,35 @@ func (f *restoreFlags) run(ctx context.Context, e *env) error {
 			Table string `json:"table"`
 			store.Report
 			Index pgvector.IndexPlan `json:"index_plan"`
-		}{f.table, rep, sink.LastPlan})
+		}{f.table, rep, plan})
 	}
 	fmt.Fprintf(e.stdout, "Restored %d keys into %s: %d parts loaded (%d rows), %d already loaded; load %.1fs, index %.1fs, swap %.2fs\n",
 		rep.Keys, f.table, rep.PartsLoaded, rep.Rows, rep.PartsSkipped, rep.LoadSeconds, rep.IndexSeconds, rep.PublishSeconds)
 	return nil
+}
+
+// restore restores the checkpoint into the table and returns the report and
+// the index's memory plan (restore and drill --restore-to).
+func (f *restoreFlags) restore(ctx context.Context, e *env, mode pgvector.Mode, iopts store.IndexOptions, progress func(store.Progress)) (store.Report, pgvector.IndexPlan, error) {
+	src, m, closeStore, err := openCheckpoint(ctx, f.checkpoint)
+	if err != nil {
+		return store.Report{}, pgvector.IndexPlan{}, err
+	}
+	defer closeStore()
+	sink, err := pgvector.Open(ctx, pgvector.Config{DSN: f.to, Table: f.table, Mode: mode,
+		Notice: func(msg string) { e.logger.Warn("postgres: " + msg) }, FieldName: flagName})
+	if err != nil {
+		return store.Report{}, pgvector.IndexPlan{}, err
+	}
+	defer sink.Close(context.Background())
+	rep, err := store.Restore(ctx, src, m, sink, store.Options{Metric: f.metric, Index: iopts, Progress: progress, Logger: e.logger})
+	if err != nil {
+		if errors.Is(err, pgvector.ErrTableExists) || errors.Is(err, pgvector.ErrTableMismatch) {
+			return rep, sink.LastPlan, &usageError{err}
+		}
+		return rep, sink.LastPlan, err
+	}
+	return rep, sink.LastPlan, nil
 }
 
 // openCheckpoint opens a checkpoint location and reads its manifest.
