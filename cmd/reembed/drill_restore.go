@@ -28,7 +28,7 @@ func (f *drillRestoreFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.est.to, "restore-to", "", "also restore the checkpoint into this PostgreSQL with pgvector (postgres://USER@HOST/DB), verify the table, and compare predicted against actual embed, load, index and verify seconds")
 	fs.StringVar(&f.est.index, "restore-index", "hnsw", "--restore-to: index the restore builds: hnsw, ivfflat or none")
 	fs.BoolVar(&f.est.calibrate, "calibrate", false, "--restore-to: calibrate the load and index prediction on the server first, as estimate --calibrate")
-	fs.StringVar(&f.est.sizes, "calibrate-rows", "2000,5000", "--calibrate: sample sizes, comma-separated")
+	fs.StringVar(&f.est.sizes, "calibrate-rows", "500,1000,2000", "--calibrate: sample sizes, comma-separated")
 	fs.StringVar(&f.table, "restore-table", "", "--restore-to: table to restore into (default: reembed_drill_ and a random suffix, dropped after the drill unless --keep; a table you name is kept)")
 }
 

@@ -30,8 +30,8 @@ func (f *restoreEstimateFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.index, "restore-index", "hnsw", "index the restore builds: hnsw, ivfflat or none")
 	fs.IntVar(&f.dimensions, "restore-dimensions", 0, "vector dimensions (default: the model's)")
 	fs.IntVar(&f.workers, "restore-workers", 0, "max_parallel_maintenance_workers of the build, for the recommendations (default: the server's, 2)")
-	fs.BoolVar(&f.calibrate, "calibrate", false, "measure load and index time on --restore-to (temporary tables) instead of the uncalibrated defaults")
-	fs.StringVar(&f.sizes, "calibrate-rows", "2000,5000", "sample sizes of --calibrate, comma-separated (two or more fit the index growth law)")
+	fs.BoolVar(&f.calibrate, "calibrate", false, "measure load and index time on --restore-to (a sample restored through the same path into reembed_calibrate_N tables, dropped afterwards) instead of the uncalibrated defaults")
+	fs.StringVar(&f.sizes, "calibrate-rows", "2000,5000,10000", "sample sizes of --calibrate, comma-separated (two or more fit the index growth law; the larger and wider, the better the extrapolation)")
 }
 
 // target returns the restore target, calibrated when asked; nil without --restore.
@@ -62,7 +62,7 @@ func (f *restoreEstimateFlags) target(ctx context.Context, e *env, dims int) (*p
 	for _, s := range strings.Split(f.sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 100 {
-			return nil, usagef("--calibrate-rows %q: want sizes of at least 100 rows, e.g. 2000,5000", f.sizes)
+			return nil, usagef("--calibrate-rows %q: want sizes of at least 100 rows, e.g. 2000,5000,10000", f.sizes)
 		}
 		sizes = append(sizes, n)
 	}

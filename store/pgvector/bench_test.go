@@ -89,17 +89,7 @@ func envStr(name, def string) string {
 }
 
 func writeBenchCheckpoint(t *testing.T, dir string, rows, dims int) {
-	ctx := context.Background()
-	w, err := checkpoint.Open(ctx, checkpoint.NewDir(dir), checkpoint.Options{Manifest: checkpoint.Manifest{Model: storetest.Model, Dimensions: dims, Encoding: "cl100k_base"}, PartRows: envInt("REEMBED_BENCH_PART_ROWS", 1000)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range rows {
-		if err := w.Add(ctx, storetest.NewRow(fmt.Sprintf("docs/doc-%06d.md", i/4), int32(i%4), fmt.Sprintf("bench chunk %08d", i), dims)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(ctx); err != nil {
+	if err := storetest.WriteBenchCheckpoint(context.Background(), dir, rows, dims, envInt("REEMBED_BENCH_PART_ROWS", 1000)); err != nil {
 		t.Fatal(err)
 	}
 }

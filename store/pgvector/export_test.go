@@ -1,0 +1,4 @@
+package pgvector
+
+// FitPowerLaw exposes fitPowerLaw to the external tests.
+var FitPowerLaw = fitPowerLaw
