@@ -2,13 +2,17 @@ package pgvector_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/reembed/reembed/checkpoint"
+	"github.com/reembed/reembed/store"
 	"github.com/reembed/reembed/store/pgvector"
 	"github.com/reembed/reembed/store/pgvector/pgtest"
+	"github.com/reembed/reembed/store/storetest"
 )
 
 // Calibrate restores its samples through the restore's own path, fits the
@@ -89,6 +93,50 @@ func TestFitPowerLawBounds(t *testing.T) {
 		}
 		if math.Abs(logSum) > 1e-9 {
 			t.Errorf("fit %v %v: a = %g does not centre the fit (%g)", c.n, c.sec, a, logSum)
+		}
+	}
+}
+
+// The build asks for every worker max_parallel_maintenance_workers allows
+// (PostgreSQL would size them from the heap, which holds only TOAST pointers
+// for EXTERNAL vectors), with the 32 MB per process it needs when
+// MaxIndexMemory allows, and leaves the table's parallel_workers unset after.
+func TestBuildUsesEveryWorker(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	dir := t.TempDir()
+	storetest.Checkpoint(t, dir, 200, 16, 100)
+	src := checkpoint.NewDir(dir)
+	m, err := checkpoint.ReadManifest(t.Context(), src, checkpoint.Shard{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		workers int
+		max     int64
+		want    int64
+	}{{2, 1 << 30, 96 << 20}, {0, 1 << 30, 64 << 20}, {2, 0, 64 << 20}} {
+		table := fmt.Sprintf("workers_%d_%d", c.workers, c.max)
+		sink, err := pgvector.Open(t.Context(), pgvector.Config{DSN: dsn, Table: table})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = store.Restore(t.Context(), src, m, sink, store.Options{Index: store.IndexOptions{ParallelWorkers: c.workers, MaxIndexMemory: c.max}})
+		sink.Close(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sink.LastPlan.WorkMem != c.want {
+			t.Errorf("%d workers, max %d: maintenance_work_mem %d, want %d", c.workers, c.max, sink.LastPlan.WorkMem, c.want)
+		}
+		conn, err := pgx.Connect(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var opts []string
+		err = conn.QueryRow(t.Context(), "SELECT coalesce(reloptions, '{}') FROM pg_class WHERE relname = $1", table).Scan(&opts)
+		conn.Close(t.Context())
+		if err != nil || len(opts) != 0 {
+			t.Errorf("%s reloptions after the build: %q (%v)", table, opts, err)
 		}
 	}
 }

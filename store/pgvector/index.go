@@ -127,6 +127,16 @@ func (s *Sink) buildIndex(ctx context.Context, opts store.IndexOptions, progress
 		return fmt.Errorf("reading maintenance_work_mem: %w", err)
 	}
 	plan := PlanIndex(rows, s.dims, s.half, serverMem, opts)
+	if opts.ParallelWorkers >= 0 {
+		if _, err := s.conn.Exec(ctx, fmt.Sprintf("SET max_parallel_maintenance_workers = %d", opts.ParallelWorkers)); err != nil {
+			return fmt.Errorf("setting max_parallel_maintenance_workers: %w", err)
+		}
+	}
+	reset, err := s.allWorkers(ctx, &plan, opts)
+	if err != nil {
+		return err
+	}
+	defer reset()
 	s.LastPlan = plan
 	if !plan.Fits && s.cfg.Notice != nil {
 		s.cfg.Notice(field.Sprintf(s.cfg.FieldName, "the HNSW graph of %d rows needs about %.1f MB but maintenance_work_mem is %.1f MB: pgvector will fall back to an on-disk build 10-50x slower; raise {max_index_memory} (or {maintenance_work_mem}), or use {index} ivfflat",
@@ -134,11 +144,6 @@ func (s *Sink) buildIndex(ctx context.Context, opts store.IndexOptions, progress
 	}
 	if _, err := s.conn.Exec(ctx, fmt.Sprintf("SET maintenance_work_mem = '%dkB'", max(plan.WorkMem>>10, 1024))); err != nil {
 		return fmt.Errorf("setting maintenance_work_mem: %w", err)
-	}
-	if opts.ParallelWorkers >= 0 {
-		if _, err := s.conn.Exec(ctx, fmt.Sprintf("SET max_parallel_maintenance_workers = %d", opts.ParallelWorkers)); err != nil {
-			return fmt.Errorf("setting max_parallel_maintenance_workers: %w", err)
-		}
 	}
 	sql, err := s.createIndexSQL(opts, rows)
 	if err != nil {
@@ -151,6 +156,34 @@ func (s *Sink) buildIndex(ctx context.Context, opts store.IndexOptions, progress
 		return fmt.Errorf("creating the index: %w", err)
 	}
 	return nil
+}
+
+// parallelMemPerProcess is the maintenance_work_mem PostgreSQL wants per
+// process of a parallel index build (32 MB); with less it drops workers.
+const parallelMemPerProcess = 32 << 20
+
+// allWorkers makes the build use every worker max_parallel_maintenance_workers
+// allows. PostgreSQL sizes a build's workers from the heap, which for
+// vectors stored EXTERNAL holds little more than TOAST pointers: a 100,000-row
+// table gets one worker, a calibration sample none, so calibration and
+// restore would run at different parallelism and the prediction would not
+// carry over. It sets the table's parallel_workers for the build (reset
+// after it), and raises maintenance_work_mem within MaxIndexMemory to the
+// 32 MB per process PostgreSQL requires.
+func (s *Sink) allWorkers(ctx context.Context, plan *IndexPlan, opts store.IndexOptions) (reset func(), err error) {
+	var workers int64
+	if err := s.conn.QueryRow(ctx, "SELECT current_setting('max_parallel_maintenance_workers')::int").Scan(&workers); err != nil {
+		return nil, fmt.Errorf("reading max_parallel_maintenance_workers: %w", err)
+	}
+	if floor := parallelMemPerProcess * (workers + 1); plan.WorkMem < floor && opts.MaxIndexMemory > plan.WorkMem {
+		plan.WorkMem, plan.Raised = min(floor, opts.MaxIndexMemory), true
+		plan.Fits = plan.EstimatedBytes <= plan.WorkMem
+	}
+	table := s.ident(s.load)
+	if _, err := s.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s SET (parallel_workers = %d)", table, workers)); err != nil {
+		return nil, fmt.Errorf("setting the build's parallel workers: %w", err)
+	}
+	return func() { s.conn.Exec(context.WithoutCancel(ctx), "ALTER TABLE "+table+" RESET (parallel_workers)") }, nil
 }
 
 // createIndexSQL returns the CREATE INDEX statement.
