@@ -31,7 +31,7 @@ func (f *restoreEstimateFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.dimensions, "restore-dimensions", 0, "vector dimensions (default: the model's)")
 	fs.IntVar(&f.workers, "restore-workers", 0, "max_parallel_maintenance_workers of the build, for the recommendations (default: the server's, 2)")
 	fs.BoolVar(&f.calibrate, "calibrate", false, "measure load and index time on --restore-to (a sample restored through the same path into reembed_calibrate_N tables, dropped afterwards) instead of the uncalibrated defaults")
-	fs.StringVar(&f.sizes, "calibrate-rows", "2000,5000,10000", "sample sizes of --calibrate, comma-separated (two or more fit the index growth law; the larger and wider, the better the extrapolation)")
+	fs.StringVar(&f.sizes, "calibrate-rows", "5000,10000,20000", "sample sizes of --calibrate, comma-separated (two or more fit the index growth law; keep the smallest graph larger than the server's CPU cache, about 5,000 rows of 1,536-d for 32 MB)")
 }
 
 // target returns the restore target, calibrated when asked; nil without --restore.

@@ -14,7 +14,7 @@
 // (as the tests do, durable with REEMBED_PG_DURABLE=1). Run it through
 // scripts/restore-prediction.sh, which builds reembed first.
 //
-//	go run ./scripts/restorepred -bin /tmp/reembed [-rows 20000,50000,100000] [-runs 1] [-calibrate-rows 2000,5000,10000]
+//	go run ./scripts/restorepred -bin /tmp/reembed [-rows 20000,50000,100000] [-runs 1] [-calibrate-rows 5000,10000,20000] [-calibrate-once]
 package main
 
 import (
@@ -30,6 +30,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/store/pgvector"
 	"github.com/reembed/reembed/store/pgvector/pgtest"
 	"github.com/reembed/reembed/store/storetest"
 )
@@ -38,6 +40,11 @@ type config struct {
 	bin, dsn, calibrateRows, maxIndexMem, extra string
 	sizes                                       []int
 	dims, runs, partRows                        int
+	// once calibrates once and predicts every size from it (through
+	// pgvector.Calibrate and planner.EstimateRestore, the code estimate
+	// --calibrate runs), instead of running estimate --calibrate per size.
+	once  bool
+	model *planner.RestoreModel
 }
 
 func main() {
@@ -45,19 +52,17 @@ func main() {
 	rows := flag.String("rows", "20000,50000,100000", "checkpoint sizes, comma-separated")
 	flag.StringVar(&c.bin, "bin", "", "the reembed binary (required)")
 	flag.StringVar(&c.dsn, "dsn", "", "PostgreSQL with pgvector to use (default: a throwaway server)")
-	flag.StringVar(&c.calibrateRows, "calibrate-rows", "2000,5000,10000", "estimate --calibrate-rows")
+	flag.StringVar(&c.calibrateRows, "calibrate-rows", "5000,10000,20000", "estimate --calibrate-rows")
 	flag.StringVar(&c.maxIndexMem, "max-index-memory", "4GB", "restore --max-index-memory (the calibration sizes maintenance_work_mem to fit the graph too)")
 	flag.StringVar(&c.extra, "restore-flags", "", "more restore flags, space-separated (e.g. --parallel-workers 0)")
 	flag.IntVar(&c.dims, "dims", 1536, "vector dimensions")
 	flag.IntVar(&c.runs, "runs", 1, "runs per size")
 	flag.IntVar(&c.partRows, "part-rows", 1000, "rows per checkpoint part")
+	flag.BoolVar(&c.once, "calibrate-once", false, "calibrate once, before the first size, and predict every size from it (faster: the calibration is the same for every size)")
 	flag.Parse()
-	for _, s := range strings.Split(*rows, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 {
-			fail(fmt.Errorf("-rows %q: want sizes such as 20000,50000", *rows))
-		}
-		c.sizes = append(c.sizes, n)
+	var err error
+	if c.sizes, err = parseSizes(*rows); err != nil {
+		fail(fmt.Errorf("-rows: %w", err))
 	}
 	if c.bin == "" {
 		fail(fmt.Errorf("-bin is required: build reembed first (scripts/restore-prediction.sh does)"))
@@ -73,6 +78,18 @@ func main() {
 	if err := c.run(context.Background()); err != nil {
 		fail(err)
 	}
+}
+
+func parseSizes(list string) ([]int, error) {
+	var sizes []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q: want sizes such as 20000,50000", list)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
 }
 
 func fail(err error) {
@@ -130,6 +147,9 @@ func (c *config) measure(ctx context.Context, dir string, n, run int) (result, e
 			} `json:"restore"`
 		} `json:"estimates"`
 	}
+	if c.once {
+		return c.measureOnce(ctx, dir, n, run, r)
+	}
 	err := c.reembed(ctx, &est, "estimate", "--documents", strconv.Itoa(n), "--tokens-per-document", "5", "--restore-to", c.dsn,
 		"--restore-dimensions", strconv.Itoa(c.dims), "--calibrate", "--calibrate-rows", c.calibrateRows, "--format", "json")
 	if err != nil {
@@ -140,6 +160,30 @@ func (c *config) measure(ctx context.Context, dir string, n, run int) (result, e
 	}
 	p := est.Estimates[0].Restore
 	r.predLoad, r.predIndex, r.basis = p.LoadSeconds, p.IndexSeconds, p.Basis
+	return c.restore(ctx, dir, n, run, r)
+}
+
+// measureOnce predicts from the one calibration (made on first use), then restores.
+func (c *config) measureOnce(ctx context.Context, dir string, n, run int, r result) (result, error) {
+	if c.model == nil {
+		sizes, err := parseSizes(c.calibrateRows)
+		if err != nil {
+			return r, err
+		}
+		cal, err := pgvector.Calibrate(ctx, c.dsn, c.dims, sizes, func(d int) float64 { return planner.RestoreRowBytes(d, d > pgvector.MaxVectorDims) })
+		if err != nil {
+			return r, fmt.Errorf("calibrating: %w", err)
+		}
+		c.model = &planner.RestoreModel{LoadBytesPerSecond: cal.LoadBytesPerSecond, IndexA: cal.IndexA, IndexB: cal.IndexB, Calibrated: true,
+			Basis: fmt.Sprintf("calibrated once: COPY %.1f MB/s; HNSW seconds = %.3g × rows^%.3f fitted on %v rows (%.2f s)", cal.LoadBytesPerSecond/1e6, cal.IndexA, cal.IndexB, cal.Sizes, cal.Seconds)}
+	}
+	p := planner.EstimateRestore(int64(n), int64(4*5*n), c.dims, planner.RestoreTarget{Store: "pgvector", Index: "hnsw", Model: *c.model})
+	r.predLoad, r.predIndex, r.basis = p.LoadSeconds, p.IndexSeconds, p.Basis
+	return c.restore(ctx, dir, n, run, r)
+}
+
+// restore restores the checkpoint and records the actual seconds.
+func (c *config) restore(ctx context.Context, dir string, n, run int, r result) (result, error) {
 	var rep struct {
 		Keys         int     `json:"keys"`
 		LoadSeconds  float64 `json:"load_seconds"`

@@ -140,11 +140,11 @@ func dropCalibration(ctx context.Context, dsn, sql string) error {
 func IndexOptionsFit() store.IndexOptions { return store.IndexOptions{MaxIndexMemory: 8 << 30} }
 
 // MinIndexExponent and MaxIndexExponent bound the fitted growth exponent of
-// the HNSW build: a build is at least linear in the rows, and measured on
-// random 1,536-d vectors (pgvector 0.8.6, this project's 2-core machine) it
-// grew as about rows^1.7 between 5,000 and 20,000 rows; a fit outside the
-// bounds is noise from a busy server (a slow small sample), and extrapolating
-// it 10× would multiply the error.
+// the HNSW build: a build is at least linear in the rows, and on this
+// project's 2-core machine (pgvector 0.8.6, random 1,536-d vectors, a busy
+// host) local exponents between 1.1 and 1.9 were measured above the CPU
+// cache's size; a fit outside the bounds is noise (a slow small sample), and
+// extrapolating it 10× would multiply the error.
 const (
 	MinIndexExponent = 1.0
 	MaxIndexExponent = 2.0
