@@ -17,9 +17,14 @@ func TestEstimateRestoreTerms(t *testing.T) {
 	if r.Calibrated || !strings.HasPrefix(r.Basis, "uncalibrated") || r.Index != "hnsw" {
 		t.Errorf("defaults must say uncalibrated: %+v", r)
 	}
+	// Up to the 50,000-row anchor the power law; beyond it rows × log(rows).
+	small := EstimateRestore(5000, 0, 1536, RestoreTarget{Store: "pgvector"})
+	if g := r.IndexSeconds / small.IndexSeconds; math.Abs(g-math.Pow(10, 1.1)) > 1e-6 {
+		t.Errorf("5,000 to 50,000 rows: index ×%.2f, want ×10^1.1", g)
+	}
 	big := EstimateRestore(500000, 0, 1536, RestoreTarget{Store: "pgvector"})
-	if g := big.IndexSeconds / r.IndexSeconds; math.Abs(g-math.Pow(10, 1.1)) > 1e-6 {
-		t.Errorf("10× the rows: index ×%.2f, want ×10^1.1", g)
+	if g, want := big.IndexSeconds/r.IndexSeconds, 10*math.Log(500000)/math.Log(50000); math.Abs(g-want) > 1e-6 {
+		t.Errorf("10× the rows beyond the anchor: index ×%.2f, want ×%.2f (rows × log rows)", g, want)
 	}
 	ivf := EstimateRestore(50000, 0, 1536, RestoreTarget{Store: "pgvector", Index: "ivfflat"})
 	none := EstimateRestore(50000, 0, 1536, RestoreTarget{Store: "pgvector", Index: "none"})
@@ -57,5 +62,22 @@ func TestRestoreCountsInTheRTO(t *testing.T) {
 	applyRestore(&plain, EstimateRequest{RTO: 2 * time.Hour}, 1536)
 	if plain.Restore != nil || plain.DurationSeconds != 1800 {
 		t.Errorf("without a restore target the duration changed: %+v", plain)
+	}
+}
+
+// IndexGrowth is the power law up to the largest calibrated size and
+// rows × log(rows) beyond, continuous at the seam; without a size, the power
+// law everywhere.
+func TestIndexGrowth(t *testing.T) {
+	a, b := 1.55e-6, 1.772
+	at := IndexGrowth(a, b, 20000, 20000)
+	if math.Abs(at-a*math.Pow(20000, b)) > 1e-9 || math.Abs(IndexGrowth(a, b, 20000, 20001)-at) > at*1e-3 {
+		t.Errorf("not continuous at the largest calibrated size: %v", at)
+	}
+	if got, want := IndexGrowth(a, b, 20000, 100000), at*5*math.Log(100000)/math.Log(20000); math.Abs(got-want) > 1e-9 {
+		t.Errorf("beyond: %v, want %v", got, want)
+	}
+	if got := IndexGrowth(a, b, 0, 100000); math.Abs(got-a*math.Pow(100000, b)) > 1e-9 {
+		t.Errorf("without a size: %v", got)
 	}
 }

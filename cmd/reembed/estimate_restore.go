@@ -80,9 +80,9 @@ func (f *restoreEstimateFlags) target(ctx context.Context, e *env, dims int) (*p
 
 // calibratedModel is the restore model a calibration measured.
 func calibratedModel(c pgvector.Calibration) planner.RestoreModel {
-	return planner.RestoreModel{LoadBytesPerSecond: c.LoadBytesPerSecond, IndexA: c.IndexA, IndexB: c.IndexB, Calibrated: true,
-		Basis: fmt.Sprintf("calibrated on the target: COPY %.1f MB/s over %v rows; HNSW seconds = %.3g × rows^%.3f fitted on %v rows (%v s)",
-			c.LoadBytesPerSecond/1e6, c.Sizes, c.IndexA, c.IndexB, c.Sizes, roundSecs(c.Seconds))}
+	return planner.RestoreModel{LoadBytesPerSecond: c.LoadBytesPerSecond, IndexA: c.IndexA, IndexB: c.IndexB, IndexMaxRows: c.MaxRows, Calibrated: true,
+		Basis: fmt.Sprintf("calibrated on the target: COPY %.1f MB/s over %v rows; HNSW seconds = %.3g × rows^%.3f fitted on %v rows (%v s), rows × log(rows) beyond %d",
+			c.LoadBytesPerSecond/1e6, c.Sizes, c.IndexA, c.IndexB, c.Sizes, roundSecs(c.Seconds), c.MaxRows)}
 }
 
 func roundSecs(v []float64) []string {

@@ -174,8 +174,9 @@ func (c *config) measureOnce(ctx context.Context, dir string, n, run int, r resu
 		if err != nil {
 			return r, fmt.Errorf("calibrating: %w", err)
 		}
-		c.model = &planner.RestoreModel{LoadBytesPerSecond: cal.LoadBytesPerSecond, IndexA: cal.IndexA, IndexB: cal.IndexB, Calibrated: true,
-			Basis: fmt.Sprintf("calibrated once: COPY %.1f MB/s; HNSW seconds = %.3g × rows^%.3f fitted on %v rows (%.2f s)", cal.LoadBytesPerSecond/1e6, cal.IndexA, cal.IndexB, cal.Sizes, cal.Seconds)}
+		c.model = &planner.RestoreModel{LoadBytesPerSecond: cal.LoadBytesPerSecond, IndexA: cal.IndexA, IndexB: cal.IndexB, IndexMaxRows: cal.MaxRows, Calibrated: true,
+			Basis: fmt.Sprintf("calibrated once: COPY %.1f MB/s; HNSW seconds = %.3g × rows^%.3f fitted on %v rows (%.2f s), rows × log(rows) beyond %d",
+				cal.LoadBytesPerSecond/1e6, cal.IndexA, cal.IndexB, cal.Sizes, cal.Seconds, cal.MaxRows)}
 	}
 	p := planner.EstimateRestore(int64(n), int64(4*5*n), c.dims, planner.RestoreTarget{Store: "pgvector", Index: "hnsw", Model: *c.model})
 	r.predLoad, r.predIndex, r.basis = p.LoadSeconds, p.IndexSeconds, p.Basis

@@ -26,6 +26,9 @@ type Calibration struct {
 	// Sizes and Seconds are the measured builds.
 	Sizes   []int
 	Seconds []float64
+	// MaxRows is the largest size measured: the planner extrapolates beyond
+	// it as rows × log(rows) (planner.IndexGrowth).
+	MaxRows int64
 }
 
 // Calibrate restores sizes[i] rows of dims-long random vectors, written to a
@@ -37,31 +40,37 @@ type Calibration struct {
 // the index growth law. The tables (reembed_calibrate_N) are dropped, and so
 // is the ledger table if the calibration created it: nothing stays on the server.
 func Calibrate(ctx context.Context, dsn string, dims int, sizes []int, rowBytes func(dims int) float64) (Calibration, error) {
+	return calibrate(ctx, Config{DSN: dsn}, dims, sizes, rowBytes)
+}
+
+// calibrate is [Calibrate] connecting with cfg's DSN and Password.
+func calibrate(ctx context.Context, cfg Config, dims int, sizes []int, rowBytes func(dims int) float64) (Calibration, error) {
 	var c Calibration
 	dir, err := os.MkdirTemp("", "reembed-calibrate-")
 	if err != nil {
 		return c, fmt.Errorf("creating the calibration checkpoint directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	hadLedger, err := ledgerExists(ctx, dsn)
+	hadLedger, err := ledgerExists(ctx, cfg)
 	if err != nil {
 		return c, err
 	}
 	if !hadLedger {
 		// Dropped only if still empty: a restore may have started meanwhile.
-		defer dropCalibration(context.WithoutCancel(ctx), dsn, fmt.Sprintf(`DO $$ BEGIN
+		defer dropCalibration(context.WithoutCancel(ctx), cfg, fmt.Sprintf(`DO $$ BEGIN
 			IF to_regclass('%[1]s') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %[1]s) THEN DROP TABLE %[1]s; END IF; END $$`, pgx.Identifier{LedgerTable}.Sanitize()))
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	var loadRows int
 	var loadSec float64
 	for i, n := range sizes {
-		rep, err := calibrateOne(ctx, dsn, filepath.Join(dir, strconv.Itoa(i)), fmt.Sprintf("reembed_calibrate_%d", i), n, dims, rng)
+		rep, err := calibrateOne(ctx, cfg, filepath.Join(dir, strconv.Itoa(i)), fmt.Sprintf("reembed_calibrate_%d", i), n, dims, rng)
 		if err != nil {
 			return c, err
 		}
 		loadRows, loadSec = loadRows+n, loadSec+rep.LoadSeconds
 		c.Sizes, c.Seconds = append(c.Sizes, n), append(c.Seconds, rep.IndexSeconds)
+		c.MaxRows = max(c.MaxRows, int64(n))
 	}
 	c.LoadBytesPerSecond = float64(loadRows) * rowBytes(dims) / loadSec
 	perDim := float64(dims) / 1536
@@ -75,7 +84,7 @@ func Calibrate(ctx context.Context, dsn string, dims int, sizes []int, rowBytes 
 
 // calibrateOne writes a checkpoint of n random rows into dir and restores it
 // into table, which it drops afterwards with its ledger entries.
-func calibrateOne(ctx context.Context, dsn, dir, table string, n, dims int, rng *rand.Rand) (store.Report, error) {
+func calibrateOne(ctx context.Context, cfg Config, dir, table string, n, dims int, rng *rand.Rand) (store.Report, error) {
 	var rep store.Report
 	src := checkpoint.NewDir(dir)
 	m := checkpoint.Manifest{Model: "calibration", Dimensions: dims, Encoding: "cl100k_base", CreatedAt: time.Now().UTC()}
@@ -98,9 +107,10 @@ func calibrateOne(ctx context.Context, dsn, dir, table string, n, dims int, rng 
 		return rep, fmt.Errorf("writing the calibration checkpoint: %w", err)
 	}
 	tbl, load, led := pgx.Identifier{table}.Sanitize(), pgx.Identifier{table + "_reembed_load"}.Sanitize(), pgx.Identifier{LedgerTable}.Sanitize()
-	defer dropCalibration(context.WithoutCancel(ctx), dsn, fmt.Sprintf(`DROP TABLE IF EXISTS %s, %s; DO $$ BEGIN
+	defer dropCalibration(context.WithoutCancel(ctx), cfg, fmt.Sprintf(`DROP TABLE IF EXISTS %s, %s; DO $$ BEGIN
 		IF to_regclass('%[3]s') IS NOT NULL THEN DELETE FROM %[3]s WHERE target IN ('%[1]s', '%[2]s'); END IF; END $$`, tbl, load, led))
-	s, err := Open(ctx, Config{DSN: dsn, Table: table, Mode: ModeSwap})
+	cfg.Table, cfg.Mode = table, ModeSwap
+	s, err := Open(ctx, cfg)
 	if err != nil {
 		return rep, err
 	}
@@ -113,8 +123,9 @@ func calibrateOne(ctx context.Context, dsn, dir, table string, n, dims int, rng 
 }
 
 // ledgerExists reports whether the server already has the restore ledger.
-func ledgerExists(ctx context.Context, dsn string) (bool, error) {
-	s, err := Open(ctx, Config{DSN: dsn, Table: "reembed_calibrate"})
+func ledgerExists(ctx context.Context, cfg Config) (bool, error) {
+	cfg.Table = "reembed_calibrate"
+	s, err := Open(ctx, cfg)
 	if err != nil {
 		return false, err
 	}
@@ -124,8 +135,9 @@ func ledgerExists(ctx context.Context, dsn string) (bool, error) {
 }
 
 // dropCalibration runs the calibration's clean-up statements.
-func dropCalibration(ctx context.Context, dsn, sql string) error {
-	s, err := Open(ctx, Config{DSN: dsn, Table: "reembed_calibrate"})
+func dropCalibration(ctx context.Context, cfg Config, sql string) error {
+	cfg.Table = "reembed_calibrate"
+	s, err := Open(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -48,13 +48,5 @@ func (s *Sink) VerifyRound() func([]float32) []float32 {
 // CalibrateConfig is [Calibrate] connecting with cfg (its DSN and Password;
 // the table is the calibration's own temporary one).
 func CalibrateConfig(ctx context.Context, cfg Config, dims int, sizes []int, rowBytes func(dims int) float64) (Calibration, error) {
-	var c Calibration
-	cfg.Table, cfg.Mode = "reembed_calibrate", ModeAuto
-	s, err := Open(ctx, cfg)
-	if err != nil {
-		return c, err
-	}
-	defer s.Close(context.Background())
-	err = s.calibrate(ctx, dims, sizes, rowBytes, &c)
-	return c, s.scrub(err)
+	return calibrate(ctx, Config{DSN: cfg.DSN, Password: cfg.Password}, dims, sizes, rowBytes)
 }
