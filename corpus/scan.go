@@ -64,8 +64,8 @@ type docMeta struct {
 // (GOMAXPROCS when jobs ≤ 0). work runs on the workers, concurrently; it must
 // not keep doc.Text after it returns. emit runs on the calling goroutine, once
 // per document, in corpus order, so its output is deterministic. Memory is
-// bounded: at most about 2×jobs files are in flight and each file's results
-// stream through a bounded channel.
+// bounded: at most about ReadAhead×jobs files ([Options.ReadAhead], default
+// 2) are in flight and each file's results stream through a bounded channel.
 //
 // In strict mode the first skip ends the scan with an error wrapping
 // [ErrSkipped]. The first error from work or emit ends it too.
@@ -89,7 +89,7 @@ func ScanStream[R any](ctx context.Context, s *Source, jobs int, work func(doc D
 		out chan item[R]
 	}
 	jobsCh := make(chan job, jobs)
-	order := make(chan chan item[R], 2*jobs)
+	order := make(chan chan item[R], s.opts.readAhead()*jobs)
 
 	// The walker hands files to workers and their output channels to the collector, in order.
 	var ws walkStats // the walker's; read after g.Wait

@@ -43,6 +43,23 @@ type Options struct {
 	// plain-text file is streamed (streamdoc.go); 0 means
 	// [DefaultStreamAbove], a negative value never streams.
 	StreamAbove int64
+	// ReadAhead is how many files per worker may be read ahead of the one
+	// emit is waiting for; 0 means [DefaultReadAhead]. A file read ahead
+	// keeps its results in memory until emit takes them, so a caller whose
+	// results are small (the estimate's counts) reads far ahead, and one
+	// whose results hold chunk text (the rebuild) keeps the default. Reading
+	// ahead keeps the workers busy while one of them reads a large file.
+	ReadAhead int
+}
+
+// DefaultReadAhead is [Options.ReadAhead]'s default: files per worker.
+const DefaultReadAhead = 2
+
+func (o *Options) readAhead() int {
+	if o.ReadAhead <= 0 {
+		return DefaultReadAhead
+	}
+	return o.ReadAhead
 }
 
 func (o *Options) textField() string {
