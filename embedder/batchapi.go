@@ -176,6 +176,7 @@ type BatchAPIError struct {
 	Message string
 }
 
+// Error says the status, the code when there is one, and the message.
 func (e *BatchAPIError) Error() string {
 	if e.Code != "" {
 		return fmt.Sprintf("batch api: status %d %s: %s", e.Status, e.Code, e.Message)
