@@ -26,40 +26,46 @@ const copyColumns = "doc_id, chunk_index, chunk_sha256, text, model, embedded_at
 // int16 unused (0), then each element big-endian as float32 (vector) or
 // IEEE 754 binary16 (halfvec).
 func encodeCopy(buf *bytes.Buffer, rows []checkpoint.Row, half bool) {
-	buf.Write(copySignature)
-	var b [8]byte
-	put16 := func(v uint16) { binary.BigEndian.PutUint16(b[:2], v); buf.Write(b[:2]) }
-	put32 := func(v uint32) { binary.BigEndian.PutUint32(b[:4], v); buf.Write(b[:4]) }
-	str := func(s string) { put32(uint32(len(s))); buf.WriteString(s) }
+	elem := 4
+	if half {
+		elem = 2
+	}
+	// One allocation for the whole part: every field is appended in place
+	// (writing 4 bytes at a time through the buffer cost more than the rest).
+	size := len(copySignature) + 2
 	for i := range rows {
 		r := &rows[i]
-		put16(7)
-		str(r.DocID)
-		put32(4)
-		put32(uint32(r.ChunkIndex))
-		str(r.ChunkSHA256)
-		str(r.Text)
-		str(r.Model)
-		put32(8)
-		binary.BigEndian.PutUint64(b[:], uint64(r.EmbeddedAt.Sub(pgEpoch).Microseconds()))
-		buf.Write(b[:8])
+		size += 2 + 7*4 + len(r.DocID) + 4 + len(r.ChunkSHA256) + len(r.Text) + len(r.Model) + 8 + 4 + elem*len(r.Embedding)
+	}
+	buf.Grow(size)
+	be := binary.BigEndian
+	str := func(b []byte, s string) []byte { return append(be.AppendUint32(b, uint32(len(s))), s...) }
+	b := append(buf.AvailableBuffer(), copySignature...)
+	for i := range rows {
+		r := &rows[i]
+		b = be.AppendUint16(b, 7)
+		b = str(b, r.DocID)
+		b = be.AppendUint32(b, 4)
+		b = be.AppendUint32(b, uint32(r.ChunkIndex))
+		b = str(b, r.ChunkSHA256)
+		b = str(b, r.Text)
+		b = str(b, r.Model)
+		b = be.AppendUint32(b, 8)
+		b = be.AppendUint64(b, uint64(r.EmbeddedAt.Sub(pgEpoch).Microseconds()))
 		n := len(r.Embedding)
-		if half {
-			put32(uint32(4 + 2*n))
-		} else {
-			put32(uint32(4 + 4*n))
-		}
-		put16(uint16(n))
-		put16(0)
+		b = be.AppendUint32(b, uint32(4+elem*n))
+		b = be.AppendUint16(b, uint16(n))
+		b = be.AppendUint16(b, 0)
 		for _, f := range r.Embedding {
 			if half {
-				put16(Float16(f))
+				b = be.AppendUint16(b, Float16(f))
 			} else {
-				put32(math.Float32bits(f))
+				b = be.AppendUint32(b, math.Float32bits(f))
 			}
 		}
 	}
-	put16(0xffff)
+	b = be.AppendUint16(b, 0xffff)
+	buf.Write(b)
 }
 
 // Float16 converts f to IEEE 754 binary16 bits, rounding to nearest even, as
