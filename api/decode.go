@@ -13,7 +13,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/reembed/reembed/planner"
-	"github.com/reembed/reembed/pricing"
 )
 
 // decodeBody decodes the JSON request body into v strictly: one JSON object,
@@ -130,28 +129,6 @@ func parseDuration(field string, s *string) (time.Duration, bool, error) {
 		return 0, true, badRequest(CodeInvalidValue, field, "%s must not be negative", field)
 	}
 	return d, true, nil
-}
-
-// parseUSD reads a dollar amount given as a JSON number or string.
-func parseUSD(field string, raw json.RawMessage) (*pricing.Micros, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	s := string(raw)
-	var str string
-	if json.Unmarshal(raw, &str) == nil {
-		s = str
-	} else if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
-		return nil, badRequest(CodeInvalidType, field, "%s must be a number of US dollars, e.g. 25 or 0.5", field)
-	}
-	if strings.HasPrefix(strings.TrimSpace(s), "-") {
-		return nil, badRequest(CodeInvalidValue, field, "%s must not be negative", field)
-	}
-	m, err := pricing.ParseUSD(s)
-	if err != nil {
-		return nil, badRequest(CodeInvalidValue, field, "%s: %v", field, err)
-	}
-	return &m, nil
 }
 
 // nonNegative checks integer fields; the first negative one is the error.

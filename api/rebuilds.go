@@ -128,11 +128,15 @@ func (s *Server) resumeRebuild(c echo.Context) error {
 	if err := decodeBody(c, &b, true); err != nil {
 		return err
 	}
-	budget, err := parseUSD("budget_usd", b.BudgetUSD)
+	var opts jobs.ResumeOptions
+	budget, given, err := jobs.ParseBudget(b.BudgetUSD)
 	if err != nil {
 		return err
 	}
-	j, err := s.jobs.Resume(c.Request().Context(), id, jobs.ResumeOptions{BudgetUSD: budget})
+	if given {
+		opts.BudgetUSD = &budget
+	}
+	j, err := s.jobs.Resume(c.Request().Context(), id, opts)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -125,7 +126,7 @@ func (s RestoreSpec) validate(getenv func(string) string) error {
 		{"metric", s.Metric, []string{"cosine", "l2", "ip"}},
 	}
 	for _, e := range enums {
-		if !contains(e.allowed, e.value) {
+		if !slices.Contains(e.allowed, e.value) {
 			return fieldErr(e.field, "{%s} %q: want %s", e.field, e.value, strings.Join(e.allowed, ", "))
 		}
 	}
@@ -146,15 +147,6 @@ func (s RestoreSpec) validate(getenv func(string) string) error {
 		return fieldErr("min_recall", "min_recall %v: want a fraction in [0, 1]", s.MinRecall)
 	}
 	return nil
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // checkDSN refuses a DSN that is not PostgreSQL's, or that holds a

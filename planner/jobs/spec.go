@@ -114,7 +114,7 @@ func (s *Spec) UnmarshalJSON(b []byte) error {
 		}
 		out.FlushIntervalMS = d.D().Milliseconds()
 	}
-	if out.BudgetUSD, err = parseBudget(w.BudgetUSD); err != nil {
+	if out.BudgetUSD, _, err = ParseBudget(w.BudgetUSD); err != nil {
 		return err
 	}
 	for _, d := range []struct {
@@ -154,26 +154,27 @@ func oneModel(raw json.RawMessage) (string, error) {
 	return "", nil
 }
 
-// parseBudget reads budget_usd: a JSON number or string of dollars, exactly.
-func parseBudget(raw json.RawMessage) (pricing.Micros, error) {
+// ParseBudget reads budget_usd, in a rebuild or in a resume: a JSON number
+// or string of dollars, exactly; given is false when it is absent or null.
+func ParseBudget(raw json.RawMessage) (m pricing.Micros, given bool, err error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return 0, nil
+		return 0, false, nil
 	}
 	s := string(raw)
 	var str string
 	if json.Unmarshal(raw, &str) == nil {
 		s = str
 	} else if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
-		return 0, &planner.FieldError{Field: "budget_usd", Message: "{budget_usd} must be a number of US dollars, e.g. 25 or 0.5", Err: ErrType}
+		return 0, true, &planner.FieldError{Field: "budget_usd", Message: "{budget_usd} must be a number of US dollars, e.g. 25 or 0.5", Err: ErrType}
 	}
 	if strings.HasPrefix(strings.TrimSpace(s), "-") {
-		return 0, fieldErr("budget_usd", "{budget_usd} must not be negative")
+		return 0, true, fieldErr("budget_usd", "{budget_usd} must not be negative")
 	}
-	m, err := pricing.ParseUSD(s)
+	m, err = pricing.ParseUSD(s)
 	if err != nil {
-		return 0, planner.NewFieldError("budget_usd", err)
+		return 0, true, planner.NewFieldError("budget_usd", err)
 	}
-	return m, nil
+	return m, true, nil
 }
 
 // parseDuration reads a Go duration string, not negative.
