@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -190,15 +188,13 @@ func (d *syncDrill) startSimulator() (stop func(), err error) {
 	if d.sim, err = newModelSimulator(d.m, d.f.latency, embedder.APIKey(d.key), nil); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	url, stopServer, err := serveLoopback(context.Background(), d.sim)
 	if err != nil {
 		d.sim.Close()
 		return nil, fmt.Errorf("starting the drill simulator: %w", err)
 	}
-	srv := &http.Server{Handler: d.sim}
-	go srv.Serve(ln)
-	d.baseURL = "http://" + ln.Addr().String() + "/v1"
-	return func() { srv.Close(); d.sim.Close() }, nil
+	d.baseURL = url
+	return func() { stopServer(); d.sim.Close() }, nil
 }
 
 // predict estimates the rebuild (and the restore, with --restore-to).

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,21 +35,18 @@ type batchDrill struct {
 }
 
 func (d *batchDrill) run(ctx context.Context, e *env) error {
-	sim, err := embedder.NewSimulator(embedder.SimulatorConfig{Model: d.m.Name, DefaultDimensions: d.m.DefaultDimensions,
-		MaxInputs: d.m.MaxInputsPerRequest, MaxInputTokens: d.m.MaxTokensPerInput, MaxRequestTokens: d.m.MaxTokensPerRequest,
-		Batch: embedder.BatchSimConfig{CompletionP50: 300 * time.Millisecond, CompletionP90: time.Second}})
+	cfg := modelSimulatorConfig(d.m)
+	cfg.Batch = embedder.BatchSimConfig{CompletionP50: 300 * time.Millisecond, CompletionP90: time.Second}
+	sim, err := embedder.NewSimulator(cfg)
 	if err != nil {
 		return err
 	}
 	defer sim.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	baseURL, stopServer, err := serveLoopback(ctx, sim)
 	if err != nil {
 		return fmt.Errorf("starting the drill simulator: %w", err)
 	}
-	srv := &http.Server{Handler: sim}
-	go srv.Serve(ln)
-	defer srv.Close()
-	baseURL := "http://" + ln.Addr().String() + "/v1"
+	defer stopServer()
 	tok, err := tokenizer.Default()
 	if err != nil {
 		return err

@@ -2,10 +2,13 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"time"
 
 	"github.com/reembed/reembed/checkpoint"
@@ -122,9 +125,29 @@ func newEmbedderStack(provider embedder.Embedder, c stackConfig) (embedder.Embed
 // newModelSimulator is the simulated provider of one model, with the model's
 // limits and default dimensions; key, when set, is the API key it requires.
 func newModelSimulator(model pricing.Model, latency time.Duration, key embedder.APIKey, logger *slog.Logger) (*embedder.Simulator, error) {
-	return embedder.NewSimulator(embedder.SimulatorConfig{APIKey: key, Model: model.Name, Latency: latency,
-		DefaultDimensions: model.DefaultDimensions, MaxInputs: model.MaxInputsPerRequest,
-		MaxInputTokens: model.MaxTokensPerInput, MaxRequestTokens: model.MaxTokensPerRequest, Logger: logger})
+	cfg := modelSimulatorConfig(model)
+	cfg.APIKey, cfg.Latency, cfg.Logger = key, latency, logger
+	return embedder.NewSimulator(cfg)
+}
+
+// modelSimulatorConfig is the simulator of one model: its name, default
+// dimensions and request limits.
+func modelSimulatorConfig(model pricing.Model) embedder.SimulatorConfig {
+	return embedder.SimulatorConfig{Model: model.Name, DefaultDimensions: model.DefaultDimensions,
+		MaxInputs: model.MaxInputsPerRequest, MaxInputTokens: model.MaxTokensPerInput, MaxRequestTokens: model.MaxTokensPerRequest}
+}
+
+// serveLoopback serves h on a free loopback port, for the simulators the
+// drill, a simulated batch rebuild and serve's batch jobs talk to; baseURL
+// ends in /v1, stop closes the server.
+func serveLoopback(ctx context.Context, h http.Handler) (baseURL string, stop func(), err error) {
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("serving a simulator on loopback: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String() + "/v1", func() { _ = srv.Close() }, nil
 }
 
 // openAIOptions are the settings of an OpenAI-compatible provider that do

@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"time"
 
 	"github.com/reembed/reembed/embedder"
@@ -106,19 +104,16 @@ func (f *rebuildFlags) batchAPI(ctx context.Context, e *env, model pricing.Model
 		}
 		return &embedder.BatchClient{BaseURL: base, APIKey: embedder.APIKey(e.getenv(p.apiKeyEnv))}, func() {}, nil
 	case "simulated":
-		sim, err := embedder.NewSimulator(embedder.SimulatorConfig{Model: model.Name, DefaultDimensions: model.DefaultDimensions,
-			MaxInputs: model.MaxInputsPerRequest, MaxInputTokens: model.MaxTokensPerInput, MaxRequestTokens: model.MaxTokensPerRequest})
+		sim, err := embedder.NewSimulator(modelSimulatorConfig(model))
 		if err != nil {
 			return nil, nil, err
 		}
-		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
+		url, stopServer, err := serveLoopback(ctx, sim)
 		if err != nil {
+			sim.Close()
 			return nil, nil, fmt.Errorf("serving the simulated batch api: %w", err)
 		}
-		srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
-		stop := func() { sim.Close(); _ = srv.Close() }
-		return &embedder.BatchClient{BaseURL: "http://" + ln.Addr().String() + "/v1"}, stop, nil
+		return &embedder.BatchClient{BaseURL: url}, func() { sim.Close(); stopServer() }, nil
 	}
 	return nil, nil, usagef("--provider %q: want simulated or openai", p.provider)
 }

@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
-	"time"
 
 	"github.com/reembed/reembed/embedder"
 	"github.com/reembed/reembed/planner"
@@ -18,13 +15,10 @@ import (
 // or the configured OpenAI-compatible API's. stop closes the loopback
 // server.
 func jobBatchAPIs(ctx context.Context, sim *embedder.Simulator, openai openAIOptions) (factory jobs.BatchAPIFactory, stop func(), err error) {
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
+	simURL, stopServer, err := serveLoopback(ctx, sim)
 	if err != nil {
 		return nil, nil, fmt.Errorf("serving the simulated batch api: %w", err)
 	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	simURL := "http://" + ln.Addr().String() + "/v1"
 	factory = func(spec jobs.Spec) (planner.BatchAPI, error) {
 		switch spec.Provider {
 		case jobs.ProviderSimulated:
@@ -37,5 +31,5 @@ func jobBatchAPIs(ctx context.Context, sim *embedder.Simulator, openai openAIOpt
 		}
 		return nil, fmt.Errorf("provider %q is not configured", spec.Provider)
 	}
-	return factory, func() { _ = srv.Close() }, nil
+	return factory, stopServer, nil
 }
