@@ -229,12 +229,8 @@ func (d *syncDrill) rebuildCmd(ctx context.Context) *exec.Cmd {
 	args := []string{"rebuild", "--provider", "openai", "--base-url", d.baseURL, "--api-key-env", drillKeyEnv,
 		"--model", d.m.Name, "--out", d.out, "--batch-size", strconv.Itoa(d.f.batch), "--part-rows", strconv.Itoa(d.f.batch),
 		"--concurrency", strconv.Itoa(d.f.concurrency), "--rpm", "0", "--tpm", "0", "--encoding-format", "base64",
-		"--chunk-tokens", strconv.Itoa(cf.chunkTokens), "--chunk-overlap", strconv.Itoa(cf.chunkOverlap),
-		"--text-field", cf.textField, "--id-field", cf.idField, "--progress-interval", "1h", "--format", "json"}
-	if cf.plainText {
-		args = append(args, "--plain-text")
-	}
-	args = append(args, cf.filter.args()...)
+		"--progress-interval", "1h", "--format", "json"}
+	args = append(args, cf.childArgs()...)
 	args = append(args, "--allow-empty") // checked by predict, on the same corpus
 	args = append(args, d.paths...)
 	cmd := exec.CommandContext(ctx, exe, args...)

@@ -56,6 +56,9 @@ func (d *batchDrill) run(ctx context.Context, e *env) error {
 	if err != nil {
 		return fmt.Errorf("drill estimate: %w", err)
 	}
+	if err := drillCorpusCheck(est.Corpus, d.cf.allowEmpty); err != nil {
+		return err
+	}
 	pred := est.Estimates[0]
 	fmt.Fprintf(e.stdout, "Drill (--mode %s): %d documents, %s, simulated Batch API at %s\n", d.mode, est.Corpus.Documents, d.m.Name, baseURL)
 	started := time.Now()
@@ -79,13 +82,11 @@ func (d *batchDrill) child(ctx context.Context, baseURL string) *exec.Cmd {
 	args := []string{"rebuild", "--mode", d.mode, "--provider", "openai", "--base-url", baseURL,
 		"--model", d.m.Name, "--out", d.out, "--batch-size", strconv.Itoa(d.batch), "--part-rows", strconv.Itoa(d.batch),
 		"--batch-max-requests", "2", "--batch-poll-min", "50ms", "--batch-poll-max", "500ms", "--rpm", "0", "--tpm", "0",
-		"--chunk-tokens", strconv.Itoa(d.cf.chunkTokens), "--chunk-overlap", strconv.Itoa(d.cf.chunkOverlap),
-		"--text-field", d.cf.textField, "--id-field", d.cf.idField, "--progress-interval", "1h", "--format", "json"}
+		"--progress-interval", "1h", "--format", "json"}
+	args = append(args, d.cf.childArgs()...)
+	args = append(args, "--allow-empty") // the estimate checked the same corpus
 	if d.mode == planner.ModeAuto {
 		args = append(args, "--rto", d.rto.String())
-	}
-	if d.cf.plainText {
-		args = append(args, "--plain-text")
 	}
 	cmd := exec.CommandContext(ctx, exe, append(args, d.paths...)...)
 	cmd.Env = append(os.Environ(), d.childEnv...)

@@ -65,6 +65,17 @@ func (c *corpusFlags) options() corpus.Options {
 	return corpus.Options{PlainText: c.plainText, Strict: c.strict, TextField: c.textField, IDField: c.idField, Filters: c.filter.filters()}
 }
 
+// childArgs are the flags that make a child rebuild read and cut the corpus
+// exactly as these flags do (the drills' children).
+func (c *corpusFlags) childArgs() []string {
+	args := []string{"--chunk-tokens", strconv.Itoa(c.chunkTokens), "--chunk-overlap", strconv.Itoa(c.chunkOverlap),
+		"--text-field", c.textField, "--id-field", c.idField}
+	if c.plainText {
+		args = append(args, "--plain-text")
+	}
+	return append(args, c.filter.args()...)
+}
+
 // setOverlapDefault makes --chunk-tokens 0 imply --chunk-overlap 0 unless the
 // overlap was given explicitly.
 func (c *corpusFlags) setOverlapDefault(fs *flag.FlagSet) {

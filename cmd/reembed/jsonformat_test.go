@@ -67,3 +67,14 @@ func TestDrillFormatJSON(t *testing.T) {
 		t.Errorf("drill result = %+v", res)
 	}
 }
+
+// TestBatchDrillKeepsTheFilters: the batch drill's children read the corpus
+// with the drill's own filters, so what they embed is what was predicted
+// (they once dropped --exclude and embedded the whole sample).
+func TestBatchDrillKeepsTheFilters(t *testing.T) {
+	bin := buildReembed(t)
+	out, err := exec.Command(bin, "drill", "--mode", "batch", "--exclude", "**/*.csv", "--quiet").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Drill PASSED") {
+		t.Fatalf("drill --mode batch --exclude: %v\n%s", err, out)
+	}
+}
