@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/reembed/reembed/planner"
+	"github.com/reembed/reembed/planner/jobs"
 )
 
 // decodeBody decodes the JSON request body into v strictly: one JSON object,
@@ -116,19 +117,14 @@ func parseStringOrList(field string, raw json.RawMessage) ([]string, error) {
 	return many, nil
 }
 
-// parseDuration reads a Go duration string such as "1s" or "4h".
-func parseDuration(field string, s *string) (time.Duration, bool, error) {
+// parseDuration reads an optional duration field (jobs.ParseDuration);
+// given is false when it is absent.
+func parseDuration(field string, s *string) (d time.Duration, given bool, err error) {
 	if s == nil {
 		return 0, false, nil
 	}
-	d, err := time.ParseDuration(*s)
-	if err != nil {
-		return 0, true, badRequest(CodeInvalidValue, field, "%s %q is not a duration such as \"1s\", \"250ms\" or \"4h\"", field, *s)
-	}
-	if d < 0 {
-		return 0, true, badRequest(CodeInvalidValue, field, "%s must not be negative", field)
-	}
-	return d, true, nil
+	jd, err := jobs.ParseDuration(field, *s)
+	return jd.D(), true, err
 }
 
 // nonNegative checks integer fields; the first negative one is the error.

@@ -108,7 +108,7 @@ func (s *Spec) UnmarshalJSON(b []byte) error {
 	}
 	out.FlushIntervalMS = intOr(w.FlushIntervalMS, 0)
 	if w.FlushInterval != nil {
-		d, err := parseDuration("flush_interval", *w.FlushInterval)
+		d, err := ParseDuration("flush_interval", *w.FlushInterval)
 		if err != nil {
 			return err
 		}
@@ -126,7 +126,7 @@ func (s *Spec) UnmarshalJSON(b []byte) error {
 		if d.raw == nil {
 			continue
 		}
-		if *d.to, err = parseDuration(d.field, *d.raw); err != nil {
+		if *d.to, err = ParseDuration(d.field, *d.raw); err != nil {
 			return err
 		}
 	}
@@ -177,8 +177,10 @@ func ParseBudget(raw json.RawMessage) (m pricing.Micros, given bool, err error) 
 	return m, true, nil
 }
 
-// parseDuration reads a Go duration string, not negative.
-func parseDuration(field, s string) (Duration, error) {
+// ParseDuration reads the duration setting field, a Go duration string
+// such as "4h", not negative; errors name the field. The API reads every
+// duration of its requests with it.
+func ParseDuration(field, s string) (Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		return 0, fieldErr(field, "{%s} %q is not a duration such as \"1s\", \"250ms\" or \"4h\"", field, s)
