@@ -62,17 +62,30 @@ func TestReadProgressLine(t *testing.T) {
 // and 200 columns on a corpus that takes a while to read, and reads the
 // screen while it runs: one "reading:" line with files, MB, tokens and an
 // ETA, within the width; when the table is printed, the line is gone.
+//
+// The read must not end before the first redraw (200 ms), whatever the
+// machine's speed: when the line is on the screen without an ETA yet, the
+// test stops the process (SIGSTOP) for longer than a redraw, lets it run
+// for a moment (the pending redraw is drawn first) and stops it again while
+// it reads the screen.
 func TestEstimateProgressInTmux(t *testing.T) {
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("tmux is not installed (apt-get install -y tmux)")
 	}
 	bin := buildReembed(t)
-	corpus := wordsCorpus(t, 300, 20000) // about 39 MB: about a second at --jobs 1 on 2 cores, five redraws
+	corpus := wordsCorpus(t, 300, 20000) // about 39 MB: about a second at --jobs 1 on 2 cores
 	progress := regexp.MustCompile(`^reading: [0-9,]+/300 files  [0-9.]+/[0-9.]+ MB  .*[0-9,]+ tokens  ETA [0-9]`)
 	for _, width := range []int{80, 200} {
 		t.Run(fmt.Sprint(width), func(t *testing.T) {
-			saw := false
-			screen := watchInTmux(t, width, fmt.Sprintf("%s estimate %s --jobs 1", bin, corpus), 10*time.Millisecond, time.Minute, func(screen string) {
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			signal := func(sig string) {
+				if pid, err := os.ReadFile(pidFile); err == nil {
+					exec.Command("kill", "-"+sig, strings.TrimSpace(string(pid))).Run()
+				}
+			}
+			cmd := fmt.Sprintf("sh -c 'echo $$ > %s; exec %s estimate %s --jobs 1'", pidFile, bin, corpus)
+			saw, frozen, pauses := false, false, 0
+			screen := watchInTmux(t, width, cmd, 10*time.Millisecond, time.Minute, func(screen string) {
 				lines := 0
 				for _, line := range strings.Split(screen, "\n") {
 					if !strings.HasPrefix(line, "reading:") {
@@ -87,9 +100,22 @@ func TestEstimateProgressInTmux(t *testing.T) {
 				if lines > 1 {
 					t.Errorf("%d progress lines on the screen, want 1:\n%s", lines, screen)
 				}
+				switch {
+				case frozen:
+					signal("CONT")
+					frozen = false
+				case !saw && lines == 1 && pauses < 10:
+					pauses++
+					signal("STOP")
+					time.Sleep(300 * time.Millisecond)
+					signal("CONT")
+					time.Sleep(20 * time.Millisecond)
+					signal("STOP")
+					frozen = true
+				}
 			})
 			if !saw {
-				t.Errorf("never saw a progress line with files, MB, tokens and an ETA while estimate read")
+				t.Errorf("never saw a progress line with files, MB, tokens and an ETA while estimate read (%d pauses)", pauses)
 			}
 			if strings.Contains(screen, "reading:") || !strings.Contains(screen, "300 files") {
 				t.Errorf("after the read, want the report and no progress line:\n%s", screen)
