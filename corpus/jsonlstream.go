@@ -285,7 +285,7 @@ func (s *Source) streamRecord(ref fileRef, br *bufio.Reader, first []byte, off i
 		return n, out.emit(Document{ID: docID, Text: []byte{}, Bytes: n, InvalidUTF8: invalid})
 	}
 	reopen := func() (io.Reader, func(), error) {
-		f, err := ref.root.dir.Open(ref.rel)
+		f, err := ref.open()
 		if err != nil {
 			return nil, nil, fmt.Errorf("opening %q again: %w", displayPath(ref.root, ref.rel), err)
 		}

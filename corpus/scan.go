@@ -111,6 +111,7 @@ func ScanStream[R any](ctx context.Context, s *Source, jobs int, work func(doc D
 			select {
 			case order <- out:
 			case <-ctx.Done():
+				ref.dir.release()
 				return ctx.Err()
 			}
 			select {
@@ -118,6 +119,7 @@ func ScanStream[R any](ctx context.Context, s *Source, jobs int, work func(doc D
 				return nil
 			case <-ctx.Done():
 				close(out) // the collector may be waiting on it
+				ref.dir.release()
 				return ctx.Err()
 			}
 		})
@@ -159,6 +161,9 @@ func ScanStream[R any](ctx context.Context, s *Source, jobs int, work func(doc D
 		}
 	})
 	err := g.Wait()
+	for j := range jobsCh { // left by a worker that failed
+		j.ref.dir.release()
+	}
 	st.Excluded, st.DefaultExcluded = ws.excluded, ws.defaultExcluded
 	st.Skipped = append(st.Skipped, ws.badIgnoreLines...)
 	return st, err
@@ -222,6 +227,7 @@ func recv[R any](ctx context.Context, out <-chan item[R]) func(yield func(item[R
 // order, and closes out.
 func runJob[R any](ctx context.Context, s *Source, ref fileRef, out chan<- item[R], work func(Document, func(R) error) (R, error)) error {
 	defer close(out)
+	defer ref.dir.release()
 	send := func(it item[R]) error {
 		select {
 		case out <- it:

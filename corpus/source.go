@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Options selects how a corpus is read.
@@ -174,6 +176,42 @@ type fileRef struct {
 	rel   string // slash-separated, relative to the root
 	docID string
 	skip  *Skip
+	// dir, when set, is the file's directory, listed as holding a regular
+	// file of that name: the file is opened there (see dirHandle).
+	dir *dirHandle
+}
+
+// open opens the file: in its directory when the walk left it one, else
+// by its path under the root (a symlink, which may lead anywhere in the root).
+func (ref fileRef) open() (*os.File, error) {
+	if ref.dir != nil {
+		return ref.dir.root.Open(path.Base(ref.rel))
+	}
+	return ref.root.dir.Open(ref.rel)
+}
+
+// dirHandle is a directory of a walk, open as an [os.Root] under the
+// corpus root and shared by the fileRefs of its regular files, so that each
+// file is opened with one openat: an os.Root opens a nested path one
+// component at a time, with a descriptor for each, which cost as much as
+// reading a small file. The walk and each fileRef hold a reference; the
+// last release closes it.
+type dirHandle struct {
+	root *os.Root
+	refs atomic.Int32
+}
+
+// hold takes a reference for a fileRef.
+func (h *dirHandle) hold() *dirHandle {
+	h.refs.Add(1)
+	return h
+}
+
+// release drops a reference; nil is a no-op.
+func (h *dirHandle) release() {
+	if h != nil && h.refs.Add(-1) == 0 {
+		h.root.Close()
+	}
 }
 
 // walkStats counts what the filters left out during a walk.
@@ -206,7 +244,14 @@ func (s *Source) walk(ctx context.Context, ws *walkStats, fn func(fileRef) error
 
 // walkDir walks dir; ignored are the ignore-file rules of its parents.
 func (s *Source) walkDir(ctx context.Context, r *root, dir string, ignored []rule, ws *walkStats, fn func(fileRef) error) error {
-	f, err := r.dir.Open(dir)
+	sub, err := r.dir.OpenRoot(dir)
+	if err != nil {
+		return fn(fileRef{root: r, rel: dir, skip: &Skip{Path: displayPath(r, dir), Reason: "cannot open directory: " + errReason(err)}})
+	}
+	h := &dirHandle{root: sub}
+	h.refs.Store(1)
+	defer h.release()
+	f, err := sub.Open(".")
 	if err != nil {
 		return fn(fileRef{root: r, rel: dir, skip: &Skip{Path: displayPath(r, dir), Reason: "cannot open directory: " + errReason(err)}})
 	}
@@ -217,7 +262,7 @@ func (s *Source) walkDir(ctx context.Context, r *root, dir string, ignored []rul
 	}
 	// os.File.ReadDir does not sort; sort for a stable, byte-ordered walk.
 	sortEntries(entries)
-	ignored = s.readIgnoreFile(r, dir, ignored, ws)
+	ignored = s.readIgnoreFile(r, h, dir, ignored, ws)
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -240,6 +285,13 @@ func (s *Source) walkDir(ctx context.Context, r *root, dir string, ignored []rul
 			}
 			continue
 		}
+		if e.Type().IsRegular() { // the listing says so: no stat needed
+			ref := fileRef{root: r, rel: rel, docID: s.docID(r.index, rel), dir: h.hold()}
+			if err := fn(ref); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := s.visit(ctx, r, rel, fn); err != nil {
 			return err
 		}
@@ -249,11 +301,11 @@ func (s *Source) walkDir(ctx context.Context, r *root, dir string, ignored []rul
 
 // readIgnoreFile returns the rules in force in dir: its parents' and those
 // of its ignore file, if any. Lines that are not patterns are noted in ws.
-func (s *Source) readIgnoreFile(r *root, dir string, parents []rule, ws *walkStats) []rule {
+func (s *Source) readIgnoreFile(r *root, h *dirHandle, dir string, parents []rule, ws *walkStats) []rule {
 	if !s.match.ignoreFiles {
 		return parents
 	}
-	data, err := r.dir.ReadFile(path.Join(dir, IgnoreFileName))
+	data, err := h.root.ReadFile(IgnoreFileName)
 	if err != nil {
 		return parents
 	}
@@ -264,7 +316,8 @@ func (s *Source) readIgnoreFile(r *root, dir string, parents []rule, ws *walkSta
 	return append(parents[:len(parents):len(parents)], rules...)
 }
 
-// visit classifies one non-directory entry.
+// visit classifies one non-directory entry that is not listed as a regular
+// file: a symlink, a special file, or an entry of unknown type.
 func (s *Source) visit(ctx context.Context, r *root, rel string, fn func(fileRef) error) error {
 	li, err := r.dir.Lstat(rel)
 	if err != nil {
@@ -368,7 +421,7 @@ type sink struct {
 // passes the filters to out.emit. Problems that make the file unreadable are
 // returned as a *Skip; problems with single records go to out.skip.
 func (s *Source) readFile(ctx context.Context, ref fileRef, out sink) (*Skip, error) {
-	f, err := ref.root.dir.Open(ref.rel)
+	f, err := ref.open()
 	if err != nil {
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot open: " + errReason(err)}, nil
 	}
@@ -412,23 +465,31 @@ func (s *Source) readFile(ctx context.Context, ref fileRef, out sink) (*Skip, er
 // binarySniffLen), which the reader yields again, and the file's
 // compression. release frees a decoder.
 func (s *Source) openContent(ref fileRef, f io.Reader) (rd io.Reader, head []byte, kind compression, release func(), skip *Skip) {
-	head, err := readHead(f)
+	fileHead := headBufs.Get().(*[binarySniffLen]byte)
+	head, err := readHead(f, fileHead)
 	if err != nil {
+		headBufs.Put(fileHead)
 		return nil, nil, kind, nil, &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read: " + errReason(err)}
 	}
 	rd = io.MultiReader(bytes.NewReader(head), f)
 	kind = sniffCompression(head)
 	if kind == compressNone {
-		return rd, head, kind, func() {}, nil
+		return rd, head, kind, func() { headBufs.Put(fileHead) }, nil
 	}
-	dec, release, err := decompress(kind, rd, s.opts.maxDecompressed())
+	dec, decRelease, err := decompress(kind, rd, s.opts.maxDecompressed())
+	contentHead := headBufs.Get().(*[binarySniffLen]byte)
+	release = func() {
+		if decRelease != nil {
+			decRelease()
+		}
+		headBufs.Put(contentHead)
+		headBufs.Put(fileHead)
+	}
 	if err == nil {
-		head, err = readHead(dec)
+		head, err = readHead(dec, contentHead)
 	}
 	if err != nil {
-		if release != nil {
-			release()
-		}
+		release()
 		return nil, nil, kind, nil, &Skip{Path: displayPath(ref.root, ref.rel), Reason: decodeReason(kind, err)}
 	}
 	return io.MultiReader(bytes.NewReader(head), dec), head, kind, release, nil
@@ -441,9 +502,12 @@ func decodeReason(kind compression, err error) string {
 	return (&decodeError{kind, err}).Error()
 }
 
-// readHead reads up to binarySniffLen bytes.
-func readHead(r io.Reader) ([]byte, error) {
-	head := make([]byte, binarySniffLen)
+// headBufs holds the buffers readHead reads into, for reuse across files.
+var headBufs = sync.Pool{New: func() any { return new([binarySniffLen]byte) }}
+
+// readHead reads up to binarySniffLen bytes into buf.
+func readHead(r io.Reader, buf *[binarySniffLen]byte) ([]byte, error) {
+	head := buf[:]
 	n, err := io.ReadFull(r, head)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return nil, err

@@ -93,7 +93,7 @@ func (s *Source) streams(fmtKind format, kind compression, size int64) bool {
 // rd (the scan's reader) and then by opening the file again.
 func (s *Source) streamedDocument(ref fileRef, rd io.Reader, size int64) Document {
 	reopen := func() (io.Reader, func(), error) {
-		f, err := ref.root.dir.Open(ref.rel)
+		f, err := ref.open()
 		if err != nil {
 			return nil, nil, fmt.Errorf("opening %q again: %w", displayPath(ref.root, ref.rel), err)
 		}
@@ -117,7 +117,7 @@ func (s *Source) streamCompressed(ref fileRef, rd io.Reader, read int64, out sin
 		return &Skip{Path: displayPath(ref.root, ref.rel), Reason: "cannot read: " + errReason(err)}, nil
 	}
 	reopen := func() (io.Reader, func(), error) {
-		f, err := ref.root.dir.Open(ref.rel)
+		f, err := ref.open()
 		if err != nil {
 			return nil, nil, fmt.Errorf("opening %q again: %w", displayPath(ref.root, ref.rel), err)
 		}
