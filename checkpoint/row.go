@@ -118,9 +118,16 @@ func ReadRows(r io.ReaderAt, size int64) ([]Row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening parquet file: %w", err)
 	}
+	rows, err := readColumns(f)
+	if !errors.Is(err, errNotColumnar) {
+		if err != nil {
+			return nil, fmt.Errorf("reading parquet rows: %w", err)
+		}
+		return rows, nil
+	}
 	pr := parquet.NewGenericReader[Row](f)
 	defer pr.Close()
-	rows := make([]Row, f.NumRows())
+	rows = make([]Row, f.NumRows())
 	n, err := pr.Read(rows)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("reading parquet rows: %w", err)

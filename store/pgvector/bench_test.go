@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,19 +50,25 @@ func TestBenchRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	var floor, restore []float64
+	var floor, restore, clientShare, serverShare []float64
+	data := filepath.Join(srv.Dir, "data")
 	for i := range runs {
 		floor = append(floor, float64(rows)/floorSeconds(t, c, fmt.Sprintf("floor_%d", i), rows, dims))
-		start := time.Now()
+		start, client, server := time.Now(), clientCPU(), serverCPU(data)
 		if _, err := restoreInto(t, dsn, dir, fmt.Sprintf("restored_%d", i), store.IndexOptions{Kind: "none"}); err != nil {
 			t.Fatal(err)
 		}
-		restore = append(restore, float64(rows)/time.Since(start).Seconds())
+		wall := time.Since(start)
+		restore = append(restore, float64(rows)/wall.Seconds())
+		clientShare = append(clientShare, (clientCPU() - client).Seconds()/wall.Seconds())
+		serverShare = append(serverShare, (serverCPU(data) - server).Seconds()/wall.Seconds())
 		exec(t, dsn, fmt.Sprintf("DROP TABLE floor_%d; DROP TABLE restored_%d", i, i))
 	}
 	mf, mr := median(floor), median(restore)
 	fmt.Printf("restore %d × %d-d: floor (INSERT ... SELECT, server-generated array_fill) median %.0f rows/s %v; restore (binary COPY) median %.0f rows/s %v; ratio %.2f\n",
 		rows, dims, mf, round(floor), mr, round(restore), mr/mf)
+	fmt.Printf("restore CPU per second of the restore (median): client %.2f, server %.2f (of %d CPUs)\n",
+		median(clientShare), median(serverShare), runtime.NumCPU())
 	var ns, secs []float64
 	for _, s := range strings.Split(envStr("REEMBED_BENCH_INDEX_ROWS", "20000,50000,100000"), ",") {
 		n, _ := strconv.Atoi(s)
