@@ -60,8 +60,8 @@ func TestBenchRestore(t *testing.T) {
 		}
 		wall := time.Since(start)
 		restore = append(restore, float64(rows)/wall.Seconds())
-		clientShare = append(clientShare, (clientCPU() - client).Seconds()/wall.Seconds())
-		serverShare = append(serverShare, (serverCPU(data) - server).Seconds()/wall.Seconds())
+		clientShare = append(clientShare, (clientCPU()-client).Seconds()/wall.Seconds())
+		serverShare = append(serverShare, (serverCPU(data)-server).Seconds()/wall.Seconds())
 		exec(t, dsn, fmt.Sprintf("DROP TABLE floor_%d; DROP TABLE restored_%d", i, i))
 	}
 	mf, mr := median(floor), median(restore)
