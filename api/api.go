@@ -130,6 +130,9 @@ func New(cfg Config) (*Server, error) {
 		s.metrics = NewMetrics(cfg.Jobs.Counts, 0, 0, nil)
 	}
 	s.metrics.SetBatchSource(func() map[string]int { return batchCounts(cfg.Jobs) })
+	if cfg.Restores != nil {
+		s.metrics.SetRestoreSource(cfg.Restores.RestoreCounts)
+	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
@@ -252,10 +255,11 @@ type healthResponse struct {
 }
 
 // healthz answers 200 {"status":"ok"}, or 503 {"status":"shutting_down"}
-// once a shutdown began (HEAD: the status alone). `reembed serve` keeps
-// listening while its jobs commit, so a drain is seen here as 503.
+// once a shutdown of the rebuild or the restore jobs began (HEAD: the status
+// alone). `reembed serve` keeps listening while its jobs commit, so a drain
+// is seen here as 503.
 func (s *Server) healthz(c echo.Context) error {
-	if s.jobs.Closing() {
+	if s.jobs.Closing() || (s.restoreMgr != nil && s.restoreMgr.Closing()) {
 		return c.JSON(http.StatusServiceUnavailable, healthResponse{Status: "shutting_down"})
 	}
 	return c.JSON(http.StatusOK, healthResponse{Status: "ok"})

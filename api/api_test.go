@@ -151,6 +151,9 @@ func TestContract(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	if strings.Contains(rec.Body.String(), "reembed_restores") {
+		t.Errorf("/metrics of a server without restore jobs reports reembed_restores")
+	}
 
 	// Error answers are in the spec too.
 	c.check(t, te, request{method: "GET", path: "/v1/rebuilds/rb_00000000000000000000"})

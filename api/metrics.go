@@ -30,11 +30,12 @@ type Metrics struct {
 	retries     prometheus.Counter
 	http        *prometheus.HistogramVec
 
-	mu       sync.Mutex
-	batchSrc func() map[string]int // batches by state, at scrape time
-	now      func() time.Time
-	rpm, tpm int
-	window   [60]second // requests and tokens sent, per second of the last minute
+	mu         sync.Mutex
+	batchSrc   func() map[string]int     // batches by state, at scrape time
+	restoreSrc func() map[jobs.State]int // restore jobs by state, at scrape time
+	now        func() time.Time
+	rpm, tpm   int
+	window     [60]second // requests and tokens sent, per second of the last minute
 }
 
 type second struct {
@@ -68,6 +69,7 @@ func NewMetrics(jobCounts func() map[jobs.State]int, rpm, tpm int, now func() ti
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}}, []string{"method", "route", "code"})
 	m.reg.MustRegister(m.attempts, m.http,
 		&jobsCollector{counts: jobCounts, desc: prometheus.NewDesc("reembed_jobs", "Rebuild jobs by state.", []string{"state"}, nil)},
+		&jobsCollector{counts: m.restoreCounts, desc: prometheus.NewDesc("reembed_restores", "Restore jobs by state (none without restore jobs).", []string{"state"}, nil)},
 		&batchesCollector{m: m, desc: prometheus.NewDesc("reembed_batches", batchesHelp, []string{"state"}, nil)},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "reembed_rate_limit_utilization", Help: utilHelp,
 			ConstLabels: prometheus.Labels{"limit": "rpm"}}, func() float64 { return m.utilization(false) }),
@@ -76,6 +78,25 @@ func NewMetrics(jobCounts func() map[jobs.State]int, rpm, tpm int, now func() ti
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// SetRestoreSource sets where reembed_restores{state} is read at scrape
+// time: the restore job manager's counts.
+func (m *Metrics) SetRestoreSource(counts func() map[jobs.State]int) {
+	m.mu.Lock()
+	m.restoreSrc = counts
+	m.mu.Unlock()
+}
+
+// restoreCounts reads the restore source, nil when there is none.
+func (m *Metrics) restoreCounts() map[jobs.State]int {
+	m.mu.Lock()
+	src := m.restoreSrc
+	m.mu.Unlock()
+	if src == nil {
+		return nil
+	}
+	return src()
 }
 
 // Registry returns the registry /metrics serves.
@@ -194,7 +215,9 @@ func (f embedFunc) Embed(ctx context.Context, req *embedder.Request) (*embedder.
 	return f(ctx, req)
 }
 
-// jobsCollector reports reembed_jobs{state} from the job manager at scrape time.
+// jobsCollector reports a gauge of jobs by state (reembed_jobs,
+// reembed_restores) from a job manager at scrape time; nothing when counts
+// is nil or returns nil.
 type jobsCollector struct {
 	counts func() map[jobs.State]int
 	desc   *prometheus.Desc
@@ -207,6 +230,9 @@ func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	counts := c.counts()
+	if counts == nil {
+		return
+	}
 	for _, s := range jobs.States {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[s]), string(s))
 	}

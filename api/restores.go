@@ -22,6 +22,10 @@ type RestoreManager interface {
 	CancelRestore(ctx context.Context, id string) (jobs.RestoreJob, error)
 	ResumeRestore(ctx context.Context, id string) (jobs.RestoreJob, error)
 	CheckTarget(dsn, passwordEnv string) error
+	// RestoreCounts feeds reembed_restores{state} in /metrics.
+	RestoreCounts() map[jobs.State]int
+	// Closing reports a shutdown in progress (GET /healthz answers 503).
+	Closing() bool
 }
 
 var _ RestoreManager = (*jobs.RestoreManager)(nil)

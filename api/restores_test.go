@@ -311,7 +311,38 @@ func TestRestoreJobEndToEnd(t *testing.T) {
 	if len(l.Restores) != 2 {
 		t.Errorf("list: %d succeeded restores, want 2", len(l.Restores))
 	}
+	metrics := re.do(t, c, request{method: http.MethodGet, path: "/metrics"})
+	if want := `reembed_restores{state="succeeded"} 2`; !strings.Contains(string(metrics.body), want) {
+		t.Errorf("/metrics lacks %q", want)
+	}
 	re.checkNoPassword(t)
+}
+
+// TestHealthzAndMetricsSeeRestores: /metrics reports restore jobs by state
+// (zeros before any), and /healthz says 503 once the restore jobs shut
+// down, even while the rebuild jobs have not. No database needed: no
+// restore runs.
+func TestHealthzAndMetricsSeeRestores(t *testing.T) {
+	re := &restoreEnv{testEnv: newEnv(t, envOptions{}), rlogs: &bytes.Buffer{}, getenv: func(string) string { return "" }}
+	re.openRestores(t, nil)
+	c := loadContract(t)
+	metrics := re.do(t, c, request{method: http.MethodGet, path: "/metrics"})
+	for _, state := range jobs.States {
+		if want := fmt.Sprintf("reembed_restores{state=%q} 0", state); !strings.Contains(string(metrics.body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	mustCode(t, re.do(t, c, request{method: http.MethodGet, path: "/healthz"}), http.StatusOK)
+	if err := re.rm.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if re.jobs.Closing() {
+		t.Fatal("the rebuild jobs are closing too: the test proves nothing")
+	}
+	res := re.do(t, c, request{method: http.MethodGet, path: "/healthz"})
+	if res.code != http.StatusServiceUnavailable || !strings.Contains(string(res.body), "shutting_down") {
+		t.Errorf("/healthz while the restore jobs shut down: %d %s, want 503 shutting_down", res.code, res.body)
+	}
 }
 
 // checkpointRows reads the winning row of every key of a checkpoint.

@@ -352,15 +352,26 @@ func (m *RestoreManager) ResumeRestore(ctx context.Context, id string) (RestoreJ
 	return j.view(), nil
 }
 
-// RestoreCounts returns how many restore jobs are in each state.
+// RestoreCounts returns how many restore jobs are in each state (every
+// state, zero included, as [Manager.Counts] does for rebuilds).
 func (m *RestoreManager) RestoreCounts() map[State]int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := make(map[State]int, len(States))
+	for _, s := range States {
+		c[s] = 0
+	}
 	for _, j := range m.jobs {
 		c[j.State]++
 	}
 	return c
+}
+
+// Closing reports whether Shutdown has begun.
+func (m *RestoreManager) Closing() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closing
 }
 
 // WaitRestore blocks until cond holds for the job (checked at every change)
