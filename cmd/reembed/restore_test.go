@@ -189,3 +189,93 @@ func TestRestoreCommand(t *testing.T) {
 		t.Errorf("output holds the password:\n%s", all)
 	}
 }
+
+// TestRestoreKilledDuringIndexBuild kills a restore while PostgreSQL builds
+// its index (seen in pg_stat_progress_create_index), then checks what a
+// user relies on: the server ends the orphaned build (no session keeps
+// building for a dead client), queries never saw the half-done table (the
+// target does not exist yet), and a resume builds the index and swaps in
+// every row exactly once.
+func TestRestoreKilledDuringIndexBuild(t *testing.T) {
+	srv := pgtest.New(t)
+	bin := buildReembed(t)
+	dir := t.TempDir()
+	// An HNSW build of several seconds here: longer than the server takes
+	// to notice a dead client (client_connection_check_interval, 1 s) on a
+	// machine a few times faster.
+	want := storetest.Checkpoint(t, dir, 10000, 384, 1000)
+	dsn := srv.DB(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	building := func() int {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_progress_create_index p
+			JOIN pg_class c ON c.oid = p.relid WHERE c.relname = 'killed_idx_reembed_load'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	var out bytes.Buffer
+	restore := func() *exec.Cmd {
+		c := exec.Command(bin, "restore", "--checkpoint", dir, "--to", dsn, "--table", "killed_idx", "--parallel-workers", "0")
+		c.Stdout, c.Stderr = &out, &out
+		return c
+	}
+	c := restore()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- c.Wait() }()
+	for start := time.Now(); building() == 0; time.Sleep(5 * time.Millisecond) {
+		select {
+		case err := <-exited:
+			t.Fatalf("the restore ended (%v) before its index build was seen in pg_stat_progress_create_index:\n%s", err, out.String())
+		default:
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatal("no index build seen in a minute")
+		}
+	}
+	c.Process.Signal(syscall.SIGKILL)
+	<-exited
+	killed := time.Now()
+	// The server notices the dead client (client_connection_check_interval)
+	// and ends its build; give it a generous minute on a loaded machine.
+	for building() > 0 {
+		if time.Since(killed) > time.Minute {
+			t.Fatal("the index build of a killed restore still runs a minute later")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("the orphaned build ended %s after the kill", time.Since(killed).Round(time.Millisecond))
+	var target, index *string
+	err = conn.QueryRow(ctx, `SELECT to_regclass('killed_idx')::text, (SELECT min(indexrelid::regclass::text) FROM pg_index i
+		JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+		WHERE i.indrelid = 'killed_idx_reembed_load'::regclass AND a.amname = 'hnsw')`).Scan(&target, &index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if target != nil {
+		t.Fatal("the target table exists after a restore killed before its swap: queries saw it half-done")
+	}
+	if index != nil {
+		t.Fatalf("index %s exists after the kill: the server finished the orphaned build instead of ending it", *index)
+	}
+	if err := restore().Run(); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out.String())
+	}
+	sameAsCheckpoint(t, dsn, "killed_idx", want)
+	var indexes int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+		WHERE i.indrelid = 'killed_idx'::regclass AND a.amname = 'hnsw' AND i.indisvalid`).Scan(&indexes); err != nil {
+		t.Fatal(err)
+	}
+	if indexes != 1 {
+		t.Errorf("%d valid HNSW indexes on the restored table, want 1", indexes)
+	}
+}
