@@ -266,9 +266,11 @@ func TestRestoreKilledDuringIndexBuild(t *testing.T) {
 	if index != nil {
 		t.Fatalf("index %s exists after the kill: the server finished the orphaned build instead of ending it", *index)
 	}
+	resumed := time.Now()
 	if err := restore().Run(); err != nil {
 		t.Fatalf("resume: %v\n%s", err, out.String())
 	}
+	t.Logf("the resume (the whole index build, then the swap) took %s", time.Since(resumed).Round(time.Millisecond))
 	sameAsCheckpoint(t, dsn, "killed_idx", want)
 	var indexes int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
