@@ -93,7 +93,7 @@ func deepCheck(r io.ReaderAt, size int64, pk *partKeys, want Expect) (bad []stri
 	if !parquet.EqualNodes(f.Schema(), RowSchema()) {
 		return nil, fmt.Errorf("%w: schema is not reembed's row schema", errCorrupt)
 	}
-	rows, err := ReadRows(rec, size)
+	rows, err := rowsOf(f)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errCorrupt, err)
 	}

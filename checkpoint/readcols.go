@@ -27,11 +27,11 @@ func readColumns(f *parquet.File) ([]Row, error) {
 	if !parquet.EqualNodes(schema, RowSchema()) {
 		return nil, errNotColumnar
 	}
-	col := func(path ...string) parquet.LeafColumn {
+	col := func(path ...string) int {
 		leaf, _ := schema.Lookup(path...)
-		return leaf
+		return leaf.ColumnIndex
 	}
-	emb := col("embedding", "list", "element")
+	emb, _ := schema.Lookup("embedding", "list", "element")
 	unit := timestampUnit(schema)
 	rows := make([]Row, f.NumRows())
 	base := 0
@@ -43,18 +43,9 @@ func readColumns(f *parquet.File) ([]Row, error) {
 		group := rows[base : base+n]
 		base += n
 		chunks := rg.ColumnChunks()
-		strs := []struct {
-			name  string
-			field func(*Row) *string
-		}{
-			{colDocID, func(r *Row) *string { return &r.DocID }},
-			{colSHA256, func(r *Row) *string { return &r.ChunkSHA256 }},
-			{colText, func(r *Row) *string { return &r.Text }},
-			{colModel, func(r *Row) *string { return &r.Model }},
-		}
-		for _, c := range strs {
+		for _, c := range stringColumns {
 			i := 0
-			err := eachStringPage(chunks[col(c.name).ColumnIndex], func(s string) error {
+			err := eachStringPage(chunks[col(c.name)], func(s string) error {
 				if i >= n {
 					return errTooMany
 				}
@@ -66,15 +57,9 @@ func readColumns(f *parquet.File) ([]Row, error) {
 				return nil, err
 			}
 		}
-		for _, c := range []struct {
-			name  string
-			field func(*Row) *int32
-		}{
-			{colChunkIndex, func(r *Row) *int32 { return &r.ChunkIndex }},
-			{"tokens", func(r *Row) *int32 { return &r.Tokens }},
-		} {
+		for _, c := range int32Columns {
 			i := 0
-			err := eachFixed(chunks[col(c.name).ColumnIndex], (*encoding.Values).Int32, parquet.Value.Int32, func(v int32) {
+			err := eachFixed(chunks[col(c.name)], (*encoding.Values).Int32, parquet.Value.Int32, func(v int32) {
 				if i < n {
 					*c.field(&group[i]) = v
 				}
@@ -85,7 +70,7 @@ func readColumns(f *parquet.File) ([]Row, error) {
 			}
 		}
 		i := 0
-		err := eachFixed(chunks[col(colEmbeddedAt).ColumnIndex], (*encoding.Values).Int64, parquet.Value.Int64, func(v int64) {
+		err := eachFixed(chunks[col(colEmbeddedAt)], (*encoding.Values).Int64, parquet.Value.Int64, func(v int64) {
 			if i < n {
 				group[i].EmbeddedAt = time.Unix(0, int64(time.Duration(v)*unit)).UTC()
 			}
@@ -104,6 +89,28 @@ func readColumns(f *parquet.File) ([]Row, error) {
 	return rows, nil
 }
 
+// stringColumns and int32Columns are the scalar columns readColumns sets,
+// each with the Row field it fills.
+var (
+	stringColumns = []struct {
+		name  string
+		field func(*Row) *string
+	}{
+		{colDocID, func(r *Row) *string { return &r.DocID }},
+		{colSHA256, func(r *Row) *string { return &r.ChunkSHA256 }},
+		{colText, func(r *Row) *string { return &r.Text }},
+		{colModel, func(r *Row) *string { return &r.Model }},
+	}
+	int32Columns = []struct {
+		name  string
+		field func(*Row) *int32
+	}{
+		{colChunkIndex, func(r *Row) *int32 { return &r.ChunkIndex }},
+		{"tokens", func(r *Row) *int32 { return &r.Tokens }},
+	}
+)
+
+// errTooMany says a column holds more values than its row group has rows.
 var errTooMany = errors.New("more values than rows")
 
 // columnErr names the column of a failed read, or one that held another

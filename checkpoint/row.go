@@ -118,6 +118,12 @@ func ReadRows(r io.ReaderAt, size int64) ([]Row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening parquet file: %w", err)
 	}
+	return rowsOf(f)
+}
+
+// rowsOf reads every row of an opened part: column by column (readColumns)
+// when its layout allows, else with parquet-go's row reader.
+func rowsOf(f *parquet.File) ([]Row, error) {
 	rows, err := readColumns(f)
 	if !errors.Is(err, errNotColumnar) {
 		if err != nil {

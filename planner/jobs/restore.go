@@ -352,15 +352,11 @@ func (m *RestoreManager) ResumeRestore(ctx context.Context, id string) (RestoreJ
 	return j.view(), nil
 }
 
-// RestoreCounts returns how many restore jobs are in each state (every
-// state, zero included, as [Manager.Counts] does for rebuilds).
+// RestoreCounts returns how many restore jobs are in each state.
 func (m *RestoreManager) RestoreCounts() map[State]int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := make(map[State]int, len(States))
-	for _, s := range States {
-		c[s] = 0
-	}
 	for _, j := range m.jobs {
 		c[j.State]++
 	}
