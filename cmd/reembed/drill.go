@@ -244,32 +244,46 @@ func (d *syncDrill) killRebuild(ctx context.Context) error {
 		return fmt.Errorf("finding the reembed binary: %w", err)
 	}
 	d.started = time.Now()
-	first := d.rebuildCmd(ctx)
-	var firstErr strings.Builder
-	first.Stderr = &firstErr
-	if err := first.Start(); err != nil {
+	committed := func() bool {
+		parts, _ := filepath.Glob(filepath.Join(d.out, "part-*.parquet"))
+		return len(parts) > 0
+	}
+	if err := killChildWhen(ctx, d.rebuildCmd(ctx), committed, ": use a larger corpus or --latency"); err != nil {
+		return err
+	}
+	d.ledgerAtKill = d.sim.Ledger().Totals
+	partsAtKill, _ := filepath.Glob(filepath.Join(d.out, "part-*.parquet"))
+	d.partsAtKill = len(partsAtKill)
+	fmt.Fprintf(d.stdout, "Killed the rebuild (SIGKILL) after %d committed parts and %d billed requests\n", d.partsAtKill, d.ledgerAtKill.Billed)
+	return nil
+}
+
+// killChildWhen starts the drill's rebuild child and SIGKILLs it as soon as
+// ready reports true (checked every 5 ms), then waits for it to exit. A
+// child that ends first fails the drill (hint says what to change); ctx
+// ending kills the child.
+func killChildWhen(ctx context.Context, child *exec.Cmd, ready func() bool, hint string) error {
+	var stderr strings.Builder
+	child.Stderr = &stderr
+	if err := child.Start(); err != nil {
 		return fmt.Errorf("starting the rebuild child: %w", err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- first.Wait() }()
+	go func() { exited <- child.Wait() }()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case err := <-exited:
-			return &exitCodeError{exitDrill, fmt.Errorf("drill: the rebuild ended before it could be killed (%v): use a larger corpus or --latency\n%s", err, firstErr.String())}
+			return &exitCodeError{exitDrill, fmt.Errorf("drill: the rebuild ended before it could be killed (%v)%s\n%s", err, hint, stderr.String())}
 		case <-tick.C:
-			if parts, _ := filepath.Glob(filepath.Join(d.out, "part-*.parquet")); len(parts) > 0 {
-				first.Process.Signal(syscall.SIGKILL)
+			if ready() {
+				child.Process.Signal(syscall.SIGKILL)
 				<-exited
-				d.ledgerAtKill = d.sim.Ledger().Totals
-				partsAtKill, _ := filepath.Glob(filepath.Join(d.out, "part-*.parquet"))
-				d.partsAtKill = len(partsAtKill)
-				fmt.Fprintf(d.stdout, "Killed the rebuild (SIGKILL) after %d committed parts and %d billed requests\n", d.partsAtKill, d.ledgerAtKill.Billed)
 				return nil
 			}
 		case <-ctx.Done():
-			first.Process.Kill()
+			child.Process.Kill()
 			return ctx.Err()
 		}
 	}

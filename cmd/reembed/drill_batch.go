@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/reembed/reembed/checkpoint"
@@ -96,34 +95,16 @@ func (d *batchDrill) child(ctx context.Context, baseURL string) *exec.Cmd {
 // killDuringWait starts the child and SIGKILLs it once a batch is submitted
 // (journaled "submitted": created at the provider, not yet ingested).
 func (d *batchDrill) killDuringWait(ctx context.Context, e *env, baseURL string) error {
-	first := d.child(ctx, baseURL)
-	var stderr strings.Builder
-	first.Stderr = &stderr
-	if err := first.Start(); err != nil {
-		return fmt.Errorf("starting the rebuild child: %w", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- first.Wait() }()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-exited:
-			return &exitCodeError{exitDrill, fmt.Errorf("drill: the rebuild ended before it could be killed (%v)\n%s", err, stderr.String())}
-		case <-tick.C:
-			js, _ := filepath.Glob(filepath.Join(d.out, checkpoint.JournalDirName, "b*.json"))
-			for _, j := range js {
-				if b, err := os.ReadFile(j); err == nil && strings.Contains(string(b), `"state":"submitted"`) {
-					first.Process.Signal(syscall.SIGKILL)
-					<-exited
-					return nil
-				}
+	submitted := func() bool {
+		js, _ := filepath.Glob(filepath.Join(d.out, checkpoint.JournalDirName, "b*.json"))
+		for _, j := range js {
+			if b, err := os.ReadFile(j); err == nil && strings.Contains(string(b), `"state":"submitted"`) {
+				return true
 			}
-		case <-ctx.Done():
-			first.Process.Kill()
-			return ctx.Err()
 		}
+		return false
 	}
+	return killChildWhen(ctx, d.child(ctx, baseURL), submitted, "")
 }
 
 func (d *batchDrill) check(ctx context.Context, e *env, tok tokenizer.Tokenizer, l embedder.Ledger, pred planner.ModelEstimate, dur time.Duration) error {
